@@ -1,0 +1,122 @@
+"""The one configuration object of the tile, read by ``rtl``, ``model`` and ``tb`` alike.
+
+Every knob of the hardware lives here, and so does every latency that the golden model and
+the testbenches need: the RTL components are built from these numbers and the model predicts
+cycles from the same numbers, so there is one place where a latency is defined.
+"""
+
+from dataclasses import dataclass, fields, asdict
+
+__all__ = ["ConfigError", "LpuConfig", "PRESETS", "preset"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range. The message names the field, value and range."""
+
+
+def _is_pow2(x):
+    return x > 0 and (x & (x - 1)) == 0
+
+
+# (field, lower bound, upper bound, must be a power of two, what it is)
+_RANGES = {
+    "lanes":      (4, 64, True,  "int8 lanes per vector; the MXM is lanes x lanes"),
+    "banks":      (4, 16, False, "SRAM banks (int32 results are written as 4 byte planes)"),
+    "depth":      (16, 65536, True, "words (vectors) per SRAM bank"),
+    "acc_depth":  (2, 65536, True, "int32 vectors in the accumulator memory"),
+    "imem_depth": (4, 65536, True, "instructions in the instruction memory"),
+    "param_depth": (1, 4096, True, "rows of per-channel VXM parameters"),
+}
+
+
+@dataclass(frozen=True)
+class LpuConfig:
+    """Parameters of one LPU tile.
+
+    Raises :class:`ConfigError` naming the field, the value and the allowed range when a
+    value is out of range.
+    """
+    lanes: int = 8
+    banks: int = 4
+    depth: int = 256
+    acc_depth: int = 256
+    imem_depth: int = 256
+    param_depth: int = 64
+
+    def __post_init__(self):
+        for f in fields(self):
+            value = getattr(self, f.name)
+            lo, hi, pow2, what = _RANGES[f.name]
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ConfigError(f"config field '{f.name}' ({what}) must be an integer, "
+                                  f"got {value!r}")
+            if not lo <= value <= hi or (pow2 and not _is_pow2(value)):
+                rule = f"a power of two in [{lo}, {hi}]" if pow2 else f"in [{lo}, {hi}]"
+                raise ConfigError(f"config field '{f.name}' ({what}) = {value} is out of "
+                                  f"range: must be {rule}")
+
+    # ---- derived widths -------------------------------------------------------------------
+    @property
+    def word_bits(self):
+        """Bits in one SRAM word: one vector of ``lanes`` int8."""
+        return 8 * self.lanes
+
+    @property
+    def addr_bits(self):
+        return (self.depth - 1).bit_length()
+
+    @property
+    def bank_bits(self):
+        return max(1, (self.banks - 1).bit_length())
+
+    @property
+    def acc_addr_bits(self):
+        return (self.acc_depth - 1).bit_length()
+
+    @property
+    def host_data_bits(self):
+        """Width of the host port's data bus: one int32 vector."""
+        return 32 * self.lanes
+
+    # ---- latencies (cycles); the RTL is built to these, the model predicts with them ------
+    @property
+    def sram_read_latency(self):
+        """Cycles from a read address (or stream start) to its word on the bank's output."""
+        return 1
+
+    @property
+    def mxm_latency(self):
+        """Cycles from an activation vector entering the array to its result vector leaving
+        it: the skew of row ``lanes-1``, the column ripple and the de-skew of column 0."""
+        return 2 * self.lanes - 1
+
+    @property
+    def vxm_latency(self):
+        """Cycles from an int32 vector entering the vector unit to its int8/int32 result."""
+        return 4
+
+    # ---- presentation -------------------------------------------------------------------
+    def as_dict(self):
+        return asdict(self)
+
+    def describe(self):
+        return ", ".join(f"{k}={v}" for k, v in self.as_dict().items())
+
+
+PRESETS = {
+    # fastest to simulate; the regression's workhorse and the Icarus cross-check
+    "tiny": LpuConfig(lanes=4, banks=4, depth=128, acc_depth=64, imem_depth=256, param_depth=16),
+    # the reference tile
+    "default": LpuConfig(lanes=8, banks=4, depth=512, acc_depth=256, imem_depth=512, param_depth=64),
+    # a 16x16 array: what an FPGA of ECP5-85F size can hold
+    "large": LpuConfig(lanes=16, banks=4, depth=1024, acc_depth=512, imem_depth=1024, param_depth=64),
+}
+
+
+def preset(name):
+    """The named preset; an unknown name raises :class:`ConfigError` listing the known ones."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset '{name}': choose one of "
+                          f"{', '.join(PRESETS)}") from None

@@ -1,0 +1,117 @@
+"""The tile's instruction set: the one definition of the encoding.
+
+The RTL decoder (``rtl/sequencer.py``), the golden model (``model/tile.py``) and the
+assembler (``lpu/compiler.py``) all read the field table below; ``docs/isa.md`` describes it.
+Pure Python: no HDL import.
+
+An instruction is ``INSN_BITS`` wide. Every field sits at the same place in every opcode that
+uses it, so the decoder slices each field once.
+"""
+
+from dataclasses import dataclass
+
+__all__ = ["INSN_BITS", "FIELDS", "Op", "Insn", "ProgramError", "encode", "decode",
+           "validate_program"]
+
+INSN_BITS = 96
+
+
+class ProgramError(ValueError):
+    """A program is malformed: bad opcode, field out of range, no HALT, or a race."""
+
+
+class Op:
+    LW = 1    # load weights: LANES rows from an SRAM bank into a shadow weight buffer
+    MM = 2    # matmul: stream activation vectors through the array into the accumulators
+    VX = 3    # vector unit: accumulators -> bias, requantise/pass -> SRAM
+    HALT = 15  # wait for every unit to drain, then raise done
+
+    NAMES = {1: "LW", 2: "MM", 3: "VX", 15: "HALT"}
+
+
+# name: (lsb, width)
+FIELDS = {
+    "op":        (0, 4),
+    "bank":      (8, 8),    # LW/MM: bank read; VX: first bank written
+    "base":      (16, 16),  # LW/MM: first address read; VX: first address written
+    "stride":    (32, 16),  # address step, wraps at the bank's end; 0 repeats one word
+    "count":     (48, 16),  # MM/VX: vectors streamed (>= 1); LW: ignored (always LANES)
+    "acc_base":  (64, 16),  # MM: first accumulator written; VX: first accumulator read
+    "wbuf":      (80, 1),   # LW: shadow buffer loaded; MM: weight buffer used
+    "accumulate": (81, 1),  # MM: 1 adds to the accumulators, 0 overwrites them
+    "quant":     (82, 1),   # VX: 1 requantises to int8, 0 writes int32 as 4 byte planes
+    "prow":      (84, 12),  # VX: row of per-channel parameters (bias, multiplier, shift, ...)
+}
+
+# which fields each opcode reads
+OP_FIELDS = {
+    Op.LW: ("bank", "base", "stride", "wbuf"),
+    Op.MM: ("bank", "base", "stride", "count", "acc_base", "wbuf", "accumulate"),
+    Op.VX: ("bank", "base", "stride", "count", "acc_base", "quant", "prow"),
+    Op.HALT: (),
+}
+
+
+@dataclass(frozen=True)
+class Insn:
+    op: int
+    bank: int = 0
+    base: int = 0
+    stride: int = 1
+    count: int = 0
+    acc_base: int = 0
+    wbuf: int = 0
+    accumulate: int = 0
+    quant: int = 0
+    prow: int = 0
+
+    def __str__(self):
+        name = Op.NAMES.get(self.op, f"op{self.op}")
+        args = ", ".join(f"{f}={getattr(self, f)}" for f in OP_FIELDS.get(self.op, ()))
+        return f"{name} {args}".strip()
+
+
+def encode(insn):
+    word = 0
+    for name, (lsb, width) in FIELDS.items():
+        value = getattr(insn, name)
+        if not 0 <= value < (1 << width):
+            raise ProgramError(f"{Op.NAMES.get(insn.op, insn.op)}: field '{name}' = {value} "
+                               f"does not fit in {width} bits")
+        word |= value << lsb
+    return word
+
+
+def decode(word):
+    if not 0 <= word < (1 << INSN_BITS):
+        raise ProgramError(f"instruction word {word:#x} is wider than {INSN_BITS} bits")
+    return Insn(**{name: (word >> lsb) & ((1 << width) - 1)
+                   for name, (lsb, width) in FIELDS.items()})
+
+
+def validate_program(insns, config):
+    """Check a program against a configuration; raise :class:`ProgramError` naming the
+    first bad instruction. Races between units are checked by the model as it runs."""
+    if not insns:
+        raise ProgramError("empty program")
+    if len(insns) > config.imem_depth:
+        raise ProgramError(f"program has {len(insns)} instructions, instruction memory "
+                           f"holds {config.imem_depth}")
+    for pc, insn in enumerate(insns):
+        where = f"instruction {pc} ({insn})"
+        if insn.op not in Op.NAMES:
+            raise ProgramError(f"{where}: unknown opcode {insn.op}")
+        if insn.op == Op.HALT:
+            return
+        if insn.bank >= config.banks:
+            raise ProgramError(f"{where}: bank {insn.bank} >= banks {config.banks}")
+        if insn.base >= config.depth or insn.stride >= config.depth:
+            raise ProgramError(f"{where}: base/stride must be < depth {config.depth}")
+        if insn.op in (Op.MM, Op.VX):
+            if not 1 <= insn.count <= config.acc_depth:
+                raise ProgramError(f"{where}: count must be in [1, {config.acc_depth}]")
+            if insn.acc_base >= config.acc_depth:
+                raise ProgramError(f"{where}: acc_base must be < acc_depth {config.acc_depth}")
+        if insn.op == Op.VX and insn.prow >= config.param_depth:
+            raise ProgramError(f"{where}: prow must be < param_depth {config.param_depth}")
+    raise ProgramError("program does not end with HALT")

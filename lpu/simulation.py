@@ -1,0 +1,266 @@
+"""Verilog generation, the simulator build cache, and running one cocotb testbench.
+
+Builds are keyed by a hash of everything that goes into them: the generated Verilog, the lint
+control file, the simulator and its flags, and the cocotb version. A changed source gives a
+new key, so a stale build can never be reused; concurrent builders (``pytest -n auto``,
+``make sim``) of the same key serialise on a file lock, and a build becomes visible only once
+complete (it is built in a private folder and renamed into place).
+
+Each simulation runs as its own process group under a wall-clock timeout; on timeout or
+interrupt the whole group is killed, so no simulator process is left behind.
+"""
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import LpuConfig
+
+__all__ = ["ROOT", "BUILD", "DESIGNS", "elaborate", "generate_verilog", "write_verilog",
+           "build", "run_testbench", "SimResult"]
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = Path(os.environ.get("LPU_BUILD_DIR", ROOT / "build"))
+VLT = ROOT / "rtl" / "lint.vlt"
+
+# design name -> (module, class); each class takes the configuration
+DESIGNS = {
+    "sram": ("rtl.sram_banks", "SramBanks"),
+    "mxm": ("rtl.matmul_unit", "MatmulUnit"),
+    "vxm": ("rtl.vector_unit", "VectorUnit"),
+    "tile": ("rtl.tile", "LpuTile"),
+}
+
+# design name -> testbench module
+TESTBENCHES = {
+    "sram": "tb.test_sram",
+    "mxm": "tb.test_mxm",
+    "vxm": "tb.test_vxm",
+    "tile": "tb.test_tile",
+}
+
+
+def elaborate(design, config):
+    import importlib
+    module, cls = DESIGNS[design]
+    return getattr(importlib.import_module(module), cls)(config)
+
+
+def generate_verilog(design, config):
+    from amaranth.back import verilog
+    return verilog.convert(elaborate(design, config), name="top", emit_src=False)
+
+
+def _config_tag(config):
+    from .config import PRESETS
+    for name, cfg in PRESETS.items():
+        if cfg == config:
+            return name
+    return "custom"
+
+
+def write_verilog(design, config, out_dir=None):
+    """Write ``<design>.v`` for ``config`` into ``out_dir`` (default build/verilog/<preset>)."""
+    out_dir = Path(out_dir or BUILD / "verilog" / _config_tag(config))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{design}.v"
+    text = generate_verilog(design, config)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
+def _verilator_build_cmds(build_dir, vfile, waves):
+    import cocotb_tools.config as cc
+    cpp = cc.share_dir / "lib" / "verilator" / "verilator.cpp"
+    cmd = ["verilator", "-cc", "--exe", "-Mdir", str(build_dir), "--top-module", "top",
+           "--vpi", "--public-flat-rw", "--prefix", "Vtop", "-o", "top",
+           "-LDFLAGS", f"-Wl,-rpath,{cc.libs_dir} -L{cc.libs_dir} -lcocotbvpi_verilator",
+           "-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "fast", "--x-initial", "fast",
+           "-O3"]
+    if waves:
+        cmd += ["--trace-fst", "--trace-structs"]
+    cmd += [str(VLT), str(cpp), str(vfile)]
+    jobs = str(max(1, min(4, os.cpu_count() or 1)))
+    return [cmd, ["make", "-s", "-j", jobs, "-C", str(build_dir), "-f", "Vtop.mk",
+                  f"VM_TRACE={int(waves)}"]]
+
+
+def _icarus_build_cmds(build_dir, vfile, waves):
+    cmdfile = build_dir / "cmds.f"
+    cmdfile.write_text("+timescale+1ns/1ps\n")
+    return [["iverilog", "-o", str(build_dir / "sim.vvp"), "-s", "top", "-g2012",
+             "-f", str(cmdfile), str(vfile)]]
+
+
+def _tool_versions(sim):
+    import cocotb
+    return {"cocotb": cocotb.__version__, "python": sys.version.split()[0], "sim": sim}
+
+
+def build(design, config, *, sim="verilator", waves=False, log=print):
+    """Build (or reuse) the simulator for ``design`` at ``config``; returns the build folder."""
+    from .toolchain import verilator_env, ToolError
+    text = generate_verilog(design, config)
+    if sim == "icarus" and shutil.which("iverilog") is None:
+        raise ToolError("'iverilog' not found: install Icarus Verilog (apt-get install -y iverilog)")
+    flags = {"waves": bool(waves), "tools": _tool_versions(sim), "build_format": 3}
+    h = hashlib.sha256()
+    h.update(text.encode())
+    h.update(VLT.read_bytes())
+    h.update(json.dumps(flags, sort_keys=True).encode())
+    if sim == "verilator":
+        h.update(json.dumps(verilator_env({}).get("MAKEFLAGS")).encode())
+    key = h.hexdigest()[:16]
+    final = BUILD / "sim" / "builds" / f"{design}-{_config_tag(config)}-{sim}{'-waves' if waves else ''}-{key}"
+    stamp = final / "BUILD_OK"
+    if stamp.exists():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.parent / f".{final.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if stamp.exists():          # another process built it while we waited
+            return final
+        tmp = final.parent / f".tmp-{final.name}-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        vfile = tmp / "top.v"
+        vfile.write_text(text)
+        env = verilator_env() if sim == "verilator" else dict(os.environ)
+        cmds = (_verilator_build_cmds(tmp, vfile, waves) if sim == "verilator"
+                else _icarus_build_cmds(tmp, vfile, waves))
+        t0 = time.monotonic()
+        logf = tmp / "build.log"
+        with open(logf, "w") as f:
+            for cmd in cmds:
+                r = subprocess.run(cmd, cwd=tmp, env=env, stdout=f, stderr=subprocess.STDOUT)
+                if r.returncode != 0:
+                    tail = logf.read_text().splitlines()[-20:]
+                    raise RuntimeError(f"{sim} build of {design} failed ({' '.join(cmd[:2])}...):\n"
+                                       + "\n".join(tail))
+        if sim == "verilator":
+            # the binary is all a run needs; drop the objects (tens of MB per build)
+            for p in tmp.iterdir():
+                if p.suffix in (".o", ".d", ".a", ".cpp", ".h") or p.name.endswith(".gch"):
+                    p.unlink()
+        (tmp / "BUILD_OK").write_text(json.dumps({"seconds": time.monotonic() - t0, **flags}))
+        shutil.rmtree(final, ignore_errors=True)
+        os.rename(tmp, final)
+        log(f"built {final.name} in {time.monotonic() - t0:.1f} s")
+    return final
+
+
+@dataclass
+class SimResult:
+    passed: bool
+    tests: int
+    failures: int
+    sim_cycles: int
+    wall: float
+    message: str
+    log: Path
+    results_xml: Path
+    waves: Path | None
+
+
+def _cocotb_env(test_module, seed, results_file, extra_env, testcase):
+    import cocotb_tools.config as cc
+    import find_libpython
+    env = dict(os.environ)
+    env.update({k: str(v) for k, v in (extra_env or {}).items()})
+    env["PATH"] = env.get("PATH", "") + os.pathsep + str(cc.libs_dir)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + sys.path)
+    env["PYGPI_PYTHON_BIN"] = sys.executable
+    env["GPI_USERS"] = ";".join([find_libpython.find_libpython(), cc.pygpi_entry_point()])
+    env["COCOTB_TOPLEVEL"] = "top"
+    env["TOPLEVEL_LANG"] = "verilog"
+    env["COCOTB_TEST_MODULES"] = test_module
+    env["COCOTB_RANDOM_SEED"] = str(seed)
+    env["COCOTB_RESULTS_FILE"] = str(results_file)
+    env["COCOTB_TRUST_INERTIAL_WRITES"] = "1"
+    env["COCOTB_ANSI_OUTPUT"] = "0"
+    env.pop("COCOTB_TEST_FILTER", None)
+    if testcase:
+        env["COCOTB_TEST_FILTER"] = testcase
+    return env
+
+
+def _parse_results(path, stats):
+    import xml.etree.ElementTree as ET
+    tests = failures = 0
+    messages = []
+    cycles = sum(json.loads(line)["cycles"] for line in stats.read_text().splitlines()
+                 if line.strip()) if stats.exists() else 0
+    if not path.exists():
+        return 0, 0, 0, []
+    for case in ET.parse(path).getroot().iter("testcase"):
+        tests += 1
+        bad = [c for c in case if c.tag in ("failure", "error")]
+        if bad:
+            failures += 1
+            messages.append(f"{case.get('name')}: {bad[0].get('message') or bad[0].text or ''}".strip())
+    return tests, failures, cycles, messages
+
+
+def run_testbench(design, config, *, seed, run_dir, sim="verilator", waves=False, timeout=600,
+                  testcase=None, extra_env=None, log=print):
+    """Run the cocotb testbench of ``design`` once. Never raises for a failing or hung
+    simulation: the :class:`SimResult` says what happened."""
+    build_dir = build(design, config, sim=sim, waves=waves, log=log)
+    run_dir = Path(run_dir).resolve()
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    results = run_dir / "results.xml"
+    env = _cocotb_env(TESTBENCHES[design], seed, results, extra_env, testcase)
+    env["LPU_CONFIG_JSON"] = json.dumps(config.as_dict())
+    env["LPU_STATS_FILE"] = str(run_dir / "stats.jsonl")
+    if sim == "verilator":
+        cmd = [str(build_dir / "top")] + (["--trace", "--trace-file", "dump.fst"] if waves else [])
+    else:
+        import cocotb_tools.config as cc
+        cmd = ["vvp", "-M", str(cc.libs_dir), "-m", "cocotbvpi_icarus", str(build_dir / "sim.vvp")]
+        if waves:
+            env["LPU_ICARUS_DUMP"] = "1"
+    logf = run_dir / "sim.log"
+    t0 = time.monotonic()
+    message = ""
+    with open(logf, "w") as f:
+        proc = subprocess.Popen(cmd, cwd=run_dir, env=env, stdout=f, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            rc = None
+            message = f"wall-clock timeout: simulation still running after {timeout} s, killed"
+        except BaseException:
+            _kill_group(proc)
+            raise
+    wall = time.monotonic() - t0
+    tests, failures, cycles, messages = _parse_results(results, run_dir / "stats.jsonl")
+    if rc is not None and rc != 0 and not message:
+        message = f"simulator exited with code {rc}"
+    if tests == 0 and not message:
+        message = "no test results (simulator crashed or testbench failed to load)"
+    if messages:
+        message = "; ".join(messages) + (f" ({message})" if message else "")
+    passed = rc == 0 and tests > 0 and failures == 0
+    wave = run_dir / "dump.fst"
+    return SimResult(passed, tests, failures if tests else 1, cycles, wall, message, logf,
+                     results, wave if wave.exists() else None)
+
+
+def _kill_group(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()

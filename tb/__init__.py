@@ -1,0 +1,1 @@
+"""cocotb testbenches, one per unit plus the top."""

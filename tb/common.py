@@ -1,0 +1,84 @@
+"""What every testbench shares: configuration, seeds, clock and reset, the watchdog, the
+stats the regression reports, and packing of vectors into Verilog buses."""
+
+import json
+import os
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ReadOnly, RisingEdge, ClockCycles
+
+from lpu.config import LpuConfig
+
+__all__ = ["load_config", "rng_for", "TB", "pack", "unpack", "record_stats", "WATCHDOG"]
+
+# Simulated-time watchdog for every test: a hang fails the test with cocotb's timeout
+# message instead of spinning until the wall-clock timeout kills the process.
+WATCHDOG = dict(timeout_time=int(os.environ.get("LPU_WATCHDOG_US", "20000")), timeout_unit="us")
+
+CLOCK_NS = 10
+
+
+def load_config():
+    return LpuConfig(**json.loads(os.environ["LPU_CONFIG_JSON"]))
+
+
+def rng_for(name):
+    """A NumPy generator seeded from cocotb's seed and the test's name, so each test's
+    stimulus is reproducible on its own."""
+    seed = int(os.environ.get("COCOTB_RANDOM_SEED", "0"))
+    salt = sum(ord(c) * (i + 1) for i, c in enumerate(name))
+    cocotb.log.info(f"{name}: seed {seed} (rerun: make sim TEST={name} SEED={seed} WAVES=1)")
+    return np.random.default_rng([seed, salt])
+
+
+def pack(values, bits):
+    """Lanes (lane 0 first) -> the integer of a flat bus, lane 0 in the low bits."""
+    mask = (1 << bits) - 1
+    word = 0
+    for i, v in enumerate(np.asarray(values).tolist()):
+        word |= (int(v) & mask) << (i * bits)
+    return word
+
+
+def unpack(word, bits, lanes, signed=True):
+    mask = (1 << bits) - 1
+    vals = [(int(word) >> (i * bits)) & mask for i in range(lanes)]
+    if signed:
+        vals = [v - (1 << bits) if v >> (bits - 1) else v for v in vals]
+    return np.array(vals, dtype=np.int64)
+
+
+def record_stats(test, cycles, **extra):
+    path = os.environ.get("LPU_STATS_FILE")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps({"test": test, "cycles": int(cycles), **extra}) + "\n")
+
+
+class TB:
+    """Clock, reset and a cycle counter for a design with ``clk`` and ``rst``."""
+
+    def __init__(self, dut):
+        self.dut = dut
+        self.config = load_config()
+        self.cycle = 0
+        Clock(dut.clk, CLOCK_NS, unit="ns").start()
+
+    async def reset(self, inputs=()):
+        for sig in inputs:
+            sig.value = 0
+        self.dut.rst.value = 1
+        await ClockCycles(self.dut.clk, 2)
+        self.dut.rst.value = 0
+        await RisingEdge(self.dut.clk)
+        self.cycle = 0
+
+    async def settle(self):
+        """Wait until this cycle's values are final (read them after this)."""
+        await ReadOnly()
+
+    async def tick(self, n=1):
+        await ClockCycles(self.dut.clk, n)
+        self.cycle += n

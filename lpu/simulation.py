@@ -235,6 +235,7 @@ def run_testbench(design, config, *, seed, run_dir, sim="verilator", waves=False
     with open(logf, "w") as f:
         proc = subprocess.Popen(cmd, cwd=run_dir, env=env, stdout=f, stderr=subprocess.STDOUT,
                                 start_new_session=True)
+        _LIVE.add(proc)
         try:
             rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -244,6 +245,8 @@ def run_testbench(design, config, *, seed, run_dir, sim="verilator", waves=False
         except BaseException:
             _kill_group(proc)
             raise
+        finally:
+            _LIVE.discard(proc)
     wall = time.monotonic() - t0
     tests, failures, cycles, messages = _parse_results(results, run_dir / "stats.jsonl")
     if rc is not None and rc != 0 and not message:
@@ -256,6 +259,14 @@ def run_testbench(design, config, *, seed, run_dir, sim="verilator", waves=False
     wave = run_dir / "dump.fst"
     return SimResult(passed, tests, failures if tests else 1, cycles, wall, message, logf,
                      results, wave if wave.exists() else None)
+
+
+_LIVE = set()   # simulator processes running now, killed by kill_all() on Ctrl-C
+
+
+def kill_all():
+    for proc in list(_LIVE):
+        _kill_group(proc)
 
 
 def _kill_group(proc):

@@ -1,0 +1,61 @@
+# lpu-cosim: every target sets itself up. `make sim` and `make test` create .venv and install
+# the pinned dependencies when .venv is missing or older than pyproject.toml.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+CONFIG ?=
+TEST   ?=
+SEED   ?=
+SEEDS  ?=
+WAVES  ?=
+SIM    ?= verilator
+SHARD  ?=
+JOBS   ?=
+BOARD  ?= icebreaker
+
+.PHONY: help install sim test verilog lint bench clean distclean configs
+
+help:
+	@echo "make sim      cocotb regression over every preset (CONFIG= TEST= SEED= SEEDS= WAVES=1 SIM= SHARD=i/n)"
+	@echo "make test     the whole test suite (model, lint, CLI, simulations)"
+	@echo "make verilog  generated Verilog in build/verilog/<preset>/ (CONFIG=preset)"
+	@echo "make lint     verilator --lint-only -Wall on the generated Verilog"
+	@echo "make install  create .venv with the pinned dependencies"
+
+$(STAMP): pyproject.toml
+	@for t in c++ perl make; do command -v $$t >/dev/null 2>&1 || { \
+	  echo "error: '$$t' not found: install it (Debian: apt-get install g++ perl make)" >&2; exit 1; }; done
+	@command -v $(PYTHON) >/dev/null 2>&1 || { \
+	  echo "error: '$(PYTHON)' not found: install Python 3.11 or run make PYTHON=/path/to/python3.11" >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+configs: $(STAMP)
+	$(BIN)/lpu configs
+
+sim: $(STAMP)
+	$(BIN)/lpu sim $(if $(CONFIG),--config $(CONFIG)) $(if $(TEST),--test $(TEST)) \
+	  $(if $(SEED),--seed $(SEED)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(filter 1 yes true,$(WAVES)),--waves) \
+	  --sim $(SIM) $(if $(SHARD),--shard $(SHARD)) $(if $(JOBS),--jobs $(JOBS))
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n auto -q
+
+verilog: $(STAMP)
+	$(BIN)/lpu verilog $(if $(CONFIG),--config $(CONFIG))
+
+lint: $(STAMP)
+	$(BIN)/lpu lint $(if $(CONFIG),--config $(CONFIG))
+
+clean:
+	rm -rf build sim_build .pytest_cache
+
+distclean: clean
+	rm -rf $(VENV) *.egg-info

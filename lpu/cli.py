@@ -1,0 +1,133 @@
+"""The ``lpu`` command. User errors print one line ``error: ...`` and exit with code 2."""
+
+import argparse
+import signal
+import sys
+
+from .config import ConfigError, PRESETS, preset
+
+__all__ = ["main", "UserError"]
+
+
+class UserError(Exception):
+    """Bad input from the user: reported as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UserError(message)
+
+
+def cmd_configs(args):
+    for name, cfg in PRESETS.items():
+        print(f"{name:8s} {cfg.describe()}  (MXM {cfg.lanes}x{cfg.lanes}, "
+              f"{cfg.banks * cfg.depth * cfg.lanes // 1024} KiB SRAM)")
+    return 0
+
+
+def _presets(arg):
+    names = list(PRESETS) if arg in (None, "all") else [a for a in arg.split(",") if a]
+    return [(n, preset(n)) for n in names]
+
+
+def cmd_verilog(args):
+    from .simulation import DESIGNS, write_verilog
+    for name, cfg in _presets(args.config):
+        for design in DESIGNS:
+            print(write_verilog(design, cfg))
+    return 0
+
+
+def cmd_lint(args):
+    from .lint import lint
+    failed = 0
+    for name, cfg in _presets(args.config):
+        failed += lint(name, cfg)
+    return 1 if failed else 0
+
+
+def cmd_sim(args):
+    from .regression import plan, run_regression
+    try:
+        jobs = plan(args.config, args.test, args.seed, args.seeds, args.shard, args.sim)
+    except ValueError as e:
+        raise UserError(str(e)) from None
+    if args.sim == "icarus":
+        import shutil
+        if shutil.which("iverilog") is None:
+            raise UserError("'iverilog' not found: apt-get install -y iverilog")
+    if not jobs:
+        print("lpu sim: this shard has no jobs")
+        return 0
+    return 1 if run_regression(jobs, sim=args.sim, waves=args.waves, jobs_parallel=args.jobs) else 0
+
+
+def cmd_merge_junit(args):
+    from .regression import merge_junit
+    n = merge_junit(args.inputs, args.output)
+    print(f"merged {len(args.inputs)} files, {n} test cases -> {args.output}")
+    return 0
+
+
+def cmd_gemm(args):
+    from .runtime import gemm_command
+    return gemm_command(args)
+
+
+def build_parser():
+    p = _Parser(prog="lpu", description="LPU tile co-simulation: model, sim and FPGA back ends")
+    sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
+
+    sub.add_parser("configs", help="list the configuration presets").set_defaults(fn=cmd_configs)
+
+    s = sub.add_parser("verilog", help="write generated Verilog to build/verilog/<preset>/")
+    s.add_argument("--config", default=None, help="preset, comma list, or 'all' (default)")
+    s.set_defaults(fn=cmd_verilog)
+
+    s = sub.add_parser("lint", help="verilator --lint-only -Wall on the generated Verilog")
+    s.add_argument("--config", default=None)
+    s.set_defaults(fn=cmd_lint)
+
+    s = sub.add_parser("sim", help="the cocotb regression")
+    s.add_argument("--config", default=None, help="preset or comma list (default: all)")
+    s.add_argument("--test", default=None, help="testbench name or cocotb test name/regex")
+    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--seeds", type=int, default=None)
+    s.add_argument("--waves", action="store_true", help="write FST waveforms")
+    s.add_argument("--sim", choices=["verilator", "icarus"], default="verilator")
+    s.add_argument("--shard", default=None, help="i/n: run the i-th of n disjoint slices")
+    s.add_argument("--jobs", type=int, default=None, help="parallel simulations (default: cores)")
+    s.set_defaults(fn=cmd_sim)
+
+    s = sub.add_parser("merge-junit", help="merge the results.xml of several shards")
+    s.add_argument("inputs", nargs="+")
+    s.add_argument("-o", "--output", required=True)
+    s.set_defaults(fn=cmd_merge_junit)
+
+    s = sub.add_parser("gemm", help="run an int8 GEMM on a back end")
+    s.add_argument("a", metavar="A.npy")
+    s.add_argument("b", metavar="B.npy")
+    s.add_argument("-o", "--output", required=True, metavar="OUT.npy")
+    s.add_argument("--bias", default=None, metavar="BIAS.npy")
+    s.add_argument("--quant", default=None, metavar="QUANT.json")
+    s.add_argument("--backend", default="model", help="model | sim")
+    s.add_argument("--config", default="default", help="preset (default: default)")
+    s.set_defaults(fn=cmd_gemm)
+    return p
+
+
+def main(argv=None):
+    signal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        args = build_parser().parse_args(argv)
+        return args.fn(args)
+    except (UserError, ConfigError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

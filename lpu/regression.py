@@ -1,0 +1,236 @@
+"""`make sim`: every testbench on every preset and several seeds, in parallel.
+
+One *job* is one testbench (all its cocotb tests) on one preset with one seed, run as its own
+simulator process under a wall-clock timeout. Jobs are listed in a fixed order, so
+``--shard i/n`` picks a deterministic, disjoint slice; the union of all n shards is the whole
+regression, and ``lpu merge-junit`` combines their JUnit files.
+"""
+
+import os
+import re
+import shlex
+import signal
+import sys
+import time
+import xml.etree.ElementTree as ET
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import PRESETS, preset
+from .simulation import BUILD, ROOT, TESTBENCHES, build, kill_all, run_testbench
+
+__all__ = ["Job", "plan", "run_regression", "merge_junit"]
+
+# Presets where Icarus is fast enough for the cross-check (it is an event-driven interpreter)
+ICARUS_PRESETS = ("tiny",)
+DEFAULT_SEEDS = 2
+TIMEOUT_S = int(os.environ.get("LPU_SIM_TIMEOUT", "900"))
+
+
+@dataclass(frozen=True)
+class Job:
+    testbench: str
+    preset: str
+    seed: int
+    testcase: str | None = None
+
+    @property
+    def name(self):
+        return f"{self.testbench}/{self.preset}/seed{self.seed}" + (f"/{self.testcase}" if self.testcase else "")
+
+    def rerun(self, sim):
+        test = self.testcase or self.testbench
+        return (f"make sim TEST={test} CONFIG={self.preset} SEED={self.seed} WAVES=1"
+                + (f" SIM={sim}" if sim != "verilator" else ""))
+
+
+def _testcases():
+    """cocotb test name -> testbench, read from the tb sources."""
+    found = {}
+    for tb, module in TESTBENCHES.items():
+        path = ROOT / (module.replace(".", "/") + ".py")
+        if path.exists():
+            for name in re.findall(r"^async def (test_\w+)\(", path.read_text(), re.M):
+                found.setdefault(name, []).append(tb)
+    return found
+
+
+def plan(configs=None, test=None, seed=None, seeds=None, shard=None, sim="verilator"):
+    """The ordered list of jobs. Raises ValueError naming a bad knob."""
+    names = list(PRESETS) if not configs else [c.strip() for c in configs.split(",") if c.strip()]
+    for n in names:
+        preset(n)                          # ConfigError for an unknown preset
+    if sim == "icarus" and not configs:
+        names = [n for n in names if n in ICARUS_PRESETS]
+    if seed is not None:
+        seed_list = [int(seed)]
+    else:
+        count = DEFAULT_SEEDS if seeds is None else int(seeds)
+        if count < 1:
+            raise ValueError(f"SEEDS={count}: must be >= 1")
+        seed_list = [1000 + i for i in range(count)]
+    benches = list(TESTBENCHES)
+    testcase = None
+    if test:
+        if test in TESTBENCHES:
+            benches = [test]
+        else:
+            cases = _testcases()
+            hits = {k: v for k, v in cases.items() if re.search(test, k)}
+            if not hits:
+                raise ValueError(f"TEST={test} matches no testbench ({', '.join(TESTBENCHES)}) "
+                                 f"and no cocotb test")
+            benches = sorted({tb for v in hits.values() for tb in v}, key=list(TESTBENCHES).index)
+            testcase = test
+    jobs = [Job(tb, p, s, testcase) for tb in benches for p in names for s in seed_list]
+    if shard:
+        m = re.fullmatch(r"(\d+)/(\d+)", shard)
+        if not m or not 1 <= int(m[1]) <= int(m[2]):
+            raise ValueError(f"SHARD={shard}: must be i/n with 1 <= i <= n")
+        i, n = int(m[1]), int(m[2])
+        jobs = jobs[i - 1::n]
+    return jobs
+
+
+def _fmt_cycles(n):
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else str(n)
+
+
+def run_regression(jobs, *, sim="verilator", waves=False, jobs_parallel=None, out=None,
+                   timeout=TIMEOUT_S):
+    """Run ``jobs``; print progress and a summary; write build/sim/results.xml.
+    Returns the number of failed jobs."""
+    out = out or sys.stdout
+    say = lambda s: (out.write(s + "\n"), out.flush())
+    t0 = time.monotonic()
+    par = jobs_parallel or os.cpu_count() or 1
+    results_dir = BUILD / "sim"
+    results_dir.mkdir(parents=True, exist_ok=True)
+    say(f"lpu sim: {len(jobs)} jobs ({sim}), {par} in parallel")
+
+    # Build every (design, preset) first, in parallel: later jobs only run.
+    pairs = sorted({(j.testbench, j.preset) for j in jobs})
+    build_errors = {}
+    with ThreadPoolExecutor(max_workers=par) as ex:
+        futs = {ex.submit(build, tb, preset(p), sim=sim, waves=waves,
+                          log=lambda s: say("  " + s)): (tb, p) for tb, p in pairs}
+        for f in as_completed(futs):
+            try:
+                f.result()
+            except Exception as e:       # a failed build fails its jobs, not the regression
+                build_errors[futs[f]] = str(e)
+                say(f"  BUILD FAILED {futs[f][0]}/{futs[f][1]}: {str(e).splitlines()[0]}")
+    t_build = time.monotonic() - t0
+
+    done = []
+    stop = {"flag": False}
+
+    def one(job):
+        if stop["flag"]:
+            return job, None
+        if (job.testbench, job.preset) in build_errors:
+            return job, build_errors[(job.testbench, job.preset)]
+        run_dir = results_dir / "runs" / sim / job.name.replace("/", "-")
+        return job, run_testbench(job.testbench, preset(job.preset), seed=job.seed,
+                                  run_dir=run_dir, sim=sim, waves=waves, timeout=timeout,
+                                  testcase=job.testcase, log=lambda s: say("  " + s))
+
+    ex = ThreadPoolExecutor(max_workers=par)
+    try:
+        futs = [ex.submit(one, j) for j in jobs]
+        for f in as_completed(futs):
+            job, res = f.result()
+            if res is None:
+                continue
+            if isinstance(res, str):
+                say(f"FAIL  {job.name:32s} build failed")
+                done.append((job, None, res))
+                continue
+            status = "PASS" if res.passed else "FAIL"
+            say(f"{status}  {job.testbench:5s} {job.preset:8s} seed={job.seed:<6d} "
+                f"{res.tests:2d} tests  {_fmt_cycles(res.sim_cycles):>8s} cycles  {res.wall:6.1f} s")
+            done.append((job, res, res.message))
+    except KeyboardInterrupt:
+        stop["flag"] = True
+        say("interrupted: stopping; running simulators are killed")
+        kill_all()
+        ex.shutdown(wait=False, cancel_futures=True)
+        kill_all()
+        raise
+    ex.shutdown(wait=True)
+
+    failed = [(j, r, m) for j, r, m in done if r is None or not r.passed]
+    # Failures: re-run with waves when the first run had none, then print how to reproduce.
+    for job, res, msg in failed:
+        say("")
+        say(f"FAILED {job.name}: {msg}")
+        say(f"  seed:   {job.seed}")
+        if res is not None:
+            say(f"  log:    {res.log}")
+            wave = res.waves
+            if wave is None and not waves and sim == "verilator":
+                run_dir = results_dir / "runs" / sim / (job.name.replace("/", "-") + "-waves")
+                rerun = run_testbench(job.testbench, preset(job.preset), seed=job.seed,
+                                      run_dir=run_dir, sim=sim, waves=True, timeout=timeout,
+                                      testcase=job.testcase, log=lambda s: None)
+                wave = rerun.waves
+            say(f"  waves:  {wave if wave else '(none written)'}")
+        say(f"  rerun:  {job.rerun(sim)}")
+
+    _write_junit(done, results_dir / "results.xml", sim)
+    wall = time.monotonic() - t0
+    _summary(say, done, wall, t_build)
+    say(f"JUnit: {results_dir / 'results.xml'}")
+    return len(failed) + (len(jobs) - len(done))
+
+
+def _summary(say, done, wall, t_build):
+    n = len(done)
+    npass = sum(1 for _, r, _ in done if r is not None and r.passed)
+    cycles = sum(r.sim_cycles for _, r, _ in done if r is not None)
+    say("")
+    say("testbench  preset    jobs  pass  cycles      sim wall  cycles/s")
+    groups = {}
+    for j, r, _ in done:
+        g = groups.setdefault((j.testbench, j.preset), [0, 0, 0, 0.0])
+        g[0] += 1
+        if r is not None:
+            g[1] += r.passed
+            g[2] += r.sim_cycles
+            g[3] += r.wall
+    for (tb, p), (jn, jp, c, w) in sorted(groups.items()):
+        say(f"{tb:10s} {p:8s} {jn:5d} {jp:5d}  {_fmt_cycles(c):>9s} {w:8.1f} s  {c / w if w else 0:9.0f}")
+    say(f"TOTAL: {n} jobs, {npass} passed, {n - npass} failed, {_fmt_cycles(cycles)} simulated "
+        f"cycles, wall {wall:.1f} s (builds {t_build:.1f} s)")
+
+
+def _write_junit(done, path, sim):
+    suites = ET.Element("testsuites", name="lpu-sim")
+    for job, res, msg in done:
+        suite = ET.SubElement(suites, "testsuite", name=f"{sim}.{job.name}")
+        if res is not None and res.results_xml.exists():
+            for case in ET.parse(res.results_xml).getroot().iter("testcase"):
+                case.set("classname", f"{sim}.{job.testbench}.{job.preset}.seed{job.seed}")
+                suite.append(case)
+        if res is None or not res.passed:
+            if res is None or res.tests == 0 or not any(
+                    c.find("failure") is not None or c.find("error") is not None for c in suite):
+                case = ET.SubElement(suite, "testcase", name=job.testbench,
+                                     classname=f"{sim}.{job.testbench}.{job.preset}.seed{job.seed}")
+                ET.SubElement(case, "failure", message=msg or "failed")
+        suite.set("tests", str(len(suite.findall("testcase"))))
+        suite.set("failures", str(sum(1 for c in suite if c.find("failure") is not None
+                                      or c.find("error") is not None)))
+    ET.ElementTree(suites).write(path, encoding="unicode", xml_declaration=True)
+
+
+def merge_junit(inputs, output):
+    """Combine the results.xml of several shards into one file."""
+    merged = ET.Element("testsuites", name="lpu-sim")
+    for p in inputs:
+        root = ET.parse(p).getroot()
+        for suite in (root.iter("testsuite") if root.tag == "testsuites" else [root]):
+            merged.append(suite)
+    ET.ElementTree(merged).write(output, encoding="unicode", xml_declaration=True)
+    return len(merged.findall(".//testcase"))

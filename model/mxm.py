@@ -1,0 +1,141 @@
+"""The matrix unit: the streaming weight-stationary matmul pipeline, bit- and cycle-exact.
+
+Contract (``rtl/matmul_array.py``, ``rtl/accumulator.py``):
+
+* A weight-row write ``(c, buf, k, row)`` on cycle ``c`` is seen by PE(k, n) from cycle
+  ``c + 1``.
+* An activation ``a`` entering on cycle ``t`` with buffer ``buf`` meets PE(k, n) on cycle
+  ``t + k + n`` and so uses ``W_buf[k][n]`` as it stood after the writes of cycles
+  ``<= t + k + n - 1``. Its result vector ``r[n] = sum_k a[k] * W[k][n]`` (exact in int32)
+  leaves the array on cycle ``t + mxm_latency``.
+* On cycle ``t + mxm_latency + 1`` the accumulator update happens:
+  ``acc[addr] = (acc[addr] if accumulate else 0) + r`` wrapping mod 2**32; a read of the
+  accumulators sees it from cycle ``t + mxm_latency + 2`` on.
+"""
+
+import numpy as np
+
+__all__ = ["MatmulModel", "Activations", "ACC_UPDATE_DELAY", "ACC_VISIBLE_DELAY", "wrap32", "acc_timeline",
+           "apply_updates"]
+
+# cycles after the array's output at which the accumulator update is written / readable
+ACC_UPDATE_DELAY = 1
+ACC_VISIBLE_DELAY = 2
+
+
+class Activations:
+    """A batch of activations, as arrays: ``cycle`` (N,), ``buf`` (N,), ``data`` (N, L) int8,
+    ``addr`` (N,), ``accumulate`` (N,)."""
+
+    def __init__(self, cycle, buf, data, addr, accumulate):
+        self.cycle = np.asarray(cycle, dtype=np.int64)
+        self.buf = np.asarray(buf, dtype=np.int64)
+        self.data = np.asarray(data, dtype=np.int8)
+        self.addr = np.asarray(addr, dtype=np.int64)
+        self.accumulate = np.asarray(accumulate, dtype=bool)
+
+    @classmethod
+    def concat(cls, parts, lanes):
+        if not parts:
+            z = np.zeros(0, dtype=np.int64)
+            return cls(z, z, np.zeros((0, lanes), np.int8), z, z.astype(bool))
+        return cls(*(np.concatenate([getattr(p, f) for p in parts])
+                     for f in ("cycle", "buf", "data", "addr", "accumulate")))
+
+    def __len__(self):
+        return len(self.cycle)
+
+
+class MatmulModel:
+    def __init__(self, config):
+        self.config = config
+        L = config.lanes
+        # per (buf, row): write cycles (ascending) and the rows written; version 0 = zeros
+        self._wc = {(b, k): [-(1 << 62)] for b in (0, 1) for k in range(L)}
+        self._wd = {(b, k): [np.zeros(L, np.int8)] for b in (0, 1) for k in range(L)}
+        self.acc = np.zeros((config.acc_depth, L), dtype=np.int32)
+
+    def write_weights(self, cycle, buf, row, values):
+        key = (int(buf), int(row))
+        if cycle <= self._wc[key][-1]:
+            raise ValueError("weight writes must be given in cycle order")
+        self._wc[key].append(int(cycle))
+        self._wd[key].append(np.asarray(values, dtype=np.int8).copy())
+
+    def results(self, act):
+        """Result vectors (N, L) int32 for ``act``, leaving the array at
+        ``act.cycle + mxm_latency``. All weight writes must have been given first."""
+        L = self.config.lanes
+        N = len(act)
+        out = np.zeros((N, L), dtype=np.int64)
+        a = act.data.astype(np.int64)
+        for b in (0, 1):
+            sel = np.nonzero(act.buf == b)[0]
+            if not len(sel):
+                continue
+            t = act.cycle[sel]
+            for k in range(L):
+                wc = np.asarray(self._wc[(b, k)])
+                wd = np.stack(self._wd[(b, k)]).astype(np.int64)   # (versions, L)
+                first = np.searchsorted(wc, t + k - 1, side="right") - 1
+                last = np.searchsorted(wc, t + k + L - 2, side="right") - 1
+                same = first == last        # fast path: one weight version across the row
+                out[sel[same]] += a[sel[same], k, None] * wd[first[same]]
+                for i in np.nonzero(~same)[0]:   # a row rewritten under a moving activation
+                    for n in range(L):
+                        v = np.searchsorted(wc, t[i] + k + n - 1, side="right") - 1
+                        out[sel[i], n] += a[sel[i], k] * wd[v, n]
+        return out.astype(np.int32)
+
+    def run(self, act, read_cycle=(), read_addr=()):
+        """Results of ``act`` (N, L) and the accumulator rows read on ``read_cycle`` at
+        ``read_addr`` (R, L); updates ``self.acc``. All weight writes must be given first."""
+        results = self.results(act)
+        reads = acc_timeline(self.acc, act, results, np.asarray(read_cycle, dtype=np.int64),
+                             np.asarray(read_addr, dtype=np.int64), self.config.mxm_latency)
+        return results, reads
+
+
+def wrap32(x):
+    """int64 array -> int32 wrapping mod 2**32."""
+    return np.asarray(x, dtype=np.int64).astype(np.uint64).astype(np.uint32).view(np.int32)
+
+
+def apply_updates(acc, addr, accumulate, results):
+    """``acc[addr[i]] = (acc[addr[i]] if accumulate[i] else 0) + results[i]`` for i in order,
+    wrapping; vectorised over runs of distinct addresses."""
+    i, n = 0, len(addr)
+    while i < n:
+        seen = set()
+        j = i
+        while j < n and int(addr[j]) not in seen:
+            seen.add(int(addr[j]))
+            j += 1
+        a = addr[i:j]
+        base = np.where(accumulate[i:j, None], acc[a].astype(np.int64), 0)
+        acc[a] = wrap32(base + results[i:j])
+        i = j
+
+
+def acc_timeline(acc, act, results, read_cycle, read_addr, lat):
+    """Exact accumulator behaviour over time, in place on ``acc``.
+
+    Updates of ``act`` are written on ``act.cycle + lat + ACC_UPDATE_DELAY``; a read on cycle
+    ``r`` sees the updates written on cycles before ``r``. Returns the rows read, (R, L)."""
+    ucycle = act.cycle + lat + ACC_UPDATE_DELAY
+    order = np.argsort(ucycle, kind="stable")
+    ucycle = ucycle[order]
+    rorder = np.argsort(read_cycle, kind="stable")
+    out = np.zeros((len(read_cycle), acc.shape[1]), dtype=np.int32)
+    done = 0
+    for ri in rorder:
+        upto = int(np.searchsorted(ucycle, read_cycle[ri], side="left"))
+        if upto > done:
+            sl = order[done:upto]
+            apply_updates(acc, act.addr[sl], act.accumulate[sl], results[sl])
+            done = upto
+        out[ri] = acc[read_addr[ri]]
+    if done < len(order):
+        sl = order[done:]
+        apply_updates(acc, act.addr[sl], act.accumulate[sl], results[sl])
+    return out

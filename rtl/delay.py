@@ -1,0 +1,14 @@
+from amaranth import *
+
+__all__ = ["delay"]
+
+
+def delay(m, value, cycles, name="dly"):
+    """``value`` delayed by ``cycles`` registers in ``m``'s sync domain (0: ``value`` itself)."""
+    prev = value
+    for i in range(cycles):
+        reg = Signal.like(value, name=f"{name}_{i}") if isinstance(value, Signal) else \
+            Signal(Value.cast(value).shape(), name=f"{name}_{i}")
+        m.d.sync += reg.eq(prev)
+        prev = reg
+    return prev

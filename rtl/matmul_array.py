@@ -1,0 +1,91 @@
+from amaranth import *
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .delay import delay
+
+__all__ = ["MatmulArray"]
+
+
+class MatmulArray(wiring.Component):
+    """Weight-stationary ``lanes x lanes`` int8 systolic array with double-buffered weights.
+
+    PE(k, n) holds weights ``W[k][n]`` in two buffers. Activation lane ``k`` enters row ``k``
+    skewed by ``k`` cycles and moves east one PE per cycle; partial sums move south one PE
+    per cycle; column ``n`` is de-skewed by ``lanes-1-n`` cycles, so every lane of a result
+    leaves together. Each activation carries the number of the weight buffer it uses, so an
+    install (switching buffers) takes effect exactly between two activations with no idle
+    cycle, while the other buffer is loaded.
+
+    Ports
+    -----
+    w_valid, w_buf, w_row, w_data : In
+        Write weight row ``w_row`` (``W[w_row][0..lanes-1]``) of buffer ``w_buf`` at the end of
+        this cycle.
+    a_valid, a_buf, a_data, a_tag : In
+        An activation vector entering this cycle, the buffer it uses, and a tag carried
+        alongside (the accumulator address and mode, for the next stage).
+    r_valid, r_data, r_tag : Out
+        ``r_data[n] = sum_k a[k] * W[k][n]`` (int32) for the activation that entered
+        ``latency`` cycles earlier.
+
+    Timing contract: PE(k, n) uses its weight at cycle ``t + k + n`` for an activation entering
+    at ``t``, and sees a weight write of cycle ``c`` from cycle ``c + 1`` on. Rewriting a row
+    while an activation still needs the old value is the program's responsibility; the
+    golden model (``model.mxm``) computes exactly what the array does in every case.
+    """
+
+    def __init__(self, config, tag_bits=1):
+        self.config = config
+        L = config.lanes
+        super().__init__({
+            "w_valid": In(1), "w_buf": In(1), "w_row": In(range(L)),
+            "w_data": In(data.ArrayLayout(signed(8), L)),
+            "a_valid": In(1), "a_buf": In(1), "a_tag": In(tag_bits),
+            "a_data": In(data.ArrayLayout(signed(8), L)),
+            "r_valid": Out(1), "r_tag": Out(tag_bits),
+            "r_data": Out(data.ArrayLayout(signed(32), L)),
+        })
+
+    @property
+    def latency(self):
+        return self.config.mxm_latency
+
+    def elaborate(self, platform):
+        L = self.config.lanes
+        m = Module()
+        # partial sums: |sum of L products| <= L * 2**14, so 16 + log2(L) + 1 bits suffice
+        psum_shape = signed(16 + (L - 1).bit_length() + 1)
+        a_east = [[None] * (L + 1) for _ in range(L)]
+        s_east = [[None] * (L + 1) for _ in range(L)]
+        for k in range(L):
+            a_east[k][0] = delay(m, self.a_data[k], k, name=f"skew_a{k}")
+            s_east[k][0] = delay(m, self.a_buf, k, name=f"skew_s{k}")
+        p_south = [Const(0, psum_shape)] * L
+        for k in range(L):
+            row_write = self.w_valid & (self.w_row == k)
+            for n in range(L):
+                w0 = Signal(signed(8), name=f"w0_{k}_{n}")
+                w1 = Signal(signed(8), name=f"w1_{k}_{n}")
+                with m.If(row_write & (self.w_buf == 0)):
+                    m.d.sync += w0.eq(self.w_data[n])
+                with m.If(row_write & (self.w_buf == 1)):
+                    m.d.sync += w1.eq(self.w_data[n])
+                a_reg = Signal(signed(8), name=f"a_{k}_{n}")
+                s_reg = Signal(name=f"s_{k}_{n}")
+                p_reg = Signal(psum_shape, name=f"p_{k}_{n}")
+                weight = Mux(s_east[k][n], w1, w0)
+                m.d.sync += [
+                    a_reg.eq(a_east[k][n]), s_reg.eq(s_east[k][n]),
+                    p_reg.eq(p_south[n] + a_east[k][n] * weight),
+                ]
+                a_east[k][n + 1] = a_reg
+                s_east[k][n + 1] = s_reg
+                p_south[n] = p_reg
+        for n in range(L):
+            m.d.comb += self.r_data[n].eq(delay(m, p_south[n], L - 1 - n, name=f"deskew{n}"))
+        m.d.comb += [
+            self.r_valid.eq(delay(m, self.a_valid, self.latency, name="valid")),
+            self.r_tag.eq(delay(m, self.a_tag, self.latency, name="tag")),
+        ]
+        return m

@@ -115,3 +115,29 @@ def validate_program(insns, config):
         if insn.op == Op.VX and insn.prow >= config.param_depth:
             raise ProgramError(f"{where}: prow must be < param_depth {config.param_depth}")
     raise ProgramError("program does not end with HALT")
+
+
+# ---- the parameter memory: one row of per-output-channel VXM parameters -------------------
+def param_fields(lanes):
+    """(name, bits per element, elements), low bits first. The RTL layout is built from this."""
+    return [("bias", 32, lanes), ("multiplier", 32, lanes), ("shift", 8, lanes),
+            ("zero_point", 8, 1), ("act_min", 8, 1), ("act_max", 8, 1)]
+
+
+def param_bits(lanes):
+    return sum(b * n for _, b, n in param_fields(lanes))
+
+
+def pack_params(lanes, bias, multiplier, shift, zero_point, act_min, act_max):
+    """One parameter row as an integer (the host port writes it in ``host_data_bits`` words)."""
+    values = dict(bias=bias, multiplier=multiplier, shift=shift, zero_point=[zero_point],
+                  act_min=[act_min], act_max=[act_max])
+    word, pos = 0, 0
+    for name, bits, n in param_fields(lanes):
+        vals = list(values[name]) if n > 1 else list(values[name])[:1]
+        if len(vals) != n:
+            raise ValueError(f"parameter '{name}' needs {n} values, got {len(vals)}")
+        for v in vals:
+            word |= (int(v) & ((1 << bits) - 1)) << pos
+            pos += bits
+    return word

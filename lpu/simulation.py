@@ -211,7 +211,7 @@ def _parse_results(path, stats):
 
 
 def run_testbench(design, config, *, seed, run_dir, sim="verilator", waves=False, timeout=600,
-                  testcase=None, extra_env=None, log=print):
+                  testcase=None, extra_env=None, log=print, test_module=None):
     """Run the cocotb testbench of ``design`` once. Never raises for a failing or hung
     simulation: the :class:`SimResult` says what happened."""
     build_dir = build(design, config, sim=sim, waves=waves, log=log)
@@ -219,7 +219,7 @@ def run_testbench(design, config, *, seed, run_dir, sim="verilator", waves=False
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     results = run_dir / "results.xml"
-    env = _cocotb_env(TESTBENCHES[design], seed, results, extra_env, testcase)
+    env = _cocotb_env(test_module or TESTBENCHES[design], seed, results, extra_env, testcase)
     env["LPU_CONFIG_JSON"] = json.dumps(config.as_dict())
     env["LPU_STATS_FILE"] = str(run_dir / "stats.jsonl")
     if sim == "verilator":

@@ -1,0 +1,252 @@
+"""GEMM compiler: an int8 GEMM (with optional bias and TFLite quantisation) -> one or more
+*runs*, each a program plus a memory image for one preset, and the plan to assemble the
+result from what the runs leave in SRAM.
+
+Layout of one run (``L`` lanes, ``KT``/``NT`` tiles of K and N, ``Mc`` rows):
+
+* bank 0: A, word ``kt*Mc + m`` = ``A[m, kt*L:(kt+1)*L]`` (zero padded);
+* bank 1: weights, word ``(nt*KT + kt)*L + k`` = ``B[kt*L + k, nt*L:(nt+1)*L]``;
+* int8 results: bank 2, word ``nt*Mc + m``; int32 results: byte plane p in bank
+  ``(2 + p) % banks`` at ``out_base + nt*Mc + m``, above everything else in those banks;
+* parameter row ``nt``: bias (with ``-input_zero_point * colsum(B)`` folded in), multiplier,
+  shift, zero point and clamp of the tile's output channels;
+* accumulators: N tiles alternate between rows ``[0, Mc)`` and ``[Mc, 2 Mc)``, so the VXM
+  drains one tile while the MXM fills the next.
+
+The program: for each N tile, for each K tile ``LW`` then ``MM`` (the next LW overlaps the
+MM), then ``VX``; then ``HALT``. A GEMM too large for one run is split over M and N (and,
+for int32 results, over K, summing the partial results mod 2**32 on the host).
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .isa import Insn, Op, validate_program
+
+__all__ = ["Quant", "Run", "Plan", "compile_gemm", "CompileError", "reference_gemm"]
+
+A_BANK, W_BANK, OUT_BANK = 0, 1, 2
+
+
+class CompileError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Quant:
+    """TFLite int8 fully-connected output stage; per-tensor values are broadcast."""
+    multiplier: np.ndarray
+    shift: np.ndarray
+    output_zero_point: int = 0
+    input_zero_point: int = 0
+    activation_min: int = -128
+    activation_max: int = 127
+
+
+@dataclass
+class Run:
+    """One program and its memory image, and where its results go in the output."""
+    program: list
+    sram: dict                 # bank -> (addr, words (n, L) int8)
+    params: dict               # row -> dict of parameters
+    m0: int
+    m_count: int
+    n0: int
+    n_tiles: int
+    quant: bool
+    out_base: int
+    k_part: int                # which K slice this run sums (int32 K splitting)
+
+
+@dataclass
+class Plan:
+    M: int
+    K: int
+    N: int
+    quant: bool
+    runs: list = field(default_factory=list)
+    macs: int = 0
+
+
+def _fits(cfg, KT, NTc, Mc, quant):
+    L, D = cfg.lanes, cfg.depth
+    if Mc < 1 or NTc < 1:
+        return False
+    acc_rows = Mc * (2 if NTc > 1 else 1)
+    if acc_rows > cfg.acc_depth or NTc > cfg.param_depth:
+        return False
+    if NTc * (2 * KT + 1) + 1 > cfg.imem_depth:
+        return False
+    used = [0] * cfg.banks
+    used[A_BANK] = KT * Mc
+    used[W_BANK] = NTc * KT * L
+    if quant:
+        used[OUT_BANK] += NTc * Mc
+        return max(used) <= D
+    planes = {(OUT_BANK + p) % cfg.banks for p in range(4)}
+    out_base = max(used[b] for b in planes)
+    return max(used) <= D and out_base + NTc * Mc <= D
+
+
+def _choose(cfg, M, KT, NT, quant):
+    """Largest N slice (in tiles), then largest M slice, that fit one run."""
+    for NTc in range(min(NT, cfg.param_depth), 0, -1):
+        lo, hi = 0, M
+        while lo < hi:                      # largest Mc that fits (monotone in Mc)
+            mid = (lo + hi + 1) // 2
+            if _fits(cfg, KT, NTc, mid, quant):
+                lo = mid
+            else:
+                hi = mid - 1
+        if lo >= 1:
+            return NTc, lo
+    return None
+
+
+def _out_base(cfg, KT, NTc, Mc, quant):
+    if quant:
+        return 0
+    used = [0] * cfg.banks
+    used[A_BANK] = KT * Mc
+    used[W_BANK] = NTc * KT * cfg.lanes
+    return max(used[(OUT_BANK + p) % cfg.banks] for p in range(4))
+
+
+def compile_gemm(config, A, B, bias=None, quant=None):
+    """Compile ``A @ B (+ bias)`` (and the quantised output stage) for ``config``."""
+    cfg = config
+    L = cfg.lanes
+    A = np.asarray(A)
+    B = np.asarray(B)
+    M, K = A.shape
+    N = B.shape[1]
+    bias = np.zeros(N, np.int64) if bias is None else np.asarray(bias, np.int64)
+    is_q = quant is not None
+    NT = -(-N // L)
+    KT_total = -(-K // L)
+    # K slices: as many K tiles per run as fit (int32 only; quantised needs all of K at once)
+    KT = KT_total
+    while KT >= 1 and _choose(cfg, M, KT, NT, is_q) is None:
+        if is_q:
+            raise CompileError(f"K={K} is too large for preset with lanes={L}, depth="
+                               f"{cfg.depth} in quantised mode (weights of one output tile "
+                               f"must fit one bank)")
+        KT = KT - 1 if KT > 1 else 0
+    if KT < 1:
+        raise CompileError(f"GEMM {M}x{K}x{N} does not fit this configuration")
+    NTc, Mc = _choose(cfg, M, KT, NT, is_q)
+
+    # bias with the input zero point folded in: sum_k (a - izp) * b = a@b - izp * colsum(b)
+    if is_q:
+        izp = int(quant.input_zero_point)
+        eff_bias = bias - izp * B.astype(np.int64).sum(axis=0)
+    else:
+        eff_bias = bias
+    eff_bias = ((eff_bias + (1 << 31)) % (1 << 32)) - (1 << 31)
+
+    Kp, Np = KT_total * L, NT * L
+    Ap = np.zeros((M, Kp), np.int8)
+    Ap[:, :K] = A
+    Bp = np.zeros((Kp, Np), np.int8)
+    Bp[:K, :N] = B
+    plan = Plan(M, K, N, is_q, macs=M * K * N)
+    for k0 in range(0, KT_total, KT):
+        kts = min(KT, KT_total - k0)
+        for nt0 in range(0, NT, NTc):
+            ntc = min(NTc, NT - nt0)
+            for m0 in range(0, M, Mc):
+                mc = min(Mc, M - m0)
+                plan.runs.append(_one_run(cfg, Ap, Bp, eff_bias, quant, k0, kts, nt0, ntc,
+                                          m0, mc, first_k=(k0 == 0)))
+    return plan
+
+
+def _one_run(cfg, Ap, Bp, eff_bias, quant, k0, KT, nt0, NTc, m0, Mc, first_k):
+    L = cfg.lanes
+    is_q = quant is not None
+    a_words = np.concatenate([Ap[m0:m0 + Mc, (k0 + kt) * L:(k0 + kt + 1) * L] for kt in range(KT)])
+    w_words = np.concatenate([Bp[(k0 + kt) * L:(k0 + kt + 1) * L, (nt0 + nt) * L:(nt0 + nt + 1) * L]
+                              for nt in range(NTc) for kt in range(KT)])
+    out_base = _out_base(cfg, KT, NTc, Mc, is_q)
+    params = {}
+    for nt in range(NTc):
+        cols = slice((nt0 + nt) * L, (nt0 + nt + 1) * L)
+        b = np.zeros(L, np.int64)
+        seg = eff_bias[cols] if first_k else np.zeros(0, np.int64)
+        b[:len(seg)] = seg
+        p = dict(bias=b, multiplier=np.zeros(L, np.int64), shift=np.zeros(L, np.int64),
+                 zero_point=0, act_min=0, act_max=0)
+        if is_q:
+            mult = np.zeros(L, np.int64)
+            shift = np.zeros(L, np.int64)
+            seg_m = quant.multiplier[cols]
+            mult[:len(seg_m)] = seg_m
+            shift[:len(seg_m)] = quant.shift[cols]
+            p.update(multiplier=mult, shift=shift, zero_point=int(quant.output_zero_point),
+                     act_min=int(quant.activation_min), act_max=int(quant.activation_max))
+        params[nt] = p
+    prog = []
+    tile = 0
+    for nt in range(NTc):
+        region = (nt % 2) * Mc if NTc > 1 else 0
+        for kt in range(KT):
+            buf = tile % 2
+            prog.append(Insn(Op.LW, bank=W_BANK, base=(nt * KT + kt) * L, stride=1, wbuf=buf))
+            prog.append(Insn(Op.MM, bank=A_BANK, base=kt * Mc, stride=1, count=Mc,
+                             acc_base=region, wbuf=buf, accumulate=int(kt > 0)))
+            tile += 1
+        prog.append(Insn(Op.VX, bank=OUT_BANK, base=out_base + nt * Mc, stride=1, count=Mc,
+                         acc_base=region, quant=int(is_q), prow=nt))
+    prog.append(Insn(Op.HALT))
+    validate_program(prog, cfg)
+    return Run(prog, {A_BANK: (0, a_words), W_BANK: (0, w_words)}, params, m0, Mc,
+               nt0, NTc, is_q, out_base, k0)
+
+
+def collect(cfg, plan, run, read_sram):
+    """Pull one run's results out of SRAM with ``read_sram(bank, addr, count)``; returns
+    (m0, n0 column, block) with block int8 (Mc, NTc*L) or int32."""
+    L = cfg.lanes
+    n = run.n_tiles * run.m_count
+    if run.quant:
+        words = read_sram(OUT_BANK, run.out_base, n)           # (NTc*Mc, L)
+        block = words.reshape(run.n_tiles, run.m_count, L).transpose(1, 0, 2)
+        return block.reshape(run.m_count, run.n_tiles * L)
+    planes = [read_sram((OUT_BANK + p) % cfg.banks, run.out_base, n).view(np.uint8)
+              for p in range(4)]
+    x = np.stack(planes, axis=-1).copy().view("<i4")[..., 0]  # (n, L)
+    block = x.reshape(run.n_tiles, run.m_count, L).transpose(1, 0, 2)
+    return block.reshape(run.m_count, run.n_tiles * L).astype(np.int32)
+
+
+def assemble(cfg, plan, blocks):
+    """Combine the runs' blocks (in plan order) into the (M, N) result."""
+    L = cfg.lanes
+    NTp = -(-plan.N // L) * L
+    out = np.zeros((plan.M, NTp), np.int8 if plan.quant else np.int64)
+    for run, block in zip(plan.runs, blocks):
+        rows = slice(run.m0, run.m0 + run.m_count)
+        cols = slice(run.n0 * L, (run.n0 + run.n_tiles) * L)
+        if plan.quant:
+            out[rows, cols] = block
+        else:
+            out[rows, cols] += block.astype(np.int64)
+    out = out[:, :plan.N]
+    if not plan.quant:
+        out = (((out + (1 << 31)) % (1 << 32)) - (1 << 31)).astype(np.int32)
+    return out
+
+
+def reference_gemm(A, B, bias=None, quant=None):
+    """The semantics, straight from the definition (int64 arithmetic, then wrapping)."""
+    from model.vxm import requantize, wrap32
+    A = np.asarray(A, np.int64)
+    B = np.asarray(B, np.int64)
+    N = B.shape[1]
+    bias = np.zeros(N, np.int64) if bias is None else np.asarray(bias, np.int64)
+    if quant is None:
+        return wrap32(A @ B + bias).astype(np.int32)
+    acc = wrap32((A - quant.input_zero_point) @ B + bias)
+    return requantize(acc, np.zeros(N, np.int64), quant.multiplier, quant.shift,
+                      quant.output_zero_point, quant.activation_min, quant.activation_max)

@@ -1,0 +1,196 @@
+"""One host runtime for every back end: compile a GEMM once, run its programs on a device,
+assemble the result.
+
+A *device* has the host port's operations: ``write_sram``, ``read_sram``, ``write_params``,
+``run(program) -> counters``. ``model`` is :class:`model.tile.TileModel`; ``sim`` runs the
+same host operations through the tile's host port in Verilator under cocotb (batched: the
+whole job goes to one simulator process, see ``tb/run_job.py``).
+"""
+
+import json
+import pickle
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .compiler import OUT_BANK, CompileError, Quant, assemble, collect, compile_gemm
+from .config import ConfigError, preset
+from .isa import encode
+
+__all__ = ["run_gemm", "gemm_command", "load_quant", "QuantError", "result_regions"]
+
+
+class QuantError(ValueError):
+    pass
+
+
+def result_regions(cfg, run):
+    """(bank, addr, count) of the SRAM words holding a run's results."""
+    n = run.n_tiles * run.m_count
+    banks = [OUT_BANK] if run.quant else [(OUT_BANK + p) % cfg.banks for p in range(4)]
+    return [(b, run.out_base, n) for b in banks]
+
+
+def _model_backend(cfg, plan):
+    from model.tile import TileModel
+    dev = TileModel(cfg)
+    blocks, counters = [], []
+    for run in plan.runs:
+        for bank, (addr, words) in run.sram.items():
+            dev.write_sram(bank, addr, words)
+        for row, p in run.params.items():
+            dev.write_params(row, p)
+        counters.append(dev.run(run.program))
+        blocks.append(collect(cfg, plan, run, dev.read_sram))
+    return blocks, counters
+
+
+def _sim_backend(cfg, plan, timeout=1800):
+    from .isa import pack_params
+    from .simulation import BUILD, run_testbench
+    job = {"runs": []}
+    for run in plan.runs:
+        job["runs"].append({
+            "program": [encode(i) for i in run.program],
+            "sram": {b: (a, np.asarray(w, np.int8)) for b, (a, w) in run.sram.items()},
+            "params": {row: pack_params(cfg.lanes, **p) for row, p in run.params.items()},
+            "read": result_regions(cfg, run),
+        })
+    work = Path(tempfile.mkdtemp(prefix="gemm-", dir=BUILD / "sim" if (BUILD / "sim").exists() else None))
+    (work / "job.pkl").write_bytes(pickle.dumps(job))
+    res = run_testbench("tile", cfg, seed=0, run_dir=work / "run", timeout=timeout,
+                        test_module="tb.run_job",
+                        extra_env={"LPU_JOB": work / "job.pkl", "LPU_JOB_OUT": work / "out.pkl"},
+                        log=lambda s: print(s, file=sys.stderr))
+    if not res.passed or not (work / "out.pkl").exists():
+        raise RuntimeError(f"simulation failed: {res.message} (log: {res.log})")
+    out = pickle.loads((work / "out.pkl").read_bytes())
+    blocks, counters = [], []
+    for run, r in zip(plan.runs, out["runs"]):
+        regions = {(b, a, n): words for (b, a, n), words in r["read"]}
+        blocks.append(collect(cfg, plan, run, lambda b, a, n: regions[(b, a, n)]))
+        counters.append(r["counters"])
+    return blocks, counters
+
+
+BACKENDS = {"model": _model_backend, "sim": _sim_backend}
+
+
+def run_gemm(cfg, A, B, bias=None, quant=None, backend="model"):
+    """Returns (result, per-run counters, plan)."""
+    plan = compile_gemm(cfg, A, B, bias, quant)
+    blocks, counters = BACKENDS[backend](cfg, plan)
+    return assemble(cfg, plan, blocks), counters, plan
+
+
+# ---- the CLI's input checking --------------------------------------------------------
+def _load_npy(path, what):
+    p = Path(path)
+    if not p.is_file():
+        raise QuantError(f"{what} file '{path}' not found")
+    try:
+        return np.load(p, allow_pickle=False)
+    except Exception as e:
+        raise QuantError(f"{what} file '{path}' is not a readable .npy file ({type(e).__name__})")
+
+
+QUANT_KEYS = {"multiplier", "shift", "output_zero_point", "input_zero_point",
+              "activation_min", "activation_max"}
+
+
+def _int(v, key):
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise QuantError(f"quant key '{key}' must be an integer, got {json.dumps(v)}")
+    return v
+
+
+def _per_channel(q, key, N, lo, hi):
+    v = q[key]
+    vals = [_int(x, key) for x in v] if isinstance(v, list) else [_int(v, key)] * N
+    if isinstance(v, list) and len(vals) != N:
+        raise QuantError(f"quant key '{key}' has {len(vals)} values, N is {N}")
+    for x in vals:
+        if not lo <= x <= hi:
+            raise QuantError(f"quant key '{key}' value {x} is out of range [{lo}, {hi}]")
+    return np.array(vals, dtype=np.int64)
+
+
+def load_quant(path, N):
+    p = Path(path)
+    if not p.is_file():
+        raise QuantError(f"quant file '{path}' not found")
+    try:
+        q = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise QuantError(f"quant file '{path}' is not valid JSON ({e.__class__.__name__})")
+    if not isinstance(q, dict):
+        raise QuantError(f"quant file '{path}' must hold a JSON object")
+    unknown = sorted(set(q) - QUANT_KEYS)
+    if unknown:
+        raise QuantError(f"unknown quant key '{unknown[0]}' (allowed: {', '.join(sorted(QUANT_KEYS))})")
+    for key in ("multiplier", "shift"):
+        if key not in q:
+            raise QuantError(f"quant key '{key}' is missing")
+    scalars = {}
+    for key, default in (("output_zero_point", 0), ("input_zero_point", 0),
+                         ("activation_min", -128), ("activation_max", 127)):
+        v = _int(q.get(key, default), key)
+        if not -128 <= v <= 127:
+            raise QuantError(f"quant key '{key}' value {v} is out of range [-128, 127]")
+        scalars[key] = v
+    if scalars["activation_min"] > scalars["activation_max"]:
+        raise QuantError(f"activation_min {scalars['activation_min']} > activation_max "
+                         f"{scalars['activation_max']}")
+    return Quant(multiplier=_per_channel(q, "multiplier", N, 0, (1 << 31) - 1),
+                 shift=_per_channel(q, "shift", N, -31, 30), **scalars)
+
+
+def _check_matrix(x, name, dtype, ndim):
+    if x.dtype != np.dtype(dtype):
+        raise QuantError(f"{name} must have dtype {dtype}, got {x.dtype}")
+    if x.ndim != ndim:
+        raise QuantError(f"{name} must have rank {ndim}, got shape {x.shape}")
+    if 0 in x.shape:
+        raise QuantError(f"{name} must not be empty, got shape {x.shape}")
+
+
+def gemm_command(args):
+    from .cli import UserError
+    try:
+        if args.backend not in BACKENDS:
+            raise QuantError(f"unknown backend '{args.backend}' (choose: {', '.join(BACKENDS)})")
+        cfg = preset(args.config)
+        A = _load_npy(args.a, "A")
+        B = _load_npy(args.b, "B")
+        _check_matrix(A, "A", "int8", 2)
+        _check_matrix(B, "B", "int8", 2)
+        if A.shape[1] != B.shape[0]:
+            raise QuantError(f"K mismatch: A is {A.shape[0]}x{A.shape[1]}, B is "
+                             f"{B.shape[0]}x{B.shape[1]}")
+        N = B.shape[1]
+        bias = None
+        if args.bias:
+            bias = _load_npy(args.bias, "BIAS")
+            _check_matrix(bias, "BIAS", "int32", 1)
+            if bias.shape[0] != N:
+                raise QuantError(f"BIAS has {bias.shape[0]} values, N is {N}")
+        quant = load_quant(args.quant, N) if args.quant else None
+        out_path = Path(args.output)
+        if out_path.parent and not out_path.parent.exists():
+            raise QuantError(f"output folder '{out_path.parent}' does not exist")
+        out, counters, plan = run_gemm(cfg, A, B, bias, quant, args.backend)
+    except (QuantError, ConfigError, CompileError) as e:
+        raise UserError(str(e)) from None
+    cycles = sum(c["cycles"] for c in counters)
+    busy = sum(c["mxm_busy"] for c in counters)
+    util = plan.macs / (cfg.lanes ** 2 * cycles)
+    # write atomically: a failure never leaves a partial output file
+    tmp = out_path.with_name(out_path.name + ".tmp.npy")
+    np.save(tmp, out)
+    tmp.replace(out_path)
+    print(f"{args.backend}: {plan.M}x{plan.K}x{plan.N} {'int8' if plan.quant else 'int32'} "
+          f"on {args.config} in {len(plan.runs)} run(s): cycles {cycles}, "
+          f"utilisation {util * 100:.2f} % (MXM busy {busy} cycles)")
+    return 0

@@ -1,0 +1,206 @@
+"""The tile at instruction level: the cycle each instruction issues, every stream's timing,
+and the bytes it leaves in SRAM. Bit-exact and cycle-exact against ``rtl/tile.py``.
+
+Timing rules (cycle 0 is the first cycle after ``start``; one instruction issues per cycle at
+most, in program order; ``L`` lanes, ``A`` = mxm_latency, ``V`` = vxm_latency):
+
+``LW bank, base, stride, wbuf`` issues on the first cycle ``i`` with the bank's stream free,
+    ``i >= previous LW + L`` and ``i >= last activation with wbuf + L - 2``. It reads rows
+    ``base + r*stride`` on cycles ``i + r`` and writes weight row r on cycle ``i + 1 + r``.
+``MM bank, base, stride, count, acc_base, wbuf, accumulate`` issues on the first cycle ``j``
+    with the bank's stream free and the previous MM's stream done; activation m is read on
+    ``j + m``, enters the array on ``j + 1 + m`` and updates ``acc[acc_base + m]`` on
+    ``j + 1 + m + A + 1`` (readable one cycle later).
+``VX bank, base, stride, count, acc_base, quant, prow`` issues once the previous VX's last
+    accumulator read is under way; it reads accumulator e (and parameter row ``prow``) on
+    ``r0 + e`` where ``r0 = max(issue + 1, first cycle every earlier MM's updates are
+    readable)`` and writes its result on ``r0 + e + 1 + V``: int8 to ``bank``, or int32 as
+    byte plane p of each lane to bank ``(bank + p) % banks``, at ``base + e*stride``.
+``HALT`` issues once every weight row, accumulator update and SRAM write is done. The run
+    takes ``HALT's cycle + 1`` cycles.
+
+Programs whose units race (an instruction reading SRAM or accumulators before an earlier
+instruction's write lands, or a later instruction's write landing before an earlier one's
+read) raise :class:`lpu.isa.ProgramError`; everything else is modelled exactly.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lpu.isa import Op, ProgramError, validate_program
+from .mxm import Activations, MatmulModel, ACC_UPDATE_DELAY, ACC_VISIBLE_DELAY, apply_updates
+from .vxm import requantize, wrap32
+
+__all__ = ["TileModel", "Timing", "schedule", "COUNTERS"]
+
+COUNTERS = ("cycles", "mxm_busy", "lw_rows", "vx_rows", "stalls", "insns")
+NEVER = -(1 << 40)
+
+
+@dataclass
+class Timing:
+    issue: list = field(default_factory=list)       # issue cycle of each instruction
+    vx_first_read: dict = field(default_factory=dict)   # pc -> r0
+    cycles: int = 0
+    counters: dict = field(default_factory=dict)
+
+
+def schedule(program, config):
+    """Issue cycle of every instruction and the run's counters: timing depends on the
+    program only, never on data."""
+    L, A, V = config.lanes, config.mxm_latency, config.vxm_latency
+    t = Timing()
+    pc_ready = 0
+    bank_free = [0] * config.banks
+    lw_free = lw_done = mm_free = acc_ready = vx_free = vx_done = 0
+    guard = [0, 0]
+    busy = {"mxm_busy": 0, "lw_rows": 0, "vx_rows": 0}
+    for pc, insn in enumerate(program):
+        if insn.op == Op.LW:
+            i = max(pc_ready, bank_free[insn.bank], lw_free, guard[insn.wbuf])
+            bank_free[insn.bank] = lw_free = i + L
+            lw_done = i + L + 1
+            busy["lw_rows"] += L
+        elif insn.op == Op.MM:
+            i = max(pc_ready, bank_free[insn.bank], mm_free)
+            n = insn.count
+            bank_free[insn.bank] = mm_free = i + n
+            guard[insn.wbuf] = i + n + L - 2
+            acc_ready = i + n + A + ACC_UPDATE_DELAY + ACC_VISIBLE_DELAY - 1
+            busy["mxm_busy"] += n
+        elif insn.op == Op.VX:
+            i = max(pc_ready, vx_free)
+            n = insn.count
+            r0 = max(i + 1, acc_ready)
+            t.vx_first_read[pc] = r0
+            vx_free = r0 + n - 1
+            vx_done = r0 + n + V + 1
+            busy["vx_rows"] += n
+        elif insn.op == Op.HALT:
+            i = max(pc_ready, lw_done, mm_free, acc_ready, vx_done)
+            t.issue.append(i)
+            t.cycles = i + 1
+            break
+        else:
+            raise ProgramError(f"instruction {pc}: unknown opcode {insn.op}")
+        t.issue.append(i)
+        pc_ready = i + 1
+    t.counters = dict(cycles=t.cycles, **busy, stalls=t.cycles - len(t.issue), insns=len(t.issue))
+    return t
+
+
+class TileModel:
+    """The tile's state (SRAM, parameter memory, weights, accumulators) and its programs.
+
+    The same interface as the other back ends' devices: write/read SRAM and parameter rows,
+    then :meth:`run` a program; state persists between runs as it does in the hardware.
+    """
+
+    def __init__(self, config):
+        self.config = config
+        cfg = config
+        self.sram = np.zeros((cfg.banks, cfg.depth, cfg.lanes), dtype=np.int8)
+        self.params = {}
+        self.mxm = MatmulModel(cfg)
+        self.base = 0                 # absolute cycle of this run's cycle 0 (weight history)
+        self.last_timing = None
+
+    # ---- host side -------------------------------------------------------------------
+    def write_sram(self, bank, addr, words):
+        words = np.asarray(words, dtype=np.int8).reshape(-1, self.config.lanes)
+        idx = (addr + np.arange(len(words))) % self.config.depth
+        self.sram[bank, idx] = words
+
+    def read_sram(self, bank, addr, count):
+        idx = (addr + np.arange(count)) % self.config.depth
+        return self.sram[bank, idx].copy()
+
+    def write_params(self, row, params):
+        """``params``: dict with bias, multiplier, shift (lanes each), zero_point, act_min,
+        act_max."""
+        self.params[row] = {k: np.asarray(v, dtype=np.int64) for k, v in params.items()}
+
+    # ---- a run ---------------------------------------------------------------------------
+    def run(self, program):
+        """Run ``program`` (list of :class:`lpu.isa.Insn`); returns the counters."""
+        cfg = self.config
+        L, A, V, D = cfg.lanes, cfg.mxm_latency, cfg.vxm_latency, cfg.depth
+        validate_program(program, cfg)
+        t = schedule(program, cfg)
+        base = self.base
+        sram_write_cycle = np.full((cfg.banks, D), NEVER, dtype=np.int64)
+        sram_read_cycle = np.full((cfg.banks, D), NEVER, dtype=np.int64)
+        acc_update_cycle = np.full(cfg.acc_depth, NEVER, dtype=np.int64)
+        acc_read_cycle = np.full(cfg.acc_depth, NEVER, dtype=np.int64)
+
+        def sram_read(pc, bank, base_addr, stride, count, first):
+            addrs = (base_addr + stride * np.arange(count)) % D
+            cycles = first + np.arange(count)
+            late = sram_write_cycle[bank, addrs] >= cycles
+            if late.any():
+                k = int(np.argmax(late))
+                raise ProgramError(f"race: instruction {pc} reads bank {bank} address "
+                                   f"{addrs[k]} on cycle {cycles[k]}, before an earlier VX's "
+                                   f"write of it lands (cycle {sram_write_cycle[bank, addrs[k]]})")
+            np.maximum.at(sram_read_cycle[bank], addrs, cycles)
+            return self.sram[bank, addrs]
+
+        for pc, insn in enumerate(program):
+            i = t.issue[pc]
+            if insn.op == Op.LW:
+                rows = sram_read(pc, insn.bank, insn.base, insn.stride, L, i)
+                for r in range(L):
+                    self.mxm.write_weights(base + i + 1 + r, insn.wbuf, r, rows[r])
+            elif insn.op == Op.MM:
+                n = insn.count
+                data = sram_read(pc, insn.bank, insn.base, insn.stride, n, i)
+                enter = i + 1 + np.arange(n)
+                addr = (insn.acc_base + np.arange(n)) % cfg.acc_depth
+                act = Activations(base + enter, np.full(n, insn.wbuf), data, addr,
+                                  np.full(n, bool(insn.accumulate)))
+                results = self.mxm.results(act)
+                update = enter + A + ACC_UPDATE_DELAY
+                if (acc_read_cycle[addr] > update).any():
+                    k = int(np.argmax(acc_read_cycle[addr] > update))
+                    raise ProgramError(f"race: instruction {pc} updates accumulator {addr[k]} "
+                                       f"on cycle {update[k]}, before an earlier VX reads it")
+                apply_updates(self.mxm.acc, addr, act.accumulate, results)
+                np.maximum.at(acc_update_cycle, addr, update)
+            elif insn.op == Op.VX:
+                n = insn.count
+                r0 = t.vx_first_read[pc]
+                reads = r0 + np.arange(n)
+                addr = (insn.acc_base + np.arange(n)) % cfg.acc_depth
+                np.maximum.at(acc_read_cycle, addr, reads)
+                acc = self.mxm.acc[addr].astype(np.int64)
+                p = self.params.get(insn.prow)
+                if p is None:
+                    p = {k: np.zeros(L, np.int64) for k in ("bias", "multiplier", "shift")}
+                    p.update(zero_point=np.int64(0), act_min=np.int64(0), act_max=np.int64(0))
+                write = reads + 1 + V
+                out_addr = (insn.base + insn.stride * np.arange(n)) % D
+                if insn.quant:
+                    q = requantize(acc, p["bias"], p["multiplier"], p["shift"],
+                                   p["zero_point"], p["act_min"], p["act_max"])
+                    self._sram_write(pc, insn.bank, out_addr, q, write,
+                                     sram_write_cycle, sram_read_cycle)
+                else:
+                    x = wrap32(acc + p["bias"]).astype(np.int32)
+                    planes = x.view(np.uint8).reshape(n, L, 4)     # little-endian bytes
+                    for plane in range(4):
+                        self._sram_write(pc, (insn.bank + plane) % cfg.banks, out_addr,
+                                         planes[:, :, plane].view(np.int8), write,
+                                         sram_write_cycle, sram_read_cycle)
+        self.base += t.cycles + 1000
+        self.last_timing = t
+        return dict(t.counters)
+
+    def _sram_write(self, pc, bank, addrs, words, cycles, write_cycle, read_cycle):
+        late = read_cycle[bank, addrs] > cycles
+        if late.any():
+            k = int(np.argmax(late))
+            raise ProgramError(f"race: instruction {pc} writes bank {bank} address {addrs[k]} "
+                               f"on cycle {cycles[k]}, before an earlier instruction reads it")
+        self.sram[bank, addrs] = words
+        np.maximum.at(write_cycle[bank], addrs, cycles)

@@ -90,7 +90,8 @@ def _fits(cfg, KT, NTc, Mc, quant):
 
 
 def _choose(cfg, M, KT, NT, quant):
-    """Largest N slice (in tiles), then largest M slice, that fit one run."""
+    """The (N tiles, M rows) per run that need the fewest runs (then the most rows)."""
+    best = None
     for NTc in range(min(NT, cfg.param_depth), 0, -1):
         lo, hi = 0, M
         while lo < hi:                      # largest Mc that fits (monotone in Mc)
@@ -100,8 +101,10 @@ def _choose(cfg, M, KT, NT, quant):
             else:
                 hi = mid - 1
         if lo >= 1:
-            return NTc, lo
-    return None
+            key = (-(-NT // NTc) * -(-M // lo), -lo)
+            if best is None or key < best[0]:
+                best = (key, (NTc, lo))
+    return None if best is None else best[1]
 
 
 def _out_base(cfg, KT, NTc, Mc, quant):

@@ -105,7 +105,7 @@ class LpuConfig:
 
 PRESETS = {
     # fastest to simulate; the regression's workhorse and the Icarus cross-check
-    "tiny": LpuConfig(lanes=4, banks=4, depth=128, acc_depth=128, imem_depth=256, param_depth=16),
+    "tiny": LpuConfig(lanes=4, banks=4, depth=256, acc_depth=128, imem_depth=256, param_depth=16),
     # the reference tile
     "default": LpuConfig(lanes=8, banks=4, depth=512, acc_depth=256, imem_depth=512, param_depth=64),
     # a 16x16 array: what an FPGA of ECP5-85F size can hold

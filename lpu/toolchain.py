@@ -11,7 +11,7 @@ import os
 import shutil
 from pathlib import Path
 
-__all__ = ["ToolError", "verilator_root", "verilator_env", "require_host_tools"]
+__all__ = ["ToolError", "verilator_root", "verilator_env", "require_host_tools", "waves_format"]
 
 
 class ToolError(RuntimeError):
@@ -58,3 +58,15 @@ def verilator_env(base=None, opt_fast="-O2"):
     flags += ["CFG_CXXFLAGS_PCH_I=-include", f"OPT_FAST={opt_fast}"]
     env["MAKEFLAGS"] = " ".join(flags)
     return env
+
+
+def waves_format():
+    """"fst" when the C++ compiler has the headers Verilator's FST writer needs (lz4, zlib),
+    else "vcd" (larger files, no extra dependency)."""
+    import subprocess
+    for header in ("lz4.h", "zlib.h"):
+        r = subprocess.run(["c++", "-x", "c++", "-fsyntax-only", "-"], input=f"#include <{header}>\n",
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            return "vcd"
+    return "fst"

@@ -55,6 +55,13 @@ class MatmulModel:
         self._wd = {(b, k): [np.zeros(L, np.int8)] for b in (0, 1) for k in range(L)}
         self.acc = np.zeros((config.acc_depth, L), dtype=np.int32)
 
+    def forget_before(self, cycle):
+        """Drop weight versions superseded before ``cycle`` (keeps lookups fast)."""
+        for key in self._wc:
+            wc, wd = self._wc[key], self._wd[key]
+            keep = max(0, int(np.searchsorted(wc, cycle, side="right")) - 1)
+            self._wc[key], self._wd[key] = wc[keep:], wd[keep:]
+
     def write_weights(self, cycle, buf, row, values):
         key = (int(buf), int(row))
         if cycle <= self._wc[key][-1]:

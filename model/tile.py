@@ -43,6 +43,12 @@ class Timing:
     issue: list = field(default_factory=list)       # issue cycle of each instruction
     vx_first_read: dict = field(default_factory=dict)   # pc -> r0
     cycles: int = 0
+    # the cycle of every vector at each unit boundary, for cycle-exact checking
+    weight_rows: list = field(default_factory=list)     # weight row written into the array
+    activations: list = field(default_factory=list)     # activation vector enters the array
+    results: list = field(default_factory=list)         # result vector leaves the array
+    vx_reads: list = field(default_factory=list)        # accumulator row read by the VXM
+    sram_writes: list = field(default_factory=list)     # VXM result written to SRAM
     counters: dict = field(default_factory=dict)
 
 
@@ -61,6 +67,7 @@ def schedule(program, config):
             i = max(pc_ready, bank_free[insn.bank], lw_free, guard[insn.wbuf])
             bank_free[insn.bank] = lw_free = i + L
             lw_done = i + L + 1
+            t.weight_rows.extend(range(i + 1, i + 1 + L))
             busy["lw_rows"] += L
         elif insn.op == Op.MM:
             i = max(pc_ready, bank_free[insn.bank], mm_free)
@@ -68,6 +75,8 @@ def schedule(program, config):
             bank_free[insn.bank] = mm_free = i + n
             guard[insn.wbuf] = i + n + L - 2
             acc_ready = i + n + A + ACC_UPDATE_DELAY + ACC_VISIBLE_DELAY - 1
+            t.activations.extend(range(i + 1, i + 1 + n))
+            t.results.extend(range(i + 1 + A, i + 1 + A + n))
             busy["mxm_busy"] += n
         elif insn.op == Op.VX:
             i = max(pc_ready, vx_free)
@@ -76,6 +85,8 @@ def schedule(program, config):
             t.vx_first_read[pc] = r0
             vx_free = r0 + n - 1
             vx_done = r0 + n + V + 1
+            t.vx_reads.extend(range(r0, r0 + n))
+            t.sram_writes.extend(range(r0 + 1 + V, r0 + 1 + V + n))
             busy["vx_rows"] += n
         elif insn.op == Op.HALT:
             i = max(pc_ready, lw_done, mm_free, acc_ready, vx_done)
@@ -129,6 +140,7 @@ class TileModel:
         validate_program(program, cfg)
         t = schedule(program, cfg)
         base = self.base
+        self.mxm.forget_before(base)
         sram_write_cycle = np.full((cfg.banks, D), NEVER, dtype=np.int64)
         sram_read_cycle = np.full((cfg.banks, D), NEVER, dtype=np.int64)
         acc_update_cycle = np.full(cfg.acc_depth, NEVER, dtype=np.int64)

@@ -44,6 +44,10 @@ class LpuTile(wiring.Component):
             "h_part": In(2), "h_wdata": In(cfg.host_data_bits),
             "h_rdata": Out(cfg.host_data_bits), "h_rvalid": Out(1),
             "start": In(1), "busy": Out(1), "done": Out(1),
+            # observation only (testbench monitors); unconnected on a board, so synthesis
+            # removes it
+            "probe": Out(data.StructLayout({
+                "weight_row": 1, "activation": 1, "result": 1, "vx_in": 1, "vx_out": 1})),
         })
 
     @property
@@ -94,6 +98,10 @@ class LpuTile(wiring.Component):
             mxm.rd_addr.eq(seq.acc_rd_addr),
         ]
 
+        m.d.comb += [self.probe.weight_row.eq(seq.w_valid), self.probe.activation.eq(seq.a_valid),
+                     self.probe.result.eq(mxm.r_valid), self.probe.vx_in.eq(vxm.i_valid),
+                     self.probe.vx_out.eq(vxm.o_valid)]
+
         # ---- parameter memory: rows of vxm_params_layout, written in host-sized parts ----
         parts = self.param_parts
         m.submodules.params = pmem = Memory(shape=parts * HB, depth=cfg.param_depth, init=[])
@@ -129,6 +137,10 @@ class LpuTile(wiring.Component):
                     for b, bank in enumerate(banks):
                         with m.Case(b):
                             m.d.comb += self.h_rdata.eq(bank.o_data)
+                    with m.Default():
+                        m.d.comb += self.h_rdata.eq(0)
             with m.Case(Region.COUNTER):
                 m.d.comb += self.h_rdata.eq(counter)
+            with m.Default():          # instruction and parameter memories are write-only
+                m.d.comb += self.h_rdata.eq(0)
         return m

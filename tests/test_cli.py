@@ -1,0 +1,120 @@
+"""The `lpu` command's contract: `lpu gemm` results, and one-line errors with exit code 2
+that write nothing."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lpu.cli import main
+from lpu.compiler import Quant, reference_gemm
+
+
+@pytest.fixture
+def files(tmp_path):
+    rng = np.random.default_rng(0)
+    A = rng.integers(-128, 128, (7, 13), dtype=np.int8)
+    B = rng.integers(-128, 128, (13, 5), dtype=np.int8)
+    bias = rng.integers(-1000, 1000, 5).astype(np.int32)
+    np.save(tmp_path / "A.npy", A)
+    np.save(tmp_path / "B.npy", B)
+    np.save(tmp_path / "bias.npy", bias)
+    q = {"multiplier": [1 << 30] * 5, "shift": -3, "output_zero_point": 4,
+         "input_zero_point": -2, "activation_min": -100, "activation_max": 100}
+    (tmp_path / "q.json").write_text(json.dumps(q))
+    return tmp_path, A, B, bias, q
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_gemm_int32(files, capsys):
+    d, A, B, bias, _ = files
+    code, out, err = run(["gemm", d / "A.npy", d / "B.npy", "-o", d / "o.npy", "--bias", d / "bias.npy"], capsys)
+    assert code == 0, err
+    got = np.load(d / "o.npy")
+    assert got.dtype == np.int32 and got.shape == (7, 5)
+    np.testing.assert_array_equal(got, reference_gemm(A, B, bias))
+    assert "cycles" in out and "utilisation" in out
+
+
+def test_gemm_quant(files, capsys):
+    d, A, B, bias, q = files
+    code, out, err = run(["gemm", d / "A.npy", d / "B.npy", "-o", d / "o.npy", "--bias",
+                          d / "bias.npy", "--quant", d / "q.json", "--config", "tiny"], capsys)
+    assert code == 0, err
+    quant = Quant(np.array(q["multiplier"]), np.full(5, -3), 4, -2, -100, 100)
+    got = np.load(d / "o.npy")
+    assert got.dtype == np.int8
+    np.testing.assert_array_equal(got, reference_gemm(A, B, bias, quant))
+
+
+BAD = [
+    (["gemm", "missing.npy", "B.npy"], r"A file 'missing.npy' not found"),
+    (["gemm", "notnpy.txt", "B.npy"], r"A file 'notnpy.txt' is not a readable .npy file"),
+    (["gemm", "A16.npy", "B.npy"], r"A must have dtype int8, got int16"),
+    (["gemm", "A3.npy", "B.npy"], r"A must have rank 2, got shape \(2, 2, 2\)"),
+    (["gemm", "A.npy", "Bk.npy"], r"K mismatch: A is 7x13, B is 12x5"),
+    (["gemm", "A.npy", "B.npy", "--bias", "bias4.npy"], r"BIAS has 4 values, N is 5"),
+    (["gemm", "A.npy", "B.npy", "--bias", "bias64.npy"], r"BIAS must have dtype int32, got int64"),
+    (["gemm", "A.npy", "B.npy", "--quant", "qlen.json"], r"quant key 'multiplier' has 3 values, N is 5"),
+    (["gemm", "A.npy", "B.npy", "--quant", "qkey.json"], r"unknown quant key 'scale'"),
+    (["gemm", "A.npy", "B.npy", "--quant", "qshift.json"], r"quant key 'shift' value 31 is out of range \[-31, 30\]"),
+    (["gemm", "A.npy", "B.npy", "--quant", "qmult.json"], r"quant key 'multiplier' value -1 is out of range"),
+    (["gemm", "A.npy", "B.npy", "--quant", "qzp.json"], r"quant key 'output_zero_point' value 128 is out of range"),
+    (["gemm", "A.npy", "B.npy", "--quant", "qminmax.json"], r"activation_min 10 > activation_max 5"),
+    (["gemm", "A.npy", "B.npy", "--quant", "qmissing.json"], r"quant key 'shift' is missing"),
+    (["gemm", "A.npy", "B.npy", "--quant", "qbad.json"], r"quant file 'qbad.json' is not valid JSON"),
+    (["gemm", "A.npy", "B.npy", "--quant", "qfloat.json"], r"quant key 'multiplier' must be an integer, got 1.5"),
+    (["gemm", "A.npy", "B.npy", "--config", "huge"], r"unknown preset 'huge'"),
+    (["gemm", "A.npy", "B.npy", "--backend", "gpu"], r"unknown backend 'gpu'"),
+    (["gemm", "A.npy"], r"the following arguments are required"),
+]
+
+
+@pytest.mark.parametrize("argv,message", BAD, ids=[m[:30] for _, m in BAD])
+def test_gemm_wrong(files, capsys, monkeypatch, argv, message):
+    d = files[0]
+    monkeypatch.chdir(d)
+    np.save("A16.npy", np.zeros((2, 2), np.int16))
+    np.save("A3.npy", np.zeros((2, 2, 2), np.int8))
+    np.save("Bk.npy", np.zeros((12, 5), np.int8))
+    np.save("bias4.npy", np.zeros(4, np.int32))
+    np.save("bias64.npy", np.zeros(5, np.int64))
+    (d / "notnpy.txt").write_text("hello")
+    base = {"multiplier": 1 << 30, "shift": 0}
+    for name, extra in [("qlen", {"multiplier": [1, 2, 3]}), ("qkey", {"scale": 1}),
+                        ("qshift", {"shift": 31}), ("qmult", {"multiplier": -1}),
+                        ("qzp", {"output_zero_point": 128}),
+                        ("qminmax", {"activation_min": 10, "activation_max": 5}),
+                        ("qfloat", {"multiplier": 1.5})]:
+        (d / f"{name}.json").write_text(json.dumps({**base, **extra}))
+    (d / "qmissing.json").write_text(json.dumps({"multiplier": 5}))
+    (d / "qbad.json").write_text("{nope")
+    code, out, err = run(argv + ["-o", "OUT.npy"] if "-o" not in argv and len(argv) > 2 else argv, capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert __import__("re").search(message, lines[0]), lines[0]
+    assert not (d / "OUT.npy").exists()
+    assert "Traceback" not in err
+
+
+def test_cli_exit_code_and_no_traceback(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "lpu", "gemm", "nope.npy", "nope.npy", "-o",
+                        str(tmp_path / "o.npy")], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip() == "error: A file 'nope.npy' not found"
+    assert not (tmp_path / "o.npy").exists()
+
+
+def test_configs_lists_presets(capsys):
+    code, out, _ = run(["configs"], capsys)
+    assert code == 0
+    for name in ("tiny", "default", "large"):
+        assert name in out

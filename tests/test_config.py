@@ -1,0 +1,44 @@
+import pytest
+
+from lpu.config import ConfigError, LpuConfig, PRESETS, preset
+
+
+def test_presets():
+    assert {"tiny", "default", "large"} <= set(PRESETS)
+    assert preset("large").lanes >= 16
+    for name, cfg in PRESETS.items():
+        assert cfg.word_bits == 8 * cfg.lanes
+        assert cfg.mxm_latency == 2 * cfg.lanes - 1
+        assert cfg.host_data_bits >= 96          # one instruction fits the host bus
+
+
+def test_preset_wrong():
+    with pytest.raises(ConfigError, match=r"^unknown preset 'huge': choose one of tiny, default, large$"):
+        preset("huge")
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("lanes", 3, r"config field 'lanes' .* = 3 is out of range: must be a power of two in \[4, 64\]"),
+    ("lanes", 128, r"'lanes' .* = 128 is out of range"),
+    ("banks", 2, r"config field 'banks' .* = 2 is out of range: must be in \[4, 16\]"),
+    ("depth", 1000, r"config field 'depth' .* = 1000 is out of range: must be a power of two"),
+    ("acc_depth", 0, r"'acc_depth' .* = 0 is out of range"),
+    ("imem_depth", 2, r"'imem_depth' .* = 2 is out of range"),
+    ("param_depth", 8192, r"'param_depth' .* = 8192 is out of range"),
+])
+def test_config_wrong(field, value, message):
+    with pytest.raises(ConfigError, match=message):
+        LpuConfig(**{field: value})
+
+
+def test_config_wrong_type():
+    with pytest.raises(ConfigError, match=r"config field 'lanes' .* must be an integer, got '8'"):
+        LpuConfig(lanes="8")
+    with pytest.raises(ConfigError, match=r"'banks' .* must be an integer, got True"):
+        LpuConfig(banks=True)
+
+
+def test_config_error_is_one_line():
+    with pytest.raises(ConfigError) as e:
+        LpuConfig(depth=17)
+    assert "\n" not in str(e.value)

@@ -16,7 +16,7 @@ SHARD  ?=
 JOBS   ?=
 BOARD  ?= icebreaker
 
-.PHONY: help install sim test verilog lint bench clean distclean configs
+.PHONY: help install sim test verilog lint bench clean distclean configs iverilog
 
 help:
 	@echo "make sim      cocotb regression over every preset (CONFIG= TEST= SEED= SEEDS= WAVES=1 SIM= SHARD=i/n)"
@@ -40,12 +40,22 @@ install: $(STAMP)
 configs: $(STAMP)
 	$(BIN)/lpu configs
 
-sim: $(STAMP)
+# Icarus Verilog for the cross-check: installed from Debian when missing and possible
+iverilog:
+	@command -v iverilog >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing iverilog (apt-get)"; \
+	    (apt-get install -y -qq iverilog >/dev/null 2>&1 || \
+	     (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq iverilog >/dev/null 2>&1)) || \
+	    echo "warning: could not install iverilog; the Icarus cross-check will be skipped" >&2; \
+	  else echo "warning: iverilog missing (apt-get install -y iverilog); the Icarus cross-check will be skipped" >&2; fi; }
+
+sim: $(STAMP) $(if $(filter icarus,$(SIM)),iverilog)
 	$(BIN)/lpu sim $(if $(CONFIG),--config $(CONFIG)) $(if $(TEST),--test $(TEST)) \
 	  $(if $(SEED),--seed $(SEED)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(filter 1 yes true,$(WAVES)),--waves) \
 	  --sim $(SIM) $(if $(SHARD),--shard $(SHARD)) $(if $(JOBS),--jobs $(JOBS))
 
-test: $(STAMP)
+test: $(STAMP) iverilog
 	$(BIN)/python -m pytest -n auto -q
 
 verilog: $(STAMP)

@@ -23,7 +23,7 @@ from .simulation import BUILD, ROOT, TESTBENCHES, build, kill_all, run_testbench
 __all__ = ["Job", "plan", "run_regression", "merge_junit"]
 
 # Presets where Icarus is fast enough for the cross-check (it is an event-driven interpreter)
-ICARUS_PRESETS = ("tiny",)
+ICARUS_PRESETS = ("tiny", "default")
 DEFAULT_SEEDS = 2
 TIMEOUT_S = int(os.environ.get("LPU_SIM_TIMEOUT", "900"))
 

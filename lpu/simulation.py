@@ -115,10 +115,14 @@ def _verilator_build_cmds(build_dir, vfile, waves):
 
 
 def _icarus_build_cmds(build_dir, vfile, waves):
+    # Amaranth's Verilog has no `timescale; the dump module writes waves on +lpu_waves
     cmdfile = build_dir / "cmds.f"
     cmdfile.write_text("+timescale+1ns/1ps\n")
-    return [["iverilog", "-o", str(build_dir / "sim.vvp"), "-s", "top", "-g2012",
-             "-f", str(cmdfile), str(vfile)]]
+    dump = build_dir / "lpu_dump.v"
+    dump.write_text('module lpu_dump();\ninitial if ($test$plusargs("lpu_waves")) begin\n'
+                    '  $dumpfile("dump.fst");\n  $dumpvars(0, top);\nend\nendmodule\n')
+    return [["iverilog", "-o", str(build_dir / "sim.vvp"), "-s", "top", "-s", "lpu_dump",
+             "-g2012", "-f", str(cmdfile), str(vfile), str(dump)]]
 
 
 def _tool_versions(sim):
@@ -207,7 +211,6 @@ def _cocotb_env(test_module, seed, results_file, extra_env, testcase):
     env["COCOTB_TEST_MODULES"] = test_module
     env["COCOTB_RANDOM_SEED"] = str(seed)
     env["COCOTB_RESULTS_FILE"] = str(results_file)
-    env["COCOTB_TRUST_INERTIAL_WRITES"] = "1"
     env["COCOTB_ANSI_OUTPUT"] = "0"
     env.pop("COCOTB_TEST_FILTER", None)
     if testcase:
@@ -252,14 +255,14 @@ def run_testbench(design, config, *, seed, run_dir, sim="verilator", waves=False
     env["LPU_CONFIG_JSON"] = json.dumps(config.as_dict())
     env["LPU_STATS_FILE"] = str(run_dir / "stats.jsonl")
     if sim == "verilator":
+        env["COCOTB_TRUST_INERTIAL_WRITES"] = "1"    # what cocotb's own Verilator runner sets
         from .toolchain import waves_format
         wave_name = f"dump.{waves_format()}"
         cmd = [str(build_dir / "top")] + (["--trace", "--trace-file", wave_name] if waves else [])
     else:
         import cocotb_tools.config as cc
-        cmd = ["vvp", "-M", str(cc.libs_dir), "-m", "cocotbvpi_icarus", str(build_dir / "sim.vvp")]
-        if waves:
-            env["LPU_ICARUS_DUMP"] = "1"
+        cmd = ["vvp", "-m", str(cc.lib_entry("vpi", "icarus")), str(build_dir / "sim.vvp")]
+        cmd += ["+lpu_waves", "-fst"] if waves else ["-none"]
     logf = run_dir / "sim.log"
     t0 = time.monotonic()
     message = ""

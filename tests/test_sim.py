@@ -3,6 +3,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from lpu.config import PRESETS, preset
+from lpu.regression import ICARUS_PRESETS
 from lpu.simulation import BUILD, TESTBENCHES, run_testbench
 
 SEED = int(os.environ.get("LPU_TEST_SEED", "20261127"))
@@ -51,3 +53,29 @@ def test_gemm_backends_agree(name, tmp_path):
             b = (tmp_path / "sim.npy").read_bytes()
             assert a == b, f"case {i} {M}x{K}x{N} {extra}: model and sim outputs differ"
             assert lines["model"] == lines["sim"], lines      # same cycle count line
+
+
+def _sim_cycles_per_test(results_xml):
+    import xml.etree.ElementTree as ET
+    out = {}
+    for case in ET.parse(results_xml).getroot().iter("testcase"):
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        out[case.get("name")] = float(props["sim_time_stop"]) - float(props["sim_time_start"])
+    return out
+
+
+@pytest.mark.skipif(shutil.which("iverilog") is None,
+                    reason="iverilog not installed and not installable here (make test installs it as root)")
+@pytest.mark.parametrize("name", ICARUS_PRESETS)
+@pytest.mark.parametrize("bench", list(TESTBENCHES))
+def test_icarus_cross_check(bench, name):
+    """The same cocotb tests on Icarus Verilog: each passes against the model, and every test
+    takes exactly as many simulated cycles as under Verilator."""
+    runs = {}
+    for sim in ("verilator", "icarus"):
+        res = run_testbench(bench, preset(name), seed=SEED, sim=sim,
+                            run_dir=BUILD / "sim" / "pytest" / f"{bench}-{name}-{SEED}-{sim}")
+        assert res.passed, (f"{bench} on {name} under {sim} failed: {res.message}\n  log: {res.log}\n"
+                            f"  rerun: make sim TEST={bench} CONFIG={name} SEED={SEED} SIM={sim} WAVES=1")
+        runs[sim] = _sim_cycles_per_test(res.results_xml)
+    assert runs["verilator"] == runs["icarus"], f"simulated time differs: {runs}"

@@ -69,24 +69,44 @@ class Plan:
     macs: int = 0
 
 
-def _fits(cfg, KT, NTc, Mc, quant):
+def _layout(cfg, KT, NTc, Mc, quant):
+    """Where everything of one run goes, or None when it does not fit:
+    (bank and address of each weight tile in (nt, kt) order, out_base)."""
     L, D = cfg.lanes, cfg.depth
     if Mc < 1 or NTc < 1:
-        return False
+        return None
     acc_rows = Mc * (2 if NTc > 1 else 1)
     if acc_rows > cfg.acc_depth or NTc > cfg.param_depth:
-        return False
+        return None
     if NTc * (2 * KT + 1) + 1 > cfg.imem_depth:
-        return False
+        return None
     used = [0] * cfg.banks
     used[A_BANK] = KT * Mc
-    used[W_BANK] = NTc * KT * L
     if quant:
-        used[OUT_BANK] += NTc * Mc
-        return max(used) <= D
-    planes = {(OUT_BANK + p) % cfg.banks for p in range(4)}
-    out_base = max(used[b] for b in planes)
-    return max(used) <= D and out_base + NTc * Mc <= D
+        used[OUT_BANK] = NTc * Mc
+    # weight tiles fill bank 1, then every other bank but A's and the output's
+    w_banks = [W_BANK] + [b for b in range(cfg.banks) if b not in (A_BANK, W_BANK, OUT_BANK)]
+    places = []
+    wi = 0
+    for _ in range(NTc * KT):
+        while wi < len(w_banks) and used[w_banks[wi]] + L > D:
+            wi += 1
+        if wi == len(w_banks):
+            return None
+        places.append((w_banks[wi], used[w_banks[wi]]))
+        used[w_banks[wi]] += L
+    if max(used) > D:
+        return None
+    if quant:
+        return places, 0
+    out_base = max(used[(OUT_BANK + p) % cfg.banks] for p in range(4))
+    if out_base + NTc * Mc > D:
+        return None
+    return places, out_base
+
+
+def _fits(cfg, KT, NTc, Mc, quant):
+    return _layout(cfg, KT, NTc, Mc, quant) is not None
 
 
 def _choose(cfg, M, KT, NT, quant):
@@ -105,15 +125,6 @@ def _choose(cfg, M, KT, NT, quant):
             if best is None or key < best[0]:
                 best = (key, (NTc, lo))
     return None if best is None else best[1]
-
-
-def _out_base(cfg, KT, NTc, Mc, quant):
-    if quant:
-        return 0
-    used = [0] * cfg.banks
-    used[A_BANK] = KT * Mc
-    used[W_BANK] = NTc * KT * cfg.lanes
-    return max(used[(OUT_BANK + p) % cfg.banks] for p in range(4))
 
 
 def compile_gemm(config, A, B, bias=None, quant=None):
@@ -169,9 +180,12 @@ def _one_run(cfg, Ap, Bp, eff_bias, quant, k0, KT, nt0, NTc, m0, Mc, first_k):
     L = cfg.lanes
     is_q = quant is not None
     a_words = np.concatenate([Ap[m0:m0 + Mc, (k0 + kt) * L:(k0 + kt + 1) * L] for kt in range(KT)])
-    w_words = np.concatenate([Bp[(k0 + kt) * L:(k0 + kt + 1) * L, (nt0 + nt) * L:(nt0 + nt + 1) * L]
-                              for nt in range(NTc) for kt in range(KT)])
-    out_base = _out_base(cfg, KT, NTc, Mc, is_q)
+    places, out_base = _layout(cfg, KT, NTc, Mc, is_q)
+    sram = {A_BANK: [(0, a_words)]}
+    for i, (bank, addr) in enumerate(places):
+        nt, kt = divmod(i, KT)
+        tile = Bp[(k0 + kt) * L:(k0 + kt + 1) * L, (nt0 + nt) * L:(nt0 + nt + 1) * L]
+        sram.setdefault(bank, []).append((addr, tile))
     params = {}
     for nt in range(NTc):
         cols = slice((nt0 + nt) * L, (nt0 + nt + 1) * L)
@@ -195,7 +209,8 @@ def _one_run(cfg, Ap, Bp, eff_bias, quant, k0, KT, nt0, NTc, m0, Mc, first_k):
         region = (nt % 2) * Mc if NTc > 1 else 0
         for kt in range(KT):
             buf = tile % 2
-            prog.append(Insn(Op.LW, bank=W_BANK, base=(nt * KT + kt) * L, stride=1, wbuf=buf))
+            wbank, waddr = places[nt * KT + kt]
+            prog.append(Insn(Op.LW, bank=wbank, base=waddr, stride=1, wbuf=buf))
             prog.append(Insn(Op.MM, bank=A_BANK, base=kt * Mc, stride=1, count=Mc,
                              acc_base=region, wbuf=buf, accumulate=int(kt > 0)))
             tile += 1
@@ -203,7 +218,9 @@ def _one_run(cfg, Ap, Bp, eff_bias, quant, k0, KT, nt0, NTc, m0, Mc, first_k):
                          acc_base=region, quant=int(is_q), prow=nt))
     prog.append(Insn(Op.HALT))
     validate_program(prog, cfg)
-    return Run(prog, {A_BANK: (0, a_words), W_BANK: (0, w_words)}, params, m0, Mc,
+    sram = {b: (0, np.concatenate([w for _, w in sorted(chunks, key=lambda c: c[0])]))
+            for b, chunks in sram.items()}          # each bank's words are contiguous from 0
+    return Run(prog, sram, params, m0, Mc,
                nt0, NTc, is_q, out_base, k0)
 
 

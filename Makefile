@@ -23,6 +23,7 @@ help:
 	@echo "make test     the whole test suite (model, lint, CLI, simulations)"
 	@echo "make verilog  generated Verilog in build/verilog/<preset>/ (CONFIG=preset)"
 	@echo "make lint     verilator --lint-only -Wall on the generated Verilog"
+	@echo "make bench    simulation speed vs native Verilator, utilisation, model speed"
 	@echo "make install  create .venv with the pinned dependencies"
 
 $(STAMP): pyproject.toml
@@ -64,8 +65,14 @@ verilog: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/lpu lint $(if $(CONFIG),--config $(CONFIG))
 
+bench: $(STAMP)
+	$(BIN)/lpu bench
+
 clean:
 	rm -rf build sim_build .pytest_cache
 
-distclean: clean
+distbench: $(STAMP)
+	$(BIN)/lpu bench
+
+clean: clean
 	rm -rf $(VENV) *.egg-info

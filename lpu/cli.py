@@ -74,6 +74,13 @@ def cmd_gemm(args):
     return gemm_command(args)
 
 
+def cmd_bench(args):
+    from .bench import run_bench
+    run_bench(presets=args.config.split(","), with_levers=not args.quick,
+              with_regression=not args.quick)
+    return 0
+
+
 def build_parser():
     p = _Parser(prog="lpu", description="LPU tile co-simulation: model, sim and FPGA back ends")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
@@ -103,6 +110,11 @@ def build_parser():
     s.add_argument("inputs", nargs="+")
     s.add_argument("-o", "--output", required=True)
     s.set_defaults(fn=cmd_merge_junit)
+
+    s = sub.add_parser("bench", help="measure simulation speed, utilisation, model speed")
+    s.add_argument("--config", default="default,large")
+    s.add_argument("--quick", action="store_true", help="skip the levers and regression timing")
+    s.set_defaults(fn=cmd_bench)
 
     s = sub.add_parser("gemm", help="run an int8 GEMM on a back end")
     s.add_argument("a", metavar="A.npy")

@@ -9,6 +9,7 @@ whole job goes to one simulator process, see ``tb/run_job.py``).
 
 import json
 import pickle
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -47,32 +48,46 @@ def _model_backend(cfg, plan):
     return blocks, counters
 
 
-def _sim_backend(cfg, plan, timeout=1800):
+def sim_job(cfg, runs):
+    """The pickled job ``tb/run_job.py`` (and the benchmarks) execute."""
     from .isa import pack_params
+    return {"runs": [{
+        "program": [encode(i) for i in run.program],
+        "sram": {b: (a, np.asarray(w, np.int8)) for b, (a, w) in run.sram.items()},
+        "params": {row: pack_params(cfg.lanes, **p) for row, p in run.params.items()},
+        "read": result_regions(cfg, run),
+    } for run in runs]}
+
+
+def sim_plans(cfg, plans, timeout=1800):
+    """Run every run of ``plans`` in one simulator process; (blocks, counters) per plan."""
     from .simulation import BUILD, run_testbench
-    job = {"runs": []}
-    for run in plan.runs:
-        job["runs"].append({
-            "program": [encode(i) for i in run.program],
-            "sram": {b: (a, np.asarray(w, np.int8)) for b, (a, w) in run.sram.items()},
-            "params": {row: pack_params(cfg.lanes, **p) for row, p in run.params.items()},
-            "read": result_regions(cfg, run),
-        })
-    work = Path(tempfile.mkdtemp(prefix="gemm-", dir=BUILD / "sim" if (BUILD / "sim").exists() else None))
-    (work / "job.pkl").write_bytes(pickle.dumps(job))
+    runs = [run for plan in plans for run in plan.runs]
+    (BUILD / "sim").mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="gemm-", dir=BUILD / "sim"))
+    (work / "job.pkl").write_bytes(pickle.dumps(sim_job(cfg, runs)))
     res = run_testbench("tile", cfg, seed=0, run_dir=work / "run", timeout=timeout,
                         test_module="tb.run_job",
                         extra_env={"LPU_JOB": work / "job.pkl", "LPU_JOB_OUT": work / "out.pkl"},
                         log=lambda s: print(s, file=sys.stderr))
     if not res.passed or not (work / "out.pkl").exists():
         raise RuntimeError(f"simulation failed: {res.message} (log: {res.log})")
-    out = pickle.loads((work / "out.pkl").read_bytes())
-    blocks, counters = [], []
-    for run, r in zip(plan.runs, out["runs"]):
-        regions = {(b, a, n): words for (b, a, n), words in r["read"]}
-        blocks.append(collect(cfg, plan, run, lambda b, a, n: regions[(b, a, n)]))
-        counters.append(r["counters"])
-    return blocks, counters
+    out = iter(pickle.loads((work / "out.pkl").read_bytes())["runs"])
+    results = []
+    for plan in plans:
+        blocks, counters = [], []
+        for run in plan.runs:
+            r = next(out)
+            regions = {(b, a, n): words for (b, a, n), words in r["read"]}
+            blocks.append(collect(cfg, plan, run, lambda b, a, n: regions[(b, a, n)]))
+            counters.append(r["counters"])
+        results.append((blocks, counters))
+    shutil.rmtree(work, ignore_errors=True)
+    return results
+
+
+def _sim_backend(cfg, plan):
+    return sim_plans(cfg, [plan])[0]
 
 
 BACKENDS = {"model": _model_backend, "sim": _sim_backend}

@@ -96,12 +96,12 @@ def _public_ports_vlt(build_dir, text):
     return vlt
 
 
-def _verilator_build_cmds(build_dir, vfile, waves):
+def _verilator_build_cmds(build_dir, vfile, waves, public_all=False):
     import cocotb_tools.config as cc
     cpp = cc.share_dir / "lib" / "verilator" / "verilator.cpp"
     public = _public_ports_vlt(build_dir, vfile.read_text())
     cmd = ["verilator", "-cc", "--exe", "-Mdir", str(build_dir), "--top-module", "top",
-           "--vpi", "--prefix", "Vtop", "-o", "top",
+           "--vpi", "--prefix", "Vtop", "-o", "top"] + (["--public-flat-rw"] if public_all else []) + [
            "-LDFLAGS", f"-Wl,-rpath,{cc.libs_dir} -L{cc.libs_dir} -lcocotbvpi_verilator",
            "-Wno-fatal", "-Wno-lint", "-Wno-style", "--x-assign", "fast", "--x-initial", "fast",
            "-O3"]
@@ -130,7 +130,8 @@ def _tool_versions(sim):
     return {"cocotb": cocotb.__version__, "python": sys.version.split()[0], "sim": sim}
 
 
-def build(design, config, *, sim="verilator", waves=False, log=print):
+def build(design, config, *, sim="verilator", waves=False, log=print, public_all=False,
+          opt_fast="-O2"):
     """Build (or reuse) the simulator for ``design`` at ``config``; returns the build folder."""
     from .toolchain import verilator_env, ToolError
     text = generate_verilog(design, config)
@@ -139,14 +140,18 @@ def build(design, config, *, sim="verilator", waves=False, log=print):
     from .toolchain import waves_format
     flags = {"waves": waves_format() if waves else False, "tools": _tool_versions(sim),
              "build_format": 4}
+    variant = ""
+    if public_all or opt_fast != "-O2":          # benchmark variants of the Verilator flow
+        flags.update(public_all=public_all, opt_fast=opt_fast)
+        variant = f"-{'public' if public_all else 'ports'}{opt_fast}"
     h = hashlib.sha256()
     h.update(text.encode())
     h.update(VLT.read_bytes())
     h.update(json.dumps(flags, sort_keys=True).encode())
     if sim == "verilator":
-        h.update(json.dumps(verilator_env({}).get("MAKEFLAGS")).encode())
+        h.update(json.dumps(verilator_env({}, opt_fast).get("MAKEFLAGS")).encode())
     key = h.hexdigest()[:16]
-    final = BUILD / "sim" / "builds" / f"{design}-{_config_tag(config)}-{sim}{'-waves' if waves else ''}-{key}"
+    final = BUILD / "sim" / "builds" / f"{design}-{_config_tag(config)}-{sim}{'-waves' if waves else ''}{variant}-{key}"
     stamp = final / "BUILD_OK"
     if stamp.exists():
         return final
@@ -160,8 +165,8 @@ def build(design, config, *, sim="verilator", waves=False, log=print):
         tmp.mkdir(parents=True)
         vfile = tmp / "top.v"
         vfile.write_text(text)
-        env = verilator_env() if sim == "verilator" else dict(os.environ)
-        cmds = (_verilator_build_cmds(tmp, vfile, waves) if sim == "verilator"
+        env = verilator_env(opt_fast=opt_fast) if sim == "verilator" else dict(os.environ)
+        cmds = (_verilator_build_cmds(tmp, vfile, waves, public_all) if sim == "verilator"
                 else _icarus_build_cmds(tmp, vfile, waves))
         t0 = time.monotonic()
         logf = tmp / "build.log"
@@ -243,10 +248,10 @@ def _parse_results(path):
 
 
 def run_testbench(design, config, *, seed, run_dir, sim="verilator", waves=False, timeout=600,
-                  testcase=None, extra_env=None, log=print, test_module=None):
+                  testcase=None, extra_env=None, log=print, test_module=None, **build_options):
     """Run the cocotb testbench of ``design`` once. Never raises for a failing or hung
     simulation: the :class:`SimResult` says what happened."""
-    build_dir = build(design, config, sim=sim, waves=waves, log=log)
+    build_dir = build(design, config, sim=sim, waves=waves, log=log, **build_options)
     run_dir = Path(run_dir).resolve()
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)

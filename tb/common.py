@@ -64,7 +64,8 @@ class TB:
         self.dut = dut
         self.config = load_config()
         self.cycle = 0
-        Clock(dut.clk, CLOCK_NS, unit="ns").start()
+        # the clock lives in the simulator (C++) unless $LPU_CLOCK_IMPL=py (a bench lever)
+        Clock(dut.clk, CLOCK_NS, unit="ns", impl=os.environ.get("LPU_CLOCK_IMPL", "gpi")).start()
 
     async def reset(self, inputs=()):
         for sig in inputs:

@@ -1,0 +1,354 @@
+"""`make bench`: measured side by side in one run, written to build/bench/results.{json,md}.
+
+* Simulation throughput of one compiled GEMM program (M = 16 L, K = N = 4 L, quantised), run
+  repeatedly: the framework's path (cocotb + Verilator, whole-program runs, as ``make sim``),
+  a native C++ Verilator harness of the same RTL and program (the ceiling), and a naive
+  cocotb driver that wakes Python on every clock edge. Every path's results are read back and
+  checked against the golden model, so the MACs counted are verified MACs.
+* The levers, one at a time on ``default``: cocotb's default build (--public-flat-rw, -Os),
+  ports-only public signals, -O2, and the clock in Python instead of C++.
+* Utilisation and cycles for a table of GEMM shapes, model and RTL side by side.
+* Golden-model speed against ``np.matmul``.
+* ``make sim`` wall time with a cold and a warm build cache.
+* FPGA figures from the bitstream reports, where they exist.
+"""
+
+import hashlib
+import json
+import os
+import pickle
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .compiler import Quant, compile_gemm, reference_gemm
+from .config import preset
+from .runtime import run_gemm, sim_job, sim_plans
+from .simulation import BUILD, ROOT, generate_verilog, run_testbench
+from .toolchain import verilator_env
+
+__all__ = ["run_bench"]
+
+OUT = BUILD / "bench"
+
+
+def _log(msg):
+    print(msg, flush=True)
+
+
+def _bench_program(cfg):
+    L = cfg.lanes
+    rng = np.random.default_rng(2026)
+    M, K, N = 16 * L, 4 * L, 4 * L
+    A = rng.integers(-128, 128, (M, K), dtype=np.int8)
+    B = rng.integers(-128, 128, (K, N), dtype=np.int8)
+    q = Quant(multiplier=rng.integers(1 << 29, 1 << 31, N), shift=np.full(N, -9),
+              output_zero_point=-3, input_zero_point=5)
+    plan = compile_gemm(cfg, A, B, rng.integers(-5000, 5000, N).astype(np.int32), q)
+    assert len(plan.runs) == 1, "benchmark GEMM must fit one run"
+    return plan
+
+
+def _expected(cfg, plan):
+    """Result regions and counters of one run of the plan, from the golden model."""
+    from model.tile import TileModel
+    from .runtime import result_regions
+    run = plan.runs[0]
+    dev = TileModel(cfg)
+    for bank, (addr, words) in run.sram.items():
+        dev.write_sram(bank, addr, words)
+    for row, p in run.params.items():
+        dev.write_params(row, p)
+    counters = dev.run(run.program)
+    regions = {r: dev.read_sram(*r) for r in result_regions(cfg, run)}
+    return regions, counters
+
+
+# ---- native harness --------------------------------------------------------------------
+def _native_build(name, cfg):
+    text = generate_verilog("tile", cfg)
+    src = ROOT / "lpu" / "native" / "harness.cpp"
+    key = hashlib.sha256(text.encode() + src.read_bytes() +
+                         verilator_env({}).get("MAKEFLAGS", "").encode()).hexdigest()[:16]
+    d = OUT / "native" / f"tile-{name}-{key}"
+    exe = d / "Vtop"
+    if exe.exists():
+        return exe
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    (d / "top.v").write_text(text)
+    t0 = time.monotonic()
+    subprocess.run(["verilator", "--cc", "--exe", "--build", "-O3", "--x-assign", "fast",
+                    "--x-initial", "fast", "-Wno-fatal", "-Wno-lint", "-Wno-style",
+                    "--top-module", "top", "--prefix", "Vtop", "-Mdir", str(d),
+                    "-j", str(os.cpu_count() or 1), str(src), str(d / "top.v")],
+                   env=verilator_env(), check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.STDOUT, cwd=d)
+    _log(f"  built native harness for {name} in {time.monotonic() - t0:.1f} s")
+    return exe
+
+
+def _native_run(exe, cfg, job, repeats):
+    run = job["runs"][0]
+    hb = cfg.host_data_bits
+    lines = []
+
+    def w(region, bank, addr, part, value):
+        words = [(value >> (32 * i)) & 0xFFFFFFFF for i in range(hb // 32)]
+        lines.append(f"w {region} {bank} {addr} {part} {len(words)} " + " ".join(f"{x:x}" for x in words))
+
+    from .isa import param_bits
+    from tb.common import pack
+    for bank, (addr, words) in run["sram"].items():
+        for i, word in enumerate(np.asarray(words).reshape(-1, cfg.lanes)):
+            w(0, bank, (addr + i) % cfg.depth, 0, pack(word, 8))
+    parts = -(-param_bits(cfg.lanes) // hb)
+    for row, packed in run["params"].items():
+        for part in range(parts):
+            w(2, 0, row, part, (packed >> (part * hb)) & ((1 << hb) - 1))
+    for pc, word in enumerate(run["program"]):
+        w(1, 0, pc, 0, word)
+    lines.append(f"run {repeats}")
+    for bank, addr, n in run["read"]:
+        lines.append(f"read {bank} {addr} {n}")
+    with tempfile.NamedTemporaryFile("w", suffix=".job", delete=False) as f:
+        f.write("\n".join(lines) + "\n")
+    r = subprocess.run([str(exe), f.name], capture_output=True, text=True, check=True)
+    os.unlink(f.name)
+    out = r.stdout.split("\n")
+    words = []
+    for line in out:
+        if line and not line.startswith("cycles"):
+            v = int(line, 16)
+            words.append([((v >> (8 * i)) & 0xFF) for i in range(cfg.lanes)])
+    tail = [l for l in out if l.startswith("cycles")][0].split()
+    read, i = {}, 0
+    for bank, addr, n in run["read"]:
+        read[(bank, addr, n)] = np.array(words[i:i + n], dtype=np.uint8).view(np.int8)
+        i += n
+    return int(tail[1]), float(tail[3]), read
+
+
+# ---- cocotb paths ---------------------------------------------------------------------------
+def _cocotb_run(name, cfg, job, repeats, mode, clock="gpi", **build_options):
+    run = job["runs"][0]
+    work = Path(tempfile.mkdtemp(prefix=f"bench-{mode}-", dir=OUT))
+    (work / "job.pkl").write_bytes(pickle.dumps({**run, "repeats": repeats}))
+    res = run_testbench("tile", cfg, seed=0, run_dir=work / "run", timeout=3600,
+                        test_module="tb.bench_tile", log=lambda s: _log("  " + s),
+                        extra_env={"LPU_BENCH_JOB": work / "job.pkl", "LPU_BENCH_MODE": mode,
+                                   "LPU_BENCH_OUT": work / "out.pkl", "LPU_CLOCK_IMPL": clock},
+                        **build_options)
+    if not res.passed:
+        raise RuntimeError(f"bench {mode} on {name} failed: {res.message} ({res.log})")
+    out = pickle.loads((work / "out.pkl").read_bytes())
+    shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def _verify(what, read, counters, expected, exp_counters):
+    for key, want in expected.items():
+        if not np.array_equal(read[key], want):
+            raise RuntimeError(f"{what}: results differ from the golden model in region {key}")
+    if counters is not None and counters != exp_counters:
+        raise RuntimeError(f"{what}: counters {counters} != model {exp_counters}")
+
+
+def sim_throughput(name, target_cycles=2_000_000, naive_cycles=200_000):
+    cfg = preset(name)
+    plan = _bench_program(cfg)
+    job = sim_job(cfg, plan.runs)
+    expected, exp_counters = _expected(cfg, plan)
+    per_run = exp_counters["cycles"] + 1          # + the start cycle
+    macs = plan.macs
+    res = {"gemm": f"{plan.M}x{plan.K}x{plan.N} int8", "cycles_per_run": per_run}
+
+    reps = max(1, target_cycles // per_run)
+    exe = _native_build(name, cfg)
+    cyc, sec, read = _native_run(exe, cfg, job, reps)
+    _verify("native", read, None, expected, exp_counters)
+    assert cyc == reps * per_run, f"native harness ran {cyc} cycles, model says {reps * per_run}"
+    res["native_cycles_per_s"] = cyc / sec
+    res["native_macs_per_s"] = reps * macs / sec
+
+    out = _cocotb_run(name, cfg, job, reps, "framework")
+    _verify("framework", {k: v for k, v in out["read"]}, out["counters"], expected, exp_counters)
+    res["framework_cycles_per_s"] = reps * per_run / out["seconds"]
+    res["framework_macs_per_s"] = reps * macs / out["seconds"]
+    res["framework_load_s"] = out["load_seconds"]
+
+    nreps = max(1, naive_cycles // per_run)
+    out = _cocotb_run(name, cfg, job, nreps, "naive")
+    _verify("naive", {k: v for k, v in out["read"]}, out["counters"], expected, exp_counters)
+    res["naive_cycles_per_s"] = nreps * per_run / out["seconds"]
+    res["naive_macs_per_s"] = nreps * macs / out["seconds"]
+    res["ratio_framework_native"] = res["framework_cycles_per_s"] / res["native_cycles_per_s"]
+    res["ratio_naive_native"] = res["naive_cycles_per_s"] / res["native_cycles_per_s"]
+    return res
+
+
+def levers(name="default", target_cycles=1_000_000):
+    """The framework path with one thing changed at a time."""
+    cfg = preset(name)
+    plan = _bench_program(cfg)
+    job = sim_job(cfg, plan.runs)
+    expected, exp_counters = _expected(cfg, plan)
+    reps = max(1, target_cycles // (exp_counters["cycles"] + 1))
+    variants = [
+        ("cocotb default flow: --public-flat-rw, -Os, clock in C++", dict(public_all=True, opt_fast="-Os")),
+        ("ports-only public signals, -Os", dict(opt_fast="-Os")),
+        ("ports-only public signals, -O2 (the framework)", dict()),
+        ("as the framework, but the clock in Python", dict(clock="py")),
+    ]
+    rows = []
+    for label, opts in variants:
+        clock = opts.pop("clock", "gpi")
+        t0 = time.monotonic()
+        from .simulation import build
+        build("tile", cfg, log=lambda s: None, **opts)
+        build_s = time.monotonic() - t0
+        out = _cocotb_run(name, cfg, job, reps, "framework", clock=clock, **opts)
+        _verify(label, {k: v for k, v in out["read"]}, out["counters"], expected, exp_counters)
+        rows.append({"variant": label, "cycles_per_s": reps * (exp_counters["cycles"] + 1) / out["seconds"],
+                     "build_s_if_cold": build_s})
+        _log(f"  lever: {label}: {rows[-1]['cycles_per_s']:.0f} cycles/s")
+    return rows
+
+
+def shapes_table(name="default"):
+    cfg = preset(name)
+    L = cfg.lanes
+    rng = np.random.default_rng(7)
+    shapes = [("square", 4 * L, 4 * L, 4 * L, False), ("tall", 32 * L, 2 * L, L, False),
+              ("wide", L, 2 * L, 8 * L, False), ("odd", 37, 29, 53, True),
+              ("M=1", 1, 4 * L, 4 * L, True), ("issue shape 16L x 4L x 4L", 16 * L, 4 * L, 4 * L, True),
+              # an MLP for 8x8 digit images, batch 64: 64 -> 128 -> 64 -> 10, int8
+              ("mlp fc1 64->128", 64, 64, 128, True), ("mlp fc2 128->64", 64, 128, 64, True),
+              ("mlp fc3 64->10", 64, 64, 10, True)]
+    plans, cases = [], []
+    for label, M, K, N, quant in shapes:
+        A = rng.integers(-128, 128, (M, K), dtype=np.int8)
+        B = rng.integers(-128, 128, (K, N), dtype=np.int8)
+        q = Quant(multiplier=np.full(N, 1 << 30), shift=np.full(N, -8)) if quant else None
+        plans.append(compile_gemm(cfg, A, B, None, q))
+        cases.append((label, A, B, q))
+    sims = sim_plans(cfg, plans)
+    rows, model_rows = [], []
+    from .compiler import assemble
+    for (label, A, B, q), plan, (blocks, counters) in zip(cases, plans, sims):
+        out_model, c_model, _ = run_gemm(cfg, A, B, None, q, "model")
+        out_sim = assemble(cfg, plan, blocks)
+        if not np.array_equal(out_sim, out_model) or not np.array_equal(out_model, reference_gemm(A, B, None, q)):
+            raise RuntimeError(f"shape {label}: results differ between model, sim and reference")
+        mc = sum(c["cycles"] for c in c_model)
+        rc = sum(c["cycles"] for c in counters)
+        rows.append({"shape": label, "M": A.shape[0], "K": A.shape[1], "N": B.shape[1],
+                     "runs": len(plan.runs), "model_cycles": mc, "rtl_cycles": rc,
+                     "utilisation": plan.macs / (L * L * rc),
+                     "mxm_busy": sum(c["mxm_busy"] for c in counters) / rc})
+        # golden model speed against np.matmul on the same shape
+        reps = 3
+        t0 = time.perf_counter()
+        for _ in range(reps):
+            run_gemm(cfg, A, B, None, q, "model")
+        t_model = (time.perf_counter() - t0) / reps
+        t0 = time.perf_counter()
+        for _ in range(reps * 10):
+            A.astype(np.int64) @ B.astype(np.int64)
+        t_np = (time.perf_counter() - t0) / (reps * 10)
+        model_rows.append({"shape": label, "model_macs_per_s": plan.macs / t_model,
+                           "numpy_macs_per_s": plan.macs / t_np, "ratio": t_np / t_model})
+    return rows, model_rows
+
+
+def regression_times():
+    """`make sim` (SEEDS=1, to keep the bench short) with an empty and then a warm cache."""
+    res = {}
+    with tempfile.TemporaryDirectory(dir=BUILD) as cold:
+        env = dict(os.environ, LPU_BUILD_DIR=cold)
+        for label in ("cold", "warm"):
+            t0 = time.monotonic()
+            r = subprocess.run([sys.executable, "-m", "lpu", "sim", "--seeds", "1"], env=env,
+                               capture_output=True, text=True)
+            res[f"make_sim_seeds1_{label}_s"] = time.monotonic() - t0
+            if r.returncode != 0:
+                raise RuntimeError("regression failed during the bench:\n" + r.stdout[-2000:])
+    return res
+
+
+def fpga_figures():
+    out = {}
+    for report in sorted((BUILD / "fpga").glob("*/report.json")) if (BUILD / "fpga").exists() else []:
+        out[report.parent.name] = json.loads(report.read_text())
+    return out
+
+
+def _md(results):
+    lines = [f"# lpu-cosim benchmark", "", f"Machine: {results['machine']}", ""]
+    lines += ["## Simulation throughput (one compiled GEMM program, repeated; results verified)", "",
+              "| preset | GEMM | native cycles/s | framework cycles/s | naive cocotb cycles/s | framework / native | framework verified MAC/s |",
+              "|---|---|---|---|---|---|---|"]
+    for name, r in results["sim_throughput"].items():
+        lines.append(f"| {name} | {r['gemm']} | {r['native_cycles_per_s']:,.0f} | "
+                     f"{r['framework_cycles_per_s']:,.0f} | {r['naive_cycles_per_s']:,.0f} | "
+                     f"{r['ratio_framework_native']:.2f} | {r['framework_macs_per_s']:,.0f} |")
+    if results.get("levers"):
+        lines += ["", "## Levers (default preset, framework path, one change at a time)", "",
+                  "| variant | cycles/s | build time (cold) |", "|---|---|---|"]
+        for r in results["levers"]:
+            lines.append(f"| {r['variant']} | {r['cycles_per_s']:,.0f} | {r['build_s_if_cold']:.0f} s |")
+    lines += ["", "## Utilisation (default preset; model cycles = RTL cycles)", "",
+              "| shape | M x K x N | runs | model cycles | RTL cycles | utilisation | MXM busy |",
+              "|---|---|---|---|---|---|---|"]
+    for r in results["shapes"]:
+        lines.append(f"| {r['shape']} | {r['M']}x{r['K']}x{r['N']} | {r['runs']} | {r['model_cycles']} | "
+                     f"{r['rtl_cycles']} | {r['utilisation'] * 100:.1f} % | {r['mxm_busy'] * 100:.1f} % |")
+    lines += ["", "## Golden model speed", "", "| shape | model MAC/s | np.matmul (int64) MAC/s | model / numpy |",
+              "|---|---|---|---|"]
+    for r in results["model_speed"]:
+        lines.append(f"| {r['shape']} | {r['model_macs_per_s']:,.0f} | {r['numpy_macs_per_s']:,.0f} | {r['ratio']:.3f} |")
+    if results.get("regression"):
+        lines += ["", "## Regression time", ""]
+        for k, v in results["regression"].items():
+            lines.append(f"- {k}: {v:.0f} s")
+    lines += ["", "## FPGA", ""]
+    if results["fpga"]:
+        lines += ["| board | preset | LUT/LC | FF | DSP | BRAM | Fmax (MHz) | target | peak GOPS |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for board, r in results["fpga"].items():
+            lines.append(f"| {board} | {r.get('preset')} | {r.get('logic')} | {r.get('ff')} | {r.get('dsp')} | "
+                         f"{r.get('bram')} | {r.get('fmax_mhz')} | {r.get('target_mhz')} | {r.get('peak_gops')} |")
+    else:
+        lines.append("No bitstream reports found (run `make bitstream BOARD=...` first).")
+    return "\n".join(lines) + "\n"
+
+
+def run_bench(presets=("default", "large"), with_levers=True, with_regression=True):
+    OUT.mkdir(parents=True, exist_ok=True)
+    results = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+               "date": time.strftime("%Y-%m-%d %H:%M"), "sim_throughput": {}}
+    for name in presets:
+        _log(f"simulation throughput: {name}")
+        results["sim_throughput"][name] = sim_throughput(name)
+        r = results["sim_throughput"][name]
+        _log(f"  native {r['native_cycles_per_s']:.0f}, framework {r['framework_cycles_per_s']:.0f}, "
+             f"naive {r['naive_cycles_per_s']:.0f} cycles/s; framework/native {r['ratio_framework_native']:.2f}")
+    if with_levers:
+        _log("levers")
+        results["levers"] = levers()
+    _log("utilisation table and model speed")
+    results["shapes"], results["model_speed"] = shapes_table()
+    if with_regression:
+        _log("regression time (cold, warm)")
+        results["regression"] = regression_times()
+    results["fpga"] = fpga_figures()
+    (OUT / "results.json").write_text(json.dumps(results, indent=2))
+    (OUT / "results.md").write_text(_md(results))
+    _log(f"wrote {OUT / 'results.json'} and {OUT / 'results.md'}")
+    return results

@@ -1,0 +1,54 @@
+"""Simulation-throughput benchmark testbench (``make bench``), driven by ``lpu/bench.py``.
+
+$LPU_BENCH_JOB: a pickled job (program words, memory image, repeats, result regions).
+$LPU_BENCH_MODE: ``framework`` (load through the host port, then start and wait for done with
+no Python per cycle: how ``make sim`` runs programs) or ``naive`` (Python awaits every clock
+edge and reads the status, as a simple cocotb driver would).
+Writes the measured run phase to $LPU_BENCH_OUT.
+"""
+
+import json
+import os
+import pickle
+import time
+
+import cocotb
+from cocotb.triggers import ReadOnly, RisingEdge, Timer
+
+from tb.host import HostDriver
+
+
+@cocotb.test(timeout_time=10_000_000, timeout_unit="us")
+async def bench(dut):
+    job = pickle.loads(open(os.environ["LPU_BENCH_JOB"], "rb").read())
+    mode = os.environ["LPU_BENCH_MODE"]
+    host = HostDriver(dut)
+    await host.start_clock_and_reset()
+    t0 = time.perf_counter()
+    for bank, (addr, words) in job["sram"].items():
+        await host.write_sram(bank, addr, words)
+    for row, packed in job["params"].items():
+        await host.write_params_packed(row, packed)
+    await host.write_program(job["program"])
+    t_load = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(job["repeats"]):
+        dut.start.value = 1
+        await RisingEdge(dut.clk)
+        dut.start.value = 0
+        if mode == "framework":
+            await RisingEdge(dut.done)
+        else:
+            while True:
+                await RisingEdge(dut.clk)
+                await ReadOnly()
+                if int(dut.done.value):
+                    break
+            await Timer(1, unit="ns")      # leave the read-only phase within the same cycle
+    seconds = time.perf_counter() - t0
+    await RisingEdge(dut.clk)
+    counters = await host.read_counters()
+    read = [((b, a, n), await host.read_sram(b, a, n)) for b, a, n in job["read"]]
+    with open(os.environ["LPU_BENCH_OUT"], "wb") as f:
+        pickle.dump({"seconds": seconds, "load_seconds": t_load, "counters": counters,
+                     "read": read}, f)

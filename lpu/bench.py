@@ -136,10 +136,10 @@ def _native_run(exe, cfg, job, repeats):
 
 
 # ---- cocotb paths ---------------------------------------------------------------------------
-def _cocotb_run(name, cfg, job, repeats, mode, clock="gpi", **build_options):
+def _cocotb_run(name, cfg, job, repeats, mode, clock="gpi", cycles=None, **build_options):
     run = job["runs"][0]
     work = Path(tempfile.mkdtemp(prefix=f"bench-{mode}-", dir=OUT))
-    (work / "job.pkl").write_bytes(pickle.dumps({**run, "repeats": repeats}))
+    (work / "job.pkl").write_bytes(pickle.dumps({**run, "repeats": repeats, "cycles": cycles}))
     res = run_testbench("tile", cfg, seed=0, run_dir=work / "run", timeout=3600,
                         test_module="tb.bench_tile", log=lambda s: _log("  " + s),
                         extra_env={"LPU_BENCH_JOB": work / "job.pkl", "LPU_BENCH_MODE": mode,
@@ -177,14 +177,17 @@ def sim_throughput(name, target_cycles=2_000_000, naive_cycles=200_000):
     res["native_cycles_per_s"] = cyc / sec
     res["native_macs_per_s"] = reps * macs / sec
 
-    out = _cocotb_run(name, cfg, job, reps, "framework")
+    out = _cocotb_run(name, cfg, job, reps, "edge", cycles=per_run)
+    _verify("wait for done", {k: v for k, v in out["read"]}, out["counters"], expected, exp_counters)
+    res["edge_cycles_per_s"] = reps * per_run / out["seconds"]
+    out = _cocotb_run(name, cfg, job, reps, "framework", cycles=per_run)
     _verify("framework", {k: v for k, v in out["read"]}, out["counters"], expected, exp_counters)
     res["framework_cycles_per_s"] = reps * per_run / out["seconds"]
     res["framework_macs_per_s"] = reps * macs / out["seconds"]
     res["framework_load_s"] = out["load_seconds"]
 
     nreps = max(1, naive_cycles // per_run)
-    out = _cocotb_run(name, cfg, job, nreps, "naive")
+    out = _cocotb_run(name, cfg, job, nreps, "naive", cycles=per_run)
     _verify("naive", {k: v for k, v in out["read"]}, out["counters"], expected, exp_counters)
     res["naive_cycles_per_s"] = nreps * per_run / out["seconds"]
     res["naive_macs_per_s"] = nreps * macs / out["seconds"]
@@ -213,7 +216,8 @@ def levers(name="default", target_cycles=1_000_000):
         from .simulation import build
         build("tile", cfg, log=lambda s: None, **opts)
         build_s = time.monotonic() - t0
-        out = _cocotb_run(name, cfg, job, reps, "framework", clock=clock, **opts)
+        out = _cocotb_run(name, cfg, job, reps, "framework", clock=clock,
+                          cycles=exp_counters["cycles"] + 1, **opts)
         _verify(label, {k: v for k, v in out["read"]}, out["counters"], expected, exp_counters)
         rows.append({"variant": label, "cycles_per_s": reps * (exp_counters["cycles"] + 1) / out["seconds"],
                      "build_s_if_cold": build_s})

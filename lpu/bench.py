@@ -136,14 +136,15 @@ def _native_run(exe, cfg, job, repeats):
 
 
 # ---- cocotb paths ---------------------------------------------------------------------------
-def _cocotb_run(name, cfg, job, repeats, mode, clock="gpi", cycles=None, **build_options):
+def _cocotb_run(name, cfg, job, repeats, mode, tb_clock=None, cycles=None, **build_options):
     run = job["runs"][0]
     work = Path(tempfile.mkdtemp(prefix=f"bench-{mode}-", dir=OUT))
     (work / "job.pkl").write_bytes(pickle.dumps({**run, "repeats": repeats, "cycles": cycles}))
     res = run_testbench("tile", cfg, seed=0, run_dir=work / "run", timeout=3600,
                         test_module="tb.bench_tile", log=lambda s: _log("  " + s),
                         extra_env={"LPU_BENCH_JOB": work / "job.pkl", "LPU_BENCH_MODE": mode,
-                                   "LPU_BENCH_OUT": work / "out.pkl", "LPU_CLOCK_IMPL": clock},
+                                   "LPU_BENCH_OUT": work / "out.pkl",
+                                   **({"LPU_CLOCK_IMPL": tb_clock} if tb_clock else {})},
                         **build_options)
     if not res.passed:
         raise RuntimeError(f"bench {mode} on {name} failed: {res.message} ({res.log})")
@@ -187,7 +188,7 @@ def sim_throughput(name, target_cycles=2_000_000, naive_cycles=200_000):
     res["framework_load_s"] = out["load_seconds"]
 
     nreps = max(1, naive_cycles // per_run)
-    out = _cocotb_run(name, cfg, job, nreps, "naive", cycles=per_run)
+    out = _cocotb_run(name, cfg, job, nreps, "naive", cycles=per_run, tb_clock="gpi", clock="gpi")
     _verify("naive", {k: v for k, v in out["read"]}, out["counters"], expected, exp_counters)
     res["naive_cycles_per_s"] = nreps * per_run / out["seconds"]
     res["naive_macs_per_s"] = nreps * macs / out["seconds"]
@@ -204,19 +205,23 @@ def levers(name="default", target_cycles=1_000_000):
     expected, exp_counters = _expected(cfg, plan)
     reps = max(1, target_cycles // (exp_counters["cycles"] + 1))
     variants = [
-        ("cocotb default flow: --public-flat-rw, -Os, clock in C++", dict(public_all=True, opt_fast="-Os")),
-        ("ports-only public signals, -Os", dict(opt_fast="-Os")),
-        ("ports-only public signals, -O2 (the framework)", dict()),
-        ("as the framework, but the clock in Python", dict(clock="py")),
+        ("cocotb's default flow: --public-flat-rw, -Os, cocotb clock in C++",
+         dict(public_all=True, opt_fast="-Os", clock="gpi")),
+        ("ports-only public signals, -Os, cocotb clock in C++", dict(opt_fast="-Os", clock="gpi")),
+        ("ports-only public signals, -O2, cocotb clock in C++", dict(clock="gpi")),
+        ("ports-only, -O2, cocotb clock in Python", dict(clock="py")),
+        ("ports-only, -O2, clock generated in the model (--timing): the framework", dict()),
     ]
     rows = []
     for label, opts in variants:
-        clock = opts.pop("clock", "gpi")
+        tb_clock = opts.get("clock", "verilog")
+        if tb_clock == "py":                      # same build as "gpi", clock run by Python
+            opts["clock"] = "gpi"
         t0 = time.monotonic()
         from .simulation import build
         build("tile", cfg, log=lambda s: None, **opts)
         build_s = time.monotonic() - t0
-        out = _cocotb_run(name, cfg, job, reps, "framework", clock=clock,
+        out = _cocotb_run(name, cfg, job, reps, "framework", tb_clock=tb_clock,
                           cycles=exp_counters["cycles"] + 1, **opts)
         _verify(label, {k: v for k, v in out["read"]}, out["counters"], expected, exp_counters)
         rows.append({"variant": label, "cycles_per_s": reps * (exp_counters["cycles"] + 1) / out["seconds"],

@@ -87,16 +87,36 @@ def top_ports(text):
                       body, re.M)
 
 
+def clocked_wrapper(text, half_period_ns=5):
+    """Rename the design's top to ``lpu_core`` and wrap it in a ``top`` whose clock is
+    generated inside the simulator (``always #5 clk = ~clk``, Verilator ``--timing``): no VPI
+    callback per clock edge. Every other port stays a port of ``top``."""
+    import re
+    core = text.replace("module top(", "module lpu_core(", 1)
+    start = core.index("module lpu_core(")
+    body = core[start:core.index("endmodule", start)]
+    decls = re.findall(r"^\s*((?:input|output)\s+(?:signed\s+)?(?:\[[^\]]*\]\s*)?\\?([\w$.]+))\s*;",
+                       body, re.M)
+    ports = [name for _, name in decls if name != "clk"]
+    lines = ["module top(" + ", ".join(ports) + ");"]
+    lines += [f"  {decl};" for decl, name in decls if name != "clk"]
+    lines += ["  reg clk = 1'b0;", f"  always #{half_period_ns} clk = ~clk;",
+              "  lpu_core core(.clk(clk), " + ", ".join(f".{p}({p})" for p in ports) + ");",
+              "endmodule"]
+    return core + "\n" + "\n".join(lines) + "\n"
+
+
 def _public_ports_vlt(build_dir, text):
     """Only the top-level ports are visible to cocotb. cocotb's default, --public-flat-rw,
     makes every signal public: 8x longer C++ builds of a 16x16 array and a slower model."""
     vlt = build_dir / "public.vlt"
+    ports = top_ports(text) + (["clk"] if "lpu_core core(" in text else [])
     vlt.write_text("`verilator_config\n" + "".join(
-        f'public_flat_rw -module "top" -var "{p}"\n' for p in top_ports(text)))
+        f'public_flat_rw -module "top" -var "{p}"\n' for p in ports))
     return vlt
 
 
-def _verilator_build_cmds(build_dir, vfile, waves, public_all=False):
+def _verilator_build_cmds(build_dir, vfile, waves, public_all=False, clock="gpi"):
     import cocotb_tools.config as cc
     cpp = cc.share_dir / "lib" / "verilator" / "verilator.cpp"
     public = _public_ports_vlt(build_dir, vfile.read_text())
@@ -108,6 +128,8 @@ def _verilator_build_cmds(build_dir, vfile, waves, public_all=False):
     if waves:
         from .toolchain import waves_format
         cmd += ["--trace-fst" if waves_format() == "fst" else "--trace", "--trace-structs"]
+    if clock == "verilog":
+        cmd += ["--timing", "--timescale", "1ns/1ps", "-CFLAGS", "-std=c++20 -fcoroutines"]
     cmd += [str(VLT), str(public), str(cpp), str(vfile)]
     jobs = str(max(1, min(4, os.cpu_count() or 1)))
     return [cmd, ["make", "-s", "-j", jobs, "-C", str(build_dir), "-f", "Vtop.mk",
@@ -130,20 +152,29 @@ def _tool_versions(sim):
     return {"cocotb": cocotb.__version__, "python": sys.version.split()[0], "sim": sim}
 
 
+def default_clock(sim):
+    """Where the clock lives: generated inside Verilator's model (no VPI call per edge; 1.8x
+    the cycles/s of cocotb's C++ clock, see ``make bench``), cocotb's C++ clock on Icarus."""
+    return "verilog" if sim == "verilator" else "gpi"
+
+
 def build(design, config, *, sim="verilator", waves=False, log=print, public_all=False,
-          opt_fast="-O2"):
+          opt_fast="-O2", clock=None):
     """Build (or reuse) the simulator for ``design`` at ``config``; returns the build folder."""
+    clock = clock or default_clock(sim)
     from .toolchain import verilator_env, ToolError
     text = generate_verilog(design, config)
+    if clock == "verilog":
+        text = clocked_wrapper(text)
     if sim == "icarus" and shutil.which("iverilog") is None:
         raise ToolError("'iverilog' not found: install Icarus Verilog (apt-get install -y iverilog)")
     from .toolchain import waves_format
     flags = {"waves": waves_format() if waves else False, "tools": _tool_versions(sim),
              "build_format": 4}
     variant = ""
-    if public_all or opt_fast != "-O2":          # benchmark variants of the Verilator flow
-        flags.update(public_all=public_all, opt_fast=opt_fast)
-        variant = f"-{'public' if public_all else 'ports'}{opt_fast}"
+    if public_all or opt_fast != "-O2" or clock != default_clock(sim):   # bench variants
+        flags.update(public_all=public_all, opt_fast=opt_fast, clock=clock)
+        variant = f"-{'public' if public_all else 'ports'}{opt_fast}-clk{clock}"
     h = hashlib.sha256()
     h.update(text.encode())
     h.update(VLT.read_bytes())
@@ -166,7 +197,7 @@ def build(design, config, *, sim="verilator", waves=False, log=print, public_all
         vfile = tmp / "top.v"
         vfile.write_text(text)
         env = verilator_env(opt_fast=opt_fast) if sim == "verilator" else dict(os.environ)
-        cmds = (_verilator_build_cmds(tmp, vfile, waves, public_all) if sim == "verilator"
+        cmds = (_verilator_build_cmds(tmp, vfile, waves, public_all, clock) if sim == "verilator"
                 else _icarus_build_cmds(tmp, vfile, waves))
         t0 = time.monotonic()
         logf = tmp / "build.log"
@@ -258,6 +289,10 @@ def run_testbench(design, config, *, seed, run_dir, sim="verilator", waves=False
     results = run_dir / "results.xml"
     env = _cocotb_env(test_module or TESTBENCHES[design], seed, results, extra_env, testcase)
     env["LPU_CONFIG_JSON"] = json.dumps(config.as_dict())
+    if (build_options.get("clock") or default_clock(sim)) == "verilog":
+        env["LPU_CLOCK_IMPL"] = "verilog"         # the testbench must not drive clk
+    else:
+        env["LPU_CLOCK_IMPL"] = str((extra_env or {}).get("LPU_CLOCK_IMPL", "gpi"))
     env["LPU_STATS_FILE"] = str(run_dir / "stats.jsonl")
     if sim == "verilator":
         env["COCOTB_TRUST_INERTIAL_WRITES"] = "1"    # what cocotb's own Verilator runner sets

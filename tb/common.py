@@ -64,8 +64,11 @@ class TB:
         self.dut = dut
         self.config = load_config()
         self.cycle = 0
-        # the clock lives in the simulator (C++) unless $LPU_CLOCK_IMPL=py (a bench lever)
-        Clock(dut.clk, CLOCK_NS, unit="ns", impl=os.environ.get("LPU_CLOCK_IMPL", "gpi")).start()
+        # The clock: cocotb's, in C++ ("gpi", default) or Python ("py"); or "verilog": the
+        # design's wrapper toggles clk itself (lpu.simulation.clocked_wrapper)
+        impl = os.environ.get("LPU_CLOCK_IMPL", "gpi")
+        if impl != "verilog":
+            Clock(dut.clk, CLOCK_NS, unit="ns", impl=impl).start()
 
     async def reset(self, inputs=()):
         for sig in inputs:

@@ -12,7 +12,7 @@ import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from model.mxm import Activations, MatmulModel, ACC_UPDATE_DELAY, ACC_VISIBLE_DELAY, wrap32
-from tb.common import TB, WATCHDOG, pack, unpack, rng_for, record_stats
+from tb.common import TB, WATCHDOG, load_config, pack, unpack, rng_for, record_stats
 
 
 @dataclass
@@ -231,7 +231,7 @@ def _matrices(rng, M, K, N, fill):
 @cocotb.test(**WATCHDOG)
 async def test_classic_matrices(dut):
     """Identity, zeros, consecutive values, and the extremes -128 x -128 and 127 x -128."""
-    cfg = __import__("tb.common", fromlist=["load_config"]).load_config()
+    cfg = load_config()
     L = cfg.lanes
     rng = rng_for("test_classic_matrices")
     for fill in ("identity", "zeros", "consecutive", "extreme", "min"):
@@ -241,7 +241,7 @@ async def test_classic_matrices(dut):
 @cocotb.test(**WATCHDOG)
 async def test_edge_shapes(dut):
     """M = 1, K = 1, N = 1 and sizes that are not multiples of the lane count."""
-    cfg = __import__("tb.common", fromlist=["load_config"]).load_config()
+    cfg = load_config()
     L = cfg.lanes
     rng = rng_for("test_edge_shapes")
     shapes = [(1, 1, 1), (1, 3 * L, L), (5, 1, 2 * L + 1), (L + 1, L - 1, 1), (3, 2 * L + 3, 7)]
@@ -252,7 +252,7 @@ async def test_edge_shapes(dut):
 async def test_utilisation(dut):
     """M = 16 L, K = N = 4 L: loads hidden under compute, the array busy >= 95 % of the cycles
     from the first activation in to the last result out, on the cycle the model predicts."""
-    cfg = __import__("tb.common", fromlist=["load_config"]).load_config()
+    cfg = load_config()
     L = cfg.lanes
     rng = rng_for("test_utilisation")
     M, K, N = 16 * L, 4 * L, 4 * L
@@ -272,7 +272,7 @@ async def test_utilisation(dut):
 async def test_random_sequences(dut):
     """Seeded random tiles: random M, buffers switched or reused, accumulate or overwrite,
     random gaps, reads interleaved; every vector against the model."""
-    cfg = __import__("tb.common", fromlist=["load_config"]).load_config()
+    cfg = load_config()
     L = cfg.lanes
     rng = rng_for("test_random_sequences")
     tb = MxmTB(dut)

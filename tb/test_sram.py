@@ -81,6 +81,15 @@ def fill_schedule(cfg, rng, banks=None):
             for a in range(cfg.depth)]
 
 
+async def filled(dut, name):
+    """A started testbench with every bank filled with seeded random words."""
+    tb = SramTB(dut)
+    rng = rng_for(name)
+    await tb.start()
+    await tb.run(fill_schedule(tb.config, rng))
+    return tb, tb.config, rng
+
+
 async def finish(tb, name, min_checked):
     await tb.run(tb.idle(4))
     assert tb.checked >= min_checked, f"only {tb.checked} words checked, expected >= {min_checked}"
@@ -91,11 +100,7 @@ async def finish(tb, name, min_checked):
 @cocotb.test(**WATCHDOG)
 async def test_full_depth_sweep(dut):
     """Fill every bank, then stream each whole bank back with stride 1, all banks at once."""
-    tb = SramTB(dut)
-    cfg = tb.config
-    rng = rng_for("test_full_depth_sweep")
-    await tb.start()
-    await tb.run(fill_schedule(cfg, rng))
+    tb, cfg, rng = await filled(dut, "test_full_depth_sweep")
     await tb.run([({b: (0, 1, cfg.depth) for b in range(cfg.banks)}, {})] + tb.idle(cfg.depth))
     await finish(tb, "test_full_depth_sweep", cfg.banks * cfg.depth)
 
@@ -103,11 +108,7 @@ async def test_full_depth_sweep(dut):
 @cocotb.test(**WATCHDOG)
 async def test_strides(dut):
     """Stride 0 (one word repeated), 1, odd, even, and strides that wrap past the end."""
-    tb = SramTB(dut)
-    cfg = tb.config
-    rng = rng_for("test_strides")
-    await tb.start()
-    await tb.run(fill_schedule(cfg, rng))
+    tb, cfg, rng = await filled(dut, "test_strides")
     d = cfg.depth
     cases = [(5, 0, 7), (0, 1, 9), (3, 3, d), (d - 2, 1, 6), (d - 1, 7, d // 2),
              (1, d - 1, 11), (0, 2, d), (d // 2, d // 2 + 1, 13)]
@@ -121,11 +122,7 @@ async def test_strides(dut):
 async def test_read_during_write(dut):
     """Write the address being streamed in the same cycle: the read returns the old word
     (read-first); the next read of it returns the new one."""
-    tb = SramTB(dut)
-    cfg = tb.config
-    rng = rng_for("test_read_during_write")
-    await tb.start()
-    await tb.run(fill_schedule(cfg, rng))
+    tb, cfg, rng = await filled(dut, "test_read_during_write")
     full = np.ones(cfg.lanes, dtype=bool)
     sched = []
     for rep in range(2):
@@ -141,15 +138,12 @@ async def test_read_during_write(dut):
 @cocotb.test(**WATCHDOG)
 async def test_lane_masks(dut):
     """Partial lane write-enables: only the enabled int8 lanes of a word change."""
-    tb = SramTB(dut)
-    cfg = tb.config
-    rng = rng_for("test_lane_masks")
-    await tb.start()
-    await tb.run(fill_schedule(cfg, rng))
+    tb, cfg, rng = await filled(dut, "test_lane_masks")
     sched = []
     for a in range(64):
         masks = {b: rng.integers(0, 2, cfg.lanes).astype(bool) for b in range(cfg.banks)}
-        masks[0][:] = False if a % 8 == 0 else masks[0]     # no lane at all
+        if a % 8 == 0:
+            masks[0][:] = False                                # no lane at all
         sched.append(({}, {b: (a, rng.integers(-128, 128, cfg.lanes), masks[b])
                            for b in range(cfg.banks)}))
     await tb.run(sched)
@@ -160,11 +154,7 @@ async def test_lane_masks(dut):
 @cocotb.test(**WATCHDOG)
 async def test_random_traffic(dut):
     """Seeded random streams (restarts included) and masked writes on all banks at once."""
-    tb = SramTB(dut)
-    cfg = tb.config
-    rng = rng_for("test_random_traffic")
-    await tb.start()
-    await tb.run(fill_schedule(cfg, rng))
+    tb, cfg, rng = await filled(dut, "test_random_traffic")
     d = cfg.depth
     sched = []
     busy_until = [0] * cfg.banks

@@ -2,6 +2,7 @@
 that write nothing."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -100,7 +101,7 @@ def test_gemm_wrong(files, capsys, monkeypatch, argv, message):
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert __import__("re").search(message, lines[0]), lines[0]
+    assert re.search(message, lines[0]), lines[0]
     assert not (d / "OUT.npy").exists()
     assert "Traceback" not in err
 

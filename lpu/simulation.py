@@ -37,6 +37,7 @@ DESIGNS = {
     "mxm": ("rtl.matmul_unit", "MatmulUnit"),
     "vxm": ("rtl.vector_unit", "VectorUnit"),
     "tile": ("rtl.tile", "LpuTile"),
+    "bridge": ("rtl.board", "LpuBoard"),
 }
 
 # design name -> testbench module
@@ -45,6 +46,7 @@ TESTBENCHES = {
     "mxm": "tb.test_mxm",
     "vxm": "tb.test_vxm",
     "tile": "tb.test_tile",
+    "bridge": "tb.test_bridge",
 }
 
 

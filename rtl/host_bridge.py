@@ -1,0 +1,223 @@
+from amaranth import *
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from lpu.isa import param_bits
+from lpu.protocol import SYNC_REP, SYNC_REQ, Cmd, Status
+
+from .uart import UartRx, UartTx
+
+__all__ = ["HostBridge", "crc16_byte"]
+
+
+def crc16_byte(m, crc, byte, name="crc"):
+    """CRC-16/CCITT-FALSE after one more byte: a combinational Signal in ``m`` (one wire per
+    bit step, so the expression does not grow exponentially)."""
+    c = Signal(16, name=f"{name}_in")
+    m.d.comb += c.eq(crc ^ (byte << 8))
+    for i in range(8):
+        nxt = Signal(16, name=f"{name}_{i}")
+        m.d.comb += nxt.eq(Mux(c[15], (c << 1) ^ 0x1021, c << 1)[:16])
+        c = nxt
+    return c
+
+
+class HostBridge(wiring.Component):
+    """UART <-> the tile's host port, with the framed, CRC-protected protocol of
+    ``lpu/protocol.py`` (docs/protocol.md).
+
+    Every request gets exactly one reply. A frame is executed only after its CRC checks, so a
+    corrupted frame changes nothing. A frame that stops arriving for ``timeout`` cycles is
+    answered ``TIMEOUT``; a length too long for any command is answered ``BAD_LENGTH`` once the
+    line has been quiet for ``timeout`` cycles; bytes outside a frame are ignored. Writes,
+    reads and START while the tile is busy are answered ``BUSY``.
+    """
+
+    def __init__(self, config, divisor, timeout):
+        self.config = config
+        self.divisor = divisor
+        self.timeout = timeout
+        hb = config.host_data_bits
+        super().__init__({
+            "rx": In(1, init=1), "tx": Out(1, init=1),
+            "h_we": Out(1), "h_re": Out(1), "h_region": Out(2), "h_bank": Out(4),
+            "h_addr": Out(16), "h_part": Out(2), "h_wdata": Out(hb),
+            "h_rdata": In(hb), "h_rvalid": In(1),
+            "start": Out(1), "busy": In(1), "done": In(1),
+        })
+
+    def elaborate(self, platform):
+        cfg = self.config
+        HB = cfg.host_data_bits // 8
+        MAXP = 5 + HB
+        m = Module()
+        m.submodules.urx = urx = UartRx(self.divisor)
+        m.submodules.utx = utx = UartTx(self.divisor)
+        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
+
+        cmd = Signal(8)
+        length = Signal(16)
+        idx = Signal(16)
+        buf = Signal(MAXP * 8)
+        crc = Signal(16, init=0xFFFF)
+        rcrc = Signal(16)
+        quiet = Signal(range(self.timeout + 1))     # cycles since the last byte
+        status = Signal(8)
+        rlen = Signal(16)
+        rbuf = Signal(HB * 8)
+        byte = urx.data
+        got = urx.valid
+
+        crc_next = crc16_byte(m, crc, byte, "rx_crc")
+
+        with m.If(got):
+            m.d.sync += quiet.eq(0)
+        with m.Elif(quiet != self.timeout):
+            m.d.sync += quiet.eq(quiet + 1)
+        timed_out = quiet == self.timeout
+
+        field = lambda i: buf[8 * i:8 * i + 8]
+        m.d.comb += [self.h_region.eq(field(0)), self.h_bank.eq(field(1)),
+                     self.h_addr.eq(Cat(field(2), field(3))), self.h_part.eq(field(4)),
+                     self.h_wdata.eq(buf[40:40 + 8 * HB])]
+
+        # reply transmitter: 0xA5, status, len, payload, crc
+        tx_idx = Signal(16)
+        tx_crc = Signal(16)
+        tx_byte = Signal(8)
+        n_before_crc = 4 + rlen
+        with m.If(tx_idx == 0):
+            m.d.comb += tx_byte.eq(SYNC_REP)
+        with m.Elif(tx_idx == 1):
+            m.d.comb += tx_byte.eq(status)
+        with m.Elif(tx_idx == 2):
+            m.d.comb += tx_byte.eq(rlen[:8])
+        with m.Elif(tx_idx == 3):
+            m.d.comb += tx_byte.eq(rlen[8:])
+        with m.Elif(tx_idx < n_before_crc):
+            m.d.comb += tx_byte.eq(rbuf[:8])            # rbuf shifts down as bytes go out
+        with m.Elif(tx_idx == n_before_crc):
+            m.d.comb += tx_byte.eq(tx_crc[:8])
+        with m.Else():
+            m.d.comb += tx_byte.eq(tx_crc[8:])
+
+        tx_crc_next = crc16_byte(m, tx_crc, tx_byte, "tx_crc")
+
+        def reply(code, n=0):
+            m.d.sync += [status.eq(code), rlen.eq(n), tx_idx.eq(0), tx_crc.eq(0xFFFF)]
+            m.next = "REPLY"
+
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(got & (byte == SYNC_REQ)):
+                    m.d.sync += [crc.eq(0xFFFF), idx.eq(0)]
+                    m.next = "CMD"
+            with m.State("CMD"):
+                with m.If(got):
+                    m.d.sync += [cmd.eq(byte), crc.eq(crc_next)]
+                    m.next = "LEN0"
+                with m.Elif(timed_out):
+                    reply(Status.TIMEOUT)
+            with m.State("LEN0"):
+                with m.If(got):
+                    m.d.sync += [length[:8].eq(byte), crc.eq(crc_next)]
+                    m.next = "LEN1"
+                with m.Elif(timed_out):
+                    reply(Status.TIMEOUT)
+            with m.State("LEN1"):
+                with m.If(got):
+                    m.d.sync += [length[8:].eq(byte), crc.eq(crc_next)]
+                    with m.If(Cat(length[:8], byte) > MAXP):
+                        m.next = "DISCARD"
+                    with m.Elif(Cat(length[:8], byte) == 0):
+                        m.next = "CRC0"
+                    with m.Else():
+                        m.next = "PAYLOAD"
+                with m.Elif(timed_out):
+                    reply(Status.TIMEOUT)
+            with m.State("PAYLOAD"):
+                with m.If(got):
+                    for i in range(MAXP):              # one byte enable per position
+                        with m.If(idx == i):
+                            m.d.sync += buf[8 * i:8 * i + 8].eq(byte)
+                    m.d.sync += [idx.eq(idx + 1), crc.eq(crc_next)]
+                    with m.If(idx + 1 == length):
+                        m.next = "CRC0"
+                with m.Elif(timed_out):
+                    reply(Status.TIMEOUT)
+            with m.State("CRC0"):
+                with m.If(got):
+                    m.d.sync += rcrc[:8].eq(byte)
+                    m.next = "CRC1"
+                with m.Elif(timed_out):
+                    reply(Status.TIMEOUT)
+            with m.State("CRC1"):
+                with m.If(got):
+                    m.d.sync += rcrc[8:].eq(byte)
+                    m.next = "CHECK"
+                with m.Elif(timed_out):
+                    reply(Status.TIMEOUT)
+            with m.State("DISCARD"):                 # too long for any command: resync on silence
+                with m.If(timed_out):
+                    reply(Status.BAD_LENGTH)
+            with m.State("CHECK"):
+                with m.If(rcrc != crc):
+                    reply(Status.BAD_CRC)
+                with m.Else():
+                    with m.Switch(cmd):
+                        with m.Case(Cmd.WRITE):
+                            with m.If(length != MAXP):
+                                reply(Status.BAD_LENGTH)
+                            with m.Elif(self.busy):
+                                reply(Status.BUSY)
+                            with m.Else():
+                                m.d.comb += self.h_we.eq(1)
+                                reply(Status.OK)
+                        with m.Case(Cmd.READ):
+                            with m.If(length != 4):
+                                reply(Status.BAD_LENGTH)
+                            with m.Elif(self.busy):
+                                reply(Status.BUSY)
+                            with m.Else():
+                                m.d.comb += self.h_re.eq(1)
+                                m.next = "READ"
+                        with m.Case(Cmd.START):
+                            with m.If(length != 0):
+                                reply(Status.BAD_LENGTH)
+                            with m.Elif(self.busy):
+                                reply(Status.BUSY)
+                            with m.Else():
+                                m.d.comb += self.start.eq(1)
+                                reply(Status.OK)
+                        with m.Case(Cmd.STATUS):
+                            with m.If(length != 0):
+                                reply(Status.BAD_LENGTH)
+                            with m.Else():
+                                m.d.sync += rbuf.eq(Cat(self.busy, Const(0, 7), self.done))
+                                reply(Status.OK, 2)
+                        with m.Case(Cmd.INFO):
+                            with m.If(length != 0):
+                                reply(Status.BAD_LENGTH)
+                            with m.Else():
+                                parts = -(-param_bits(cfg.lanes) // cfg.host_data_bits)
+                                info = [cfg.lanes, cfg.banks, cfg.addr_bits, cfg.acc_addr_bits,
+                                        HB, parts]
+                                m.d.sync += rbuf.eq(Cat(*[Const(v, 8) for v in info]))
+                                reply(Status.OK, len(info))
+                        with m.Default():
+                            reply(Status.UNKNOWN_CMD)
+            with m.State("READ"):
+                with m.If(self.h_rvalid):
+                    m.d.sync += rbuf.eq(self.h_rdata)
+                    reply(Status.OK, HB)
+            with m.State("REPLY"):
+                m.d.comb += [utx.data.eq(tx_byte), utx.valid.eq(1)]
+                with m.If(utx.ready):
+                    m.d.sync += tx_idx.eq(tx_idx + 1)
+                    with m.If((tx_idx >= 1) & (tx_idx < n_before_crc)):
+                        m.d.sync += tx_crc.eq(tx_crc_next)
+                    with m.If((tx_idx >= 4) & (tx_idx < n_before_crc)):
+                        m.d.sync += rbuf.eq(rbuf >> 8)
+                    with m.If(tx_idx == n_before_crc + 1):
+                        m.next = "IDLE"
+        return m

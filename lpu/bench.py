@@ -104,7 +104,7 @@ def _native_run(exe, cfg, job, repeats):
         lines.append(f"w {region} {bank} {addr} {part} {len(words)} " + " ".join(f"{x:x}" for x in words))
 
     from .isa import param_bits
-    from tb.common import pack
+    from .bits import pack
     for bank, (addr, words) in run["sram"].items():
         for i, word in enumerate(np.asarray(words).reshape(-1, cfg.lanes)):
             w(0, bank, (addr + i) % cfg.depth, 0, pack(word, 8))

@@ -81,6 +81,11 @@ def cmd_bench(args):
     return 0
 
 
+def cmd_serve_sim(args):
+    from .serve import serve_sim
+    return serve_sim(preset(args.config), args.seconds)
+
+
 def build_parser():
     p = _Parser(prog="lpu", description="LPU tile co-simulation: model, sim and FPGA back ends")
     sub = p.add_subparsers(dest="cmd", required=True, parser_class=_Parser)
@@ -116,13 +121,19 @@ def build_parser():
     s.add_argument("--quick", action="store_true", help="skip the levers and regression timing")
     s.set_defaults(fn=cmd_bench)
 
+    s = sub.add_parser("serve-sim", help="the simulated tile + bridge as a pseudo-terminal")
+    s.add_argument("--config", default="default")
+    s.add_argument("--seconds", type=float, default=3600, help="stop serving after this long")
+    s.set_defaults(fn=cmd_serve_sim)
+
     s = sub.add_parser("gemm", help="run an int8 GEMM on a back end")
     s.add_argument("a", metavar="A.npy")
     s.add_argument("b", metavar="B.npy")
     s.add_argument("-o", "--output", required=True, metavar="OUT.npy")
     s.add_argument("--bias", default=None, metavar="BIAS.npy")
     s.add_argument("--quant", default=None, metavar="QUANT.json")
-    s.add_argument("--backend", default="model", help="model | sim")
+    s.add_argument("--backend", default="model", help="model | sim | fpga")
+    s.add_argument("--port", default=None, help="serial port of the board (--backend fpga)")
     s.add_argument("--config", default="default", help="preset (default: default)")
     s.set_defaults(fn=cmd_gemm)
     return p

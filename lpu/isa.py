@@ -117,6 +117,19 @@ def validate_program(insns, config):
     raise ProgramError("program does not end with HALT")
 
 
+# ---- the host port ---------------------------------------------------------------------------
+class Region:
+    """Host-port regions (``h_region``)."""
+    SRAM = 0      # h_bank, h_addr: one word (lanes int8, low bits of the host data bus)
+    IMEM = 1      # h_addr: one instruction
+    PARAM = 2     # h_addr: parameter row, h_part: which host-bus-sized slice of it
+    COUNTER = 3   # h_addr: counter index (read only), in the order of COUNTERS
+
+
+# performance counters, in host-port order
+COUNTERS = ("cycles", "mxm_busy", "lw_rows", "vx_rows", "stalls", "insns")
+
+
 # ---- the parameter memory: one row of per-output-channel VXM parameters -------------------
 def param_fields(lanes):
     """(name, bits per element, elements), low bits first. The RTL layout is built from this."""

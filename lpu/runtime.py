@@ -18,6 +18,7 @@ import numpy as np
 
 from .compiler import OUT_BANK, CompileError, Quant, assemble, collect, compile_gemm
 from .config import ConfigError, preset
+from .device import DeviceError
 from .isa import encode
 
 __all__ = ["run_gemm", "gemm_command", "load_quant", "QuantError", "result_regions"]
@@ -34,9 +35,9 @@ def result_regions(cfg, run):
     return [(b, run.out_base, n) for b in banks]
 
 
-def _model_backend(cfg, plan):
-    from model.tile import TileModel
-    dev = TileModel(cfg)
+def run_on_device(cfg, plan, dev):
+    """Run every run of ``plan`` on a device with the host-port operations (the golden
+    model, or a board behind its serial bridge); (blocks, counters)."""
     blocks, counters = [], []
     for run in plan.runs:
         for bank, (addr, words) in run.sram.items():
@@ -46,6 +47,20 @@ def _model_backend(cfg, plan):
         counters.append(dev.run(run.program))
         blocks.append(collect(cfg, plan, run, dev.read_sram))
     return blocks, counters
+
+
+def _model_backend(cfg, plan, port=None):
+    from model.tile import TileModel
+    return run_on_device(cfg, plan, TileModel(cfg))
+
+
+def _fpga_backend(cfg, plan, port=None):
+    from .device import BridgeDevice, open_serial
+    if not port:
+        raise QuantError("--backend fpga needs --port PORT (a serial device, or the path "
+                         "printed by 'lpu serve-sim')")
+    with open_serial(port) as ser:
+        return run_on_device(cfg, plan, BridgeDevice(ser, cfg))
 
 
 def sim_job(cfg, runs):
@@ -86,17 +101,17 @@ def sim_plans(cfg, plans, timeout=1800):
     return results
 
 
-def _sim_backend(cfg, plan):
+def _sim_backend(cfg, plan, port=None):
     return sim_plans(cfg, [plan])[0]
 
 
-BACKENDS = {"model": _model_backend, "sim": _sim_backend}
+BACKENDS = {"model": _model_backend, "sim": _sim_backend, "fpga": _fpga_backend}
 
 
-def run_gemm(cfg, A, B, bias=None, quant=None, backend="model"):
+def run_gemm(cfg, A, B, bias=None, quant=None, backend="model", port=None):
     """Returns (result, per-run counters, plan)."""
     plan = compile_gemm(cfg, A, B, bias, quant)
-    blocks, counters = BACKENDS[backend](cfg, plan)
+    blocks, counters = BACKENDS[backend](cfg, plan, port)
     return assemble(cfg, plan, blocks), counters, plan
 
 
@@ -195,8 +210,11 @@ def gemm_command(args):
         out_path = Path(args.output)
         if out_path.parent and not out_path.parent.exists():
             raise QuantError(f"output folder '{out_path.parent}' does not exist")
-        out, counters, plan = run_gemm(cfg, A, B, bias, quant, args.backend)
-    except (QuantError, ConfigError, CompileError) as e:
+        if args.backend == "fpga" and not args.port:
+            raise QuantError("--backend fpga needs --port PORT (a serial device, or the path "
+                             "printed by 'lpu serve-sim')")
+        out, counters, plan = run_gemm(cfg, A, B, bias, quant, args.backend, args.port)
+    except (QuantError, ConfigError, CompileError, DeviceError) as e:
         raise UserError(str(e)) from None
     cycles = sum(c["cycles"] for c in counters)
     busy = sum(c["mxm_busy"] for c in counters)

@@ -28,13 +28,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lpu.isa import Op, ProgramError, validate_program
+from lpu.isa import COUNTERS, Op, ProgramError, validate_program
 from .mxm import Activations, MatmulModel, ACC_UPDATE_DELAY, ACC_VISIBLE_DELAY, apply_updates
 from .vxm import requantize, wrap32
 
 __all__ = ["TileModel", "Timing", "schedule", "COUNTERS"]
 
-COUNTERS = ("cycles", "mxm_busy", "lw_rows", "vx_rows", "stalls", "insns")
 NEVER = -(1 << 40)
 
 

@@ -3,14 +3,12 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from lpu.isa import FIELDS, INSN_BITS, Op
+from lpu.isa import COUNTERS, FIELDS, INSN_BITS, Op
 
 from .delay import delay
 
 __all__ = ["Sequencer", "COUNTERS"]
 
-# performance counters, in host-port order
-COUNTERS = ("cycles", "mxm_busy", "lw_rows", "vx_rows", "stalls", "insns")
 
 
 class Sequencer(wiring.Component):

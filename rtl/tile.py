@@ -3,7 +3,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from lpu.isa import param_bits
+from lpu.isa import Region, param_bits
 
 from .matmul_unit import MatmulUnit
 from .sequencer import COUNTERS, Sequencer
@@ -11,14 +11,6 @@ from .sram_bank import SramBank
 from .vector_unit import VectorUnit, vxm_params_layout
 
 __all__ = ["LpuTile", "Region"]
-
-
-class Region:
-    """Host-port regions (``h_region``)."""
-    SRAM = 0      # h_bank, h_addr: one word (lanes int8, low bits of h_wdata/h_rdata)
-    IMEM = 1      # h_addr: one instruction
-    PARAM = 2     # h_addr: parameter row, h_part: which host_data_bits slice of it
-    COUNTER = 3   # h_addr: counter index (read only), see rtl.sequencer.COUNTERS
 
 
 class LpuTile(wiring.Component):

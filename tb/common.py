@@ -9,6 +9,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge, ClockCycles
 
+from lpu.bits import pack, unpack
 from lpu.config import LpuConfig
 
 __all__ = ["load_config", "rng_for", "TB", "pack", "unpack", "record_stats", "WATCHDOG"]
@@ -31,23 +32,6 @@ def rng_for(name):
     salt = sum(ord(c) * (i + 1) for i, c in enumerate(name))
     cocotb.log.info(f"{name}: seed {seed} (rerun: make sim TEST={name} SEED={seed} WAVES=1)")
     return np.random.default_rng([seed, salt])
-
-
-def pack(values, bits):
-    """Lanes (lane 0 first) -> the integer of a flat bus, lane 0 in the low bits."""
-    mask = (1 << bits) - 1
-    word = 0
-    for i, v in enumerate(np.asarray(values).tolist()):
-        word |= (int(v) & mask) << (i * bits)
-    return word
-
-
-def unpack(word, bits, lanes, signed=True):
-    mask = (1 << bits) - 1
-    vals = [(int(word) >> (i * bits)) & mask for i in range(lanes)]
-    if signed:
-        vals = [v - (1 << bits) if v >> (bits - 1) else v for v in vals]
-    return np.array(vals, dtype=np.int64)
 
 
 def record_stats(test, cycles, **extra):

@@ -8,8 +8,7 @@ import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 
 from lpu.isa import encode, param_bits
-from rtl.sequencer import COUNTERS
-from rtl.tile import Region
+from lpu.isa import COUNTERS, Region
 from tb.common import TB, pack, unpack
 
 

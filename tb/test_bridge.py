@@ -12,7 +12,7 @@ import numpy as np
 
 from lpu.protocol import SYNC_REQ, Cmd, Status, crc16, frame, parse_reply
 from rtl.board import SIM_DIVISOR
-from rtl.tile import Region
+from lpu.isa import Region
 from tb.common import TB, WATCHDOG, load_config, pack, unpack, rng_for, record_stats
 from tb.uart import UartPort
 

@@ -16,7 +16,7 @@ SHARD  ?=
 JOBS   ?=
 BOARD  ?= icebreaker
 
-.PHONY: help install sim test verilog lint bench clean distclean configs iverilog
+.PHONY: help install sim test verilog lint bench bitstream clean distclean configs iverilog
 
 help:
 	@echo "make sim      cocotb regression over every preset (CONFIG= TEST= SEED= SEEDS= WAVES=1 SIM= SHARD=i/n)"
@@ -65,13 +65,19 @@ verilog: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/lpu lint $(if $(CONFIG),--config $(CONFIG))
 
+bitstream: $(STAMP)
+	$(BIN)/lpu bitstream --board $(BOARD)
+
 bench: $(STAMP)
 	$(BIN)/lpu bench
 
 clean:
 	rm -rf build sim_build .pytest_cache
 
-distbench: $(STAMP)
+distbitstream: $(STAMP)
+	$(BIN)/lpu bitstream --board $(BOARD)
+
+bench: $(STAMP)
 	$(BIN)/lpu bench
 
 clean: clean

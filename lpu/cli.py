@@ -81,6 +81,16 @@ def cmd_bench(args):
     return 0
 
 
+def cmd_bitstream(args):
+    from .fpga import BitstreamError, build_bitstream
+    try:
+        build_bitstream(args.board)
+    except BitstreamError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_serve_sim(args):
     from .serve import serve_sim
     return serve_sim(preset(args.config), args.seconds)
@@ -120,6 +130,10 @@ def build_parser():
     s.add_argument("--config", default="default,large")
     s.add_argument("--quick", action="store_true", help="skip the levers and regression timing")
     s.set_defaults(fn=cmd_bench)
+
+    s = sub.add_parser("bitstream", help="build tile + bridge for an FPGA board")
+    s.add_argument("--board", default="icebreaker", help="icebreaker | ulx3s")
+    s.set_defaults(fn=cmd_bitstream)
 
     s = sub.add_parser("serve-sim", help="the simulated tile + bridge as a pseudo-terminal")
     s.add_argument("--config", default="default")

@@ -83,7 +83,7 @@ async def test_good_frames(dut):
         np.testing.assert_array_equal(got, w)
     status, payload = await tb.request(Cmd.STATUS)
     assert status == Status.OK and payload[0] == 0, payload
-    record_stats("test_good_frames", 0)
+    record_stats("test_good_frames", 0, words=len(words))
 
 
 @cocotb.test(**WATCHDOG)

@@ -44,7 +44,9 @@ def _platform(board):
 
     class Platform(ULX3S_85F_Platform):
         # the board file wants openFPGALoader at build time only to program; we do not
-        required_tools = [t for t in ULX3S_85F_Platform.required_tools if t != "openFPGALoader"]
+        @property
+        def required_tools(self):
+            return [t for t in super().required_tools if t != "openFPGALoader"]
     return Platform()
 
 

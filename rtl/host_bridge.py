@@ -164,46 +164,42 @@ class HostBridge(wiring.Component):
                 with m.If(rcrc != crc):
                     reply(Status.BAD_CRC)
                 with m.Else():
+                    parts = -(-param_bits(cfg.lanes) // cfg.host_data_bits)
+                    info = [cfg.lanes, cfg.banks, cfg.addr_bits, cfg.acc_addr_bits, HB, parts]
+
+                    def do_write():
+                        m.d.comb += self.h_we.eq(1)
+                        reply(Status.OK)
+
+                    def do_read():
+                        m.d.comb += self.h_re.eq(1)
+                        m.next = "READ"
+
+                    def do_start():
+                        m.d.comb += self.start.eq(1)
+                        reply(Status.OK)
+
+                    def do_status():
+                        m.d.sync += rbuf.eq(Cat(self.busy, Const(0, 7), self.done))
+                        reply(Status.OK, 2)
+
+                    def do_info():
+                        m.d.sync += rbuf.eq(Cat(*[Const(v, 8) for v in info]))
+                        reply(Status.OK, len(info))
+
+                    # command: (payload length, refused while the tile is busy, action)
+                    commands = {Cmd.WRITE: (MAXP, True, do_write), Cmd.READ: (4, True, do_read),
+                                Cmd.START: (0, True, do_start), Cmd.STATUS: (0, False, do_status),
+                                Cmd.INFO: (0, False, do_info)}
                     with m.Switch(cmd):
-                        with m.Case(Cmd.WRITE):
-                            with m.If(length != MAXP):
-                                reply(Status.BAD_LENGTH)
-                            with m.Elif(self.busy):
-                                reply(Status.BUSY)
-                            with m.Else():
-                                m.d.comb += self.h_we.eq(1)
-                                reply(Status.OK)
-                        with m.Case(Cmd.READ):
-                            with m.If(length != 4):
-                                reply(Status.BAD_LENGTH)
-                            with m.Elif(self.busy):
-                                reply(Status.BUSY)
-                            with m.Else():
-                                m.d.comb += self.h_re.eq(1)
-                                m.next = "READ"
-                        with m.Case(Cmd.START):
-                            with m.If(length != 0):
-                                reply(Status.BAD_LENGTH)
-                            with m.Elif(self.busy):
-                                reply(Status.BUSY)
-                            with m.Else():
-                                m.d.comb += self.start.eq(1)
-                                reply(Status.OK)
-                        with m.Case(Cmd.STATUS):
-                            with m.If(length != 0):
-                                reply(Status.BAD_LENGTH)
-                            with m.Else():
-                                m.d.sync += rbuf.eq(Cat(self.busy, Const(0, 7), self.done))
-                                reply(Status.OK, 2)
-                        with m.Case(Cmd.INFO):
-                            with m.If(length != 0):
-                                reply(Status.BAD_LENGTH)
-                            with m.Else():
-                                parts = -(-param_bits(cfg.lanes) // cfg.host_data_bits)
-                                info = [cfg.lanes, cfg.banks, cfg.addr_bits, cfg.acc_addr_bits,
-                                        HB, parts]
-                                m.d.sync += rbuf.eq(Cat(*[Const(v, 8) for v in info]))
-                                reply(Status.OK, len(info))
+                        for code, (n, idle_only, action) in commands.items():
+                            with m.Case(code):
+                                with m.If(length != n):
+                                    reply(Status.BAD_LENGTH)
+                                with m.Elif(self.busy if idle_only else 0):
+                                    reply(Status.BUSY)
+                                with m.Else():
+                                    action()
                         with m.Default():
                             reply(Status.UNKNOWN_CMD)
             with m.State("READ"):

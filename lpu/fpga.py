@@ -73,7 +73,7 @@ def _parse_report(board, log, clk_hz):
     fmax = re.findall(r"Max frequency for clock\s+'[^']*':\s+([\d.]+) MHz", log)
     if not fmax:
         raise BitstreamError("nextpnr reported no Fmax: see the build log")
-    fmax = min(float(f) for f in fmax)
+    fmax = float(fmax[-1])          # nextpnr reports after placement, then after routing
     pick = (lambda *keys: next((util[k] for k in keys if k in util), None))
     return {
         "logic": pick("ICESTORM_LC", "TRELLIS_COMB"), "ff": pick("TRELLIS_FF", "ICESTORM_LC"),

@@ -58,13 +58,10 @@ def _bench_program(cfg):
 def _expected(cfg, plan):
     """Result regions and counters of one run of the plan, from the golden model."""
     from model.tile import TileModel
-    from .runtime import result_regions
+    from .runtime import load_run, result_regions
     run = plan.runs[0]
     dev = TileModel(cfg)
-    for bank, (addr, words) in run.sram.items():
-        dev.write_sram(bank, addr, words)
-    for row, p in run.params.items():
-        dev.write_params(row, p)
+    load_run(dev, run)
     counters = dev.run(run.program)
     regions = {r: dev.read_sram(*r) for r in result_regions(cfg, run)}
     return regions, counters
@@ -103,15 +100,14 @@ def _native_run(exe, cfg, job, repeats):
         words = [(value >> (32 * i)) & 0xFFFFFFFF for i in range(hb // 32)]
         lines.append(f"w {region} {bank} {addr} {part} {len(words)} " + " ".join(f"{x:x}" for x in words))
 
-    from .isa import param_bits
+    from .isa import param_words
     from .bits import pack
     for bank, (addr, words) in run["sram"].items():
         for i, word in enumerate(np.asarray(words).reshape(-1, cfg.lanes)):
             w(0, bank, (addr + i) % cfg.depth, 0, pack(word, 8))
-    parts = -(-param_bits(cfg.lanes) // hb)
     for row, packed in run["params"].items():
-        for part in range(parts):
-            w(2, 0, row, part, (packed >> (part * hb)) & ((1 << hb) - 1))
+        for part, word in enumerate(param_words(cfg.lanes, hb, packed)):
+            w(2, 0, row, part, word)
     for pc, word in enumerate(run["program"]):
         w(1, 0, pc, 0, word)
     lines.append(f"run {repeats}")

@@ -9,7 +9,7 @@ import time
 import numpy as np
 
 from .bits import pack, unpack
-from .isa import COUNTERS, Region, encode, pack_params, param_bits
+from .isa import COUNTERS, Region, encode, pack_params, param_words
 from .protocol import BridgeClient, ProtocolError
 
 __all__ = ["BridgeDevice", "open_serial", "DeviceError"]
@@ -54,10 +54,10 @@ class BridgeDevice:
         return np.array(rows, dtype=np.int8).reshape(count, self.config.lanes)
 
     def write_params(self, row, params):
-        packed = pack_params(self.config.lanes, **params)
-        hb = self.config.host_data_bits
-        for part in range(-(-param_bits(self.config.lanes) // hb)):
-            self.client.write(Region.PARAM, 0, row, part, (packed >> (part * hb)) & ((1 << hb) - 1))
+        cfg = self.config
+        packed = pack_params(cfg.lanes, **params)
+        for part, word in enumerate(param_words(cfg.lanes, cfg.host_data_bits, packed)):
+            self.client.write(Region.PARAM, 0, row, part, word)
 
     def run(self, program):
         for pc, insn in enumerate(program):

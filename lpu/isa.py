@@ -141,6 +141,18 @@ def param_bits(lanes):
     return sum(b * n for _, b, n in param_fields(lanes))
 
 
+def param_parts(lanes, host_data_bits):
+    """How many host-bus words one parameter row takes."""
+    return -(-param_bits(lanes) // host_data_bits)
+
+
+def param_words(lanes, host_data_bits, packed):
+    """A packed parameter row as the host-bus words written to parts 0, 1, ..."""
+    mask = (1 << host_data_bits) - 1
+    return [(packed >> (part * host_data_bits)) & mask
+            for part in range(param_parts(lanes, host_data_bits))]
+
+
 def pack_params(lanes, bias, multiplier, shift, zero_point, act_min, act_max):
     """One parameter row as an integer (the host port writes it in ``host_data_bits`` words)."""
     values = dict(bias=bias, multiplier=multiplier, shift=shift, zero_point=[zero_point],

@@ -35,15 +35,20 @@ def result_regions(cfg, run):
     return [(b, run.out_base, n) for b in banks]
 
 
+def load_run(dev, run):
+    """Write a run's memory image (SRAM words and parameter rows) into a device."""
+    for bank, (addr, words) in run.sram.items():
+        dev.write_sram(bank, addr, words)
+    for row, p in run.params.items():
+        dev.write_params(row, p)
+
+
 def run_on_device(cfg, plan, dev):
     """Run every run of ``plan`` on a device with the host-port operations (the golden
     model, or a board behind its serial bridge); (blocks, counters)."""
     blocks, counters = [], []
     for run in plan.runs:
-        for bank, (addr, words) in run.sram.items():
-            dev.write_sram(bank, addr, words)
-        for row, p in run.params.items():
-            dev.write_params(row, p)
+        load_run(dev, run)
         counters.append(dev.run(run.program))
         blocks.append(collect(cfg, plan, run, dev.read_sram))
     return blocks, counters

@@ -2,7 +2,7 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from lpu.isa import param_bits
+from lpu.isa import param_parts
 from lpu.protocol import SYNC_REP, SYNC_REQ, Cmd, Status
 
 from .uart import UartRx, UartTx
@@ -164,7 +164,7 @@ class HostBridge(wiring.Component):
                 with m.If(rcrc != crc):
                     reply(Status.BAD_CRC)
                 with m.Else():
-                    parts = -(-param_bits(cfg.lanes) // cfg.host_data_bits)
+                    parts = param_parts(cfg.lanes, cfg.host_data_bits)
                     info = [cfg.lanes, cfg.banks, cfg.addr_bits, cfg.acc_addr_bits, HB, parts]
 
                     def do_write():

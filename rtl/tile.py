@@ -3,7 +3,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from lpu.isa import Region, param_bits
+from lpu.isa import Region, param_bits, param_parts
 
 from .matmul_unit import MatmulUnit
 from .sequencer import COUNTERS, Sequencer
@@ -44,7 +44,7 @@ class LpuTile(wiring.Component):
 
     @property
     def param_parts(self):
-        return -(-param_bits(self.config.lanes) // self.config.host_data_bits)
+        return param_parts(self.config.lanes, self.config.host_data_bits)
 
     def elaborate(self, platform):
         cfg = self.config

@@ -7,7 +7,7 @@ import os
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import ReadOnly, RisingEdge, ClockCycles
+from cocotb.triggers import RisingEdge, ClockCycles
 
 from lpu.bits import pack, unpack
 from lpu.config import LpuConfig
@@ -62,11 +62,3 @@ class TB:
         self.dut.rst.value = 0
         await RisingEdge(self.dut.clk)
         self.cycle = 0
-
-    async def settle(self):
-        """Wait until this cycle's values are final (read them after this)."""
-        await ReadOnly()
-
-    async def tick(self, n=1):
-        await ClockCycles(self.dut.clk, n)
-        self.cycle += n

@@ -7,7 +7,7 @@ programs run with no Python per cycle: after ``start`` the driver waits for ``do
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 
-from lpu.isa import encode, param_bits
+from lpu.isa import encode, param_words
 from lpu.isa import COUNTERS, Region
 from tb.common import TB, pack, unpack
 
@@ -16,7 +16,6 @@ class HostDriver(TB):
     def __init__(self, dut):
         super().__init__(dut)
         cfg = self.config
-        self.parts = -(-param_bits(cfg.lanes) // cfg.host_data_bits)
 
     async def start_clock_and_reset(self):
         d = self.dut
@@ -44,9 +43,9 @@ class HostDriver(TB):
             await self._write(Region.IMEM, pc, word)
 
     async def write_params_packed(self, row, packed):
-        hb = self.config.host_data_bits
-        for part in range(self.parts):
-            await self._write(Region.PARAM, row, (packed >> (part * hb)) & ((1 << hb) - 1), part=part)
+        cfg = self.config
+        for part, word in enumerate(param_words(cfg.lanes, cfg.host_data_bits, packed)):
+            await self._write(Region.PARAM, row, word, part=part)
 
     async def _read(self, region, addrs, bank=0):
         """Pipelined reads: one address per cycle, data one cycle later."""

@@ -74,11 +74,5 @@ bench: $(STAMP)
 clean:
 	rm -rf build sim_build .pytest_cache
 
-distbitstream: $(STAMP)
-	$(BIN)/lpu bitstream --board $(BOARD)
-
-bench: $(STAMP)
-	$(BIN)/lpu bench
-
-clean: clean
+distclean: clean
 	rm -rf $(VENV) *.egg-info

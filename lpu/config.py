@@ -26,6 +26,8 @@ _RANGES = {
     "acc_depth":  (2, 65536, True, "int32 vectors in the accumulator memory"),
     "imem_depth": (4, 65536, True, "instructions in the instruction memory"),
     "param_depth": (1, 4096, True, "rows of per-channel VXM parameters"),
+    "vxm_passes": (1, 64, True, "cycles the VXM spends on one vector (lanes / vxm_passes "
+                                "lanes requantised per cycle)"),
 }
 
 
@@ -42,6 +44,7 @@ class LpuConfig:
     acc_depth: int = 256
     imem_depth: int = 256
     param_depth: int = 64
+    vxm_passes: int = 1
 
     def __post_init__(self):
         for f in fields(self):
@@ -54,6 +57,10 @@ class LpuConfig:
                 rule = f"a power of two in [{lo}, {hi}]" if pow2 else f"in [{lo}, {hi}]"
                 raise ConfigError(f"config field '{f.name}' ({what}) = {value} is out of "
                                   f"range: must be {rule}")
+        if self.vxm_passes > self.lanes:
+            raise ConfigError(f"config field 'vxm_passes' ({_RANGES['vxm_passes'][3]}) = "
+                              f"{self.vxm_passes} is out of range: must be a power of two in "
+                              f"[1, lanes={self.lanes}]")
 
     # ---- derived widths -------------------------------------------------------------------
     @property
@@ -74,6 +81,11 @@ class LpuConfig:
         return (self.acc_depth - 1).bit_length()
 
     @property
+    def vxm_group(self):
+        """Lanes the VXM requantises per cycle."""
+        return self.lanes // self.vxm_passes
+
+    @property
     def host_data_bits(self):
         """Width of the host port's data bus: one int32 vector."""
         return 32 * self.lanes
@@ -92,8 +104,9 @@ class LpuConfig:
 
     @property
     def vxm_latency(self):
-        """Cycles from an int32 vector entering the vector unit to its int8/int32 result."""
-        return 4
+        """Cycles from an int32 vector's first pass entering the vector unit to its int8/int32
+        result: four pipeline stages, plus one cycle for each further pass."""
+        return 3 + self.vxm_passes
 
     # ---- presentation -------------------------------------------------------------------
     def as_dict(self):
@@ -104,12 +117,15 @@ class LpuConfig:
 
 
 PRESETS = {
-    # fastest to simulate; the regression's workhorse and the Icarus cross-check
-    "tiny": LpuConfig(lanes=4, banks=4, depth=256, acc_depth=128, imem_depth=256, param_depth=16),
-    # the reference tile
+    # fastest to simulate; the regression's workhorse and the Icarus cross-check. Its VXM
+    # requantises one lane per cycle, as on the iCEBreaker (UP5K: 8 DSPs)
+    "tiny": LpuConfig(lanes=4, banks=4, depth=256, acc_depth=128, imem_depth=256, param_depth=16,
+                      vxm_passes=4),
+    # the reference tile: every lane requantised every cycle
     "default": LpuConfig(lanes=8, banks=4, depth=512, acc_depth=256, imem_depth=512, param_depth=64),
-    # a 16x16 array: what an FPGA of ECP5-85F size can hold
-    "large": LpuConfig(lanes=16, banks=4, depth=1024, acc_depth=512, imem_depth=1024, param_depth=64),
+    # a 16x16 array: what an FPGA of ECP5-85F size can hold; the VXM does 8 lanes per cycle
+    "large": LpuConfig(lanes=16, banks=4, depth=1024, acc_depth=512, imem_depth=1024, param_depth=64,
+                       vxm_passes=2),
 }
 
 

@@ -2,7 +2,8 @@
 and the bytes it leaves in SRAM. Bit-exact and cycle-exact against ``rtl/tile.py``.
 
 Timing rules (cycle 0 is the first cycle after ``start``; one instruction issues per cycle at
-most, in program order; ``L`` lanes, ``A`` = mxm_latency, ``V`` = vxm_latency):
+most, in program order; ``L`` lanes, ``A`` = mxm_latency, ``V`` = vxm_latency, ``P`` =
+vxm_passes):
 
 ``LW bank, base, stride, wbuf`` issues on the first cycle ``i`` with the bank's stream free,
     ``i >= previous LW + L`` and ``i >= last activation with wbuf + L - 2``. It reads rows
@@ -13,9 +14,10 @@ most, in program order; ``L`` lanes, ``A`` = mxm_latency, ``V`` = vxm_latency):
     ``j + 1 + m + A + 1`` (readable one cycle later).
 ``VX bank, base, stride, count, acc_base, quant, prow`` issues once the previous VX's last
     accumulator read is under way; it reads accumulator e (and parameter row ``prow``) on
-    ``r0 + e`` where ``r0 = max(issue + 1, first cycle every earlier MM's updates are
-    readable)`` and writes its result on ``r0 + e + 1 + V``: int8 to ``bank``, or int32 as
-    byte plane p of each lane to bank ``(bank + p) % banks``, at ``base + e*stride``.
+    the ``P`` cycles from ``r0 + P*e`` (one VXM pass each) where ``r0 = max(issue + 1, first
+    cycle every earlier MM's updates are readable)`` and writes its result on
+    ``r0 + P*e + 1 + V``: int8 to ``bank``, or int32 as byte plane p of each lane to bank
+    ``(bank + p) % banks``, at ``base + e*stride``.
 ``HALT`` issues once every weight row, accumulator update and SRAM write is done. The run
     takes ``HALT's cycle + 1`` cycles.
 
@@ -54,7 +56,7 @@ class Timing:
 def schedule(program, config):
     """Issue cycle of every instruction and the run's counters: timing depends on the
     program only, never on data."""
-    L, A, V = config.lanes, config.mxm_latency, config.vxm_latency
+    L, A, V, P = config.lanes, config.mxm_latency, config.vxm_latency, config.vxm_passes
     t = Timing()
     pc_ready = 0
     bank_free = [0] * config.banks
@@ -82,10 +84,10 @@ def schedule(program, config):
             n = insn.count
             r0 = max(i + 1, acc_ready)
             t.vx_first_read[pc] = r0
-            vx_free = r0 + n - 1
-            vx_done = r0 + n + V + 1
-            t.vx_reads.extend(range(r0, r0 + n))
-            t.sram_writes.extend(range(r0 + 1 + V, r0 + 1 + V + n))
+            vx_free = r0 + P * n - 1
+            vx_done = r0 + P * (n - 1) + V + 2
+            t.vx_reads.extend(range(r0, r0 + P * n, P))
+            t.sram_writes.extend(range(r0 + 1 + V, r0 + 1 + V + P * n, P))
             busy["vx_rows"] += n
         elif insn.op == Op.HALT:
             i = max(pc_ready, lw_done, mm_free, acc_ready, vx_done)
@@ -135,7 +137,7 @@ class TileModel:
     def run(self, program):
         """Run ``program`` (list of :class:`lpu.isa.Insn`); returns the counters."""
         cfg = self.config
-        L, A, V, D = cfg.lanes, cfg.mxm_latency, cfg.vxm_latency, cfg.depth
+        L, A, V, D, P = cfg.lanes, cfg.mxm_latency, cfg.vxm_latency, cfg.depth, cfg.vxm_passes
         validate_program(program, cfg)
         t = schedule(program, cfg)
         base = self.base
@@ -181,9 +183,9 @@ class TileModel:
             elif insn.op == Op.VX:
                 n = insn.count
                 r0 = t.vx_first_read[pc]
-                reads = r0 + np.arange(n)
+                reads = r0 + P * np.arange(n)          # first of the row's P reads
                 addr = (insn.acc_base + np.arange(n)) % cfg.acc_depth
-                np.maximum.at(acc_read_cycle, addr, reads)
+                np.maximum.at(acc_read_cycle, addr, reads + P - 1)
                 acc = self.mxm.acc[addr].astype(np.int64)
                 p = self.params.get(insn.prow)
                 if p is None:

@@ -23,7 +23,8 @@ class Sequencer(wiring.Component):
       weight change under a moving activation);
     * ``MM`` waits for its bank's stream and the previous MM's stream;
     * ``VX`` waits for the previous VX's last accumulator read, then starts reading once
-      every earlier MM's accumulator updates are readable;
+      every earlier MM's accumulator updates are readable; it reads each accumulator row
+      (and its parameter row) for ``vxm_passes`` cycles, one pass of the VXM each;
     * ``HALT`` waits for every unit to drain.
 
     The sequencer drives the bank streams, the weight and activation ports of the MXM, the
@@ -49,7 +50,7 @@ class Sequencer(wiring.Component):
             "a_accumulate": Out(1), "a_data": Out(cfg.word_bits),
             # VXM: accumulator and parameter reads, and the unit's input/outputs
             "acc_rd_addr": Out(cfg.acc_addr_bits), "param_rd_addr": Out(range(cfg.param_depth)),
-            "vx_valid": Out(1), "vx_quant": Out(1),
+            "vx_valid": Out(1), "vx_pass": Out(range(cfg.vxm_passes)), "vx_quant": Out(1),
             "vx_o_valid": In(1), "vx_o_quant": In(1), "vx_o_i8": In(cfg.word_bits), "vx_o_i32": In(32 * L),
             # SRAM writes of results
             "wr_en": Out(NB), "wr_addr": Out(cfg.addr_bits),
@@ -61,7 +62,7 @@ class Sequencer(wiring.Component):
     def elaborate(self, platform):
         cfg = self.config
         L, NB, A = cfg.lanes, cfg.banks, cfg.mxm_latency
-        V = cfg.vxm_latency
+        V, P = cfg.vxm_latency, cfg.vxm_passes
         m = Module()
 
         # ---- fetch and decode ----------------------------------------------------------
@@ -85,7 +86,8 @@ class Sequencer(wiring.Component):
         acc_cnt = Signal(cw)          # 0: every issued activation's update is readable
         guard = [Signal(cw, name=f"guard{b}") for b in (0, 1)]  # 0: LW into buffer b allowed
         vx_wait = Signal(cw)          # VX: cycles before its first accumulator read
-        vx_left = Signal(cw)          # VX: accumulator reads left
+        vx_left = Signal(cw)          # VX: accumulator rows left
+        vx_pass = Signal(range(P))    # VX: pass of the row being read
         vx_cnt = Signal(cw)           # 0: every VX write done
         for c in (lw_cnt, mm_cnt, acc_cnt, *guard, vx_cnt):
             with m.If(c != 0):
@@ -102,7 +104,8 @@ class Sequencer(wiring.Component):
             with m.Case(Op.MM):
                 m.d.comb += can.eq(~bank_busy & (mm_cnt == 0))
             with m.Case(Op.VX):
-                m.d.comb += can.eq((vx_wait == 0) & (vx_left <= 1))
+                m.d.comb += can.eq((vx_wait == 0) &
+                                   ((vx_left == 0) | ((vx_left == 1) & (vx_pass == P - 1))))
             with m.Case(Op.HALT):
                 m.d.comb += can.eq((lw_cnt == 0) & (mm_cnt == 0) & (acc_cnt == 0) & (vx_cnt == 0))
             with m.Default():
@@ -169,7 +172,7 @@ class Sequencer(wiring.Component):
             with m.Else():
                 m.d.sync += guard[0].eq(count + L - 3)
 
-        # VX: wait, then read one accumulator (and its parameter row) per cycle
+        # VX: wait, then read each accumulator row (and the parameter row) for P cycles
         vx_acc = Signal(cfg.acc_addr_bits)
         vx_prow = Signal(range(cfg.param_depth))
         vx_quant = Signal()
@@ -182,18 +185,21 @@ class Sequencer(wiring.Component):
         with m.If(vx_wait != 0):
             m.d.sync += vx_wait.eq(vx_wait - 1)
         with m.Elif(reading):
-            m.d.sync += [vx_left.eq(vx_left - 1), vx_acc.eq(vx_acc + 1),
-                         vx_out.eq(vx_out + vx_stride)]
+            m.d.sync += vx_pass.eq(vx_pass + 1)         # wraps after pass P-1 (P: power of 2)
+            with m.If(vx_pass == P - 1):
+                m.d.sync += [vx_left.eq(vx_left - 1), vx_acc.eq(vx_acc + 1),
+                             vx_out.eq(vx_out + vx_stride)]
         first = Mux(acc_cnt > 1, acc_cnt, 1)      # cycles from issue to the first read
         with m.If(is_vx):
             m.d.sync += [
                 vx_wait.eq(first - 1), vx_left.eq(count), vx_acc.eq(f["acc_base"]),
                 vx_prow.eq(f["prow"]), vx_quant.eq(f["quant"]), vx_bank.eq(bank_sel),
                 vx_out.eq(f["base"]), vx_stride.eq(f["stride"]),
-                vx_cnt.eq(first + count + V),
+                vx_pass.eq(0), vx_cnt.eq(first + ((count - 1) << (P.bit_length() - 1)) + V + 1),
             ]
         # the accumulator and parameter rows arrive one cycle after the read
         m.d.comb += [self.vx_valid.eq(delay(m, reading, 1, "vxv")),
+                     self.vx_pass.eq(delay(m, vx_pass, 1, "vxp")),
                      self.vx_quant.eq(delay(m, vx_quant, 1, "vxq"))]
         # the VXM's result is written to SRAM on the cycle it leaves the unit
         out_addr = delay(m, vx_out, 1 + V, "vxa")
@@ -228,7 +234,7 @@ class Sequencer(wiring.Component):
                 cnt["cycles"].eq(cnt["cycles"] + 1),
                 cnt["mxm_busy"].eq(cnt["mxm_busy"] + a_valid),
                 cnt["lw_rows"].eq(cnt["lw_rows"] + w_valid),
-                cnt["vx_rows"].eq(cnt["vx_rows"] + reading),
+                cnt["vx_rows"].eq(cnt["vx_rows"] + (reading & (vx_pass == P - 1))),
                 cnt["stalls"].eq(cnt["stalls"] + ~issue),
                 cnt["insns"].eq(cnt["insns"] + issue),
             ]

@@ -91,7 +91,7 @@ class LpuTile(wiring.Component):
         ]
 
         m.d.comb += [self.probe.weight_row.eq(seq.w_valid), self.probe.activation.eq(seq.a_valid),
-                     self.probe.result.eq(mxm.r_valid), self.probe.vx_in.eq(vxm.i_valid),
+                     self.probe.result.eq(mxm.r_valid), self.probe.vx_in.eq(vxm.i_valid & (vxm.i_pass == 0)),
                      self.probe.vx_out.eq(vxm.o_valid)]
 
         # ---- parameter memory: rows of vxm_params_layout, written in host-sized parts ----
@@ -106,7 +106,7 @@ class LpuTile(wiring.Component):
 
         # ---- VXM -----------------------------------------------------------------------
         m.d.comb += [
-            vxm.i_valid.eq(seq.vx_valid), vxm.i_quant.eq(seq.vx_quant),
+            vxm.i_valid.eq(seq.vx_valid), vxm.i_pass.eq(seq.vx_pass), vxm.i_quant.eq(seq.vx_quant),
             vxm.i_data.eq(mxm.rd_data),
             vxm.i_params.eq(pr.data[:param_bits(L)]),
             seq.vx_o_valid.eq(vxm.o_valid), seq.vx_o_quant.eq(vxm.o_quant),

@@ -18,8 +18,11 @@ def vxm_params_layout(lanes):
 class VectorUnit(wiring.Component):
     """Per-lane bias add and TFLite int8 requantisation (or int32 pass-through).
 
-    Each input vector comes with its parameters (``i_params``, a row of
-    :func:`vxm_params_layout`) and its mode (``i_quant``). ``latency`` cycles later:
+    A vector is presented for ``vxm_passes`` consecutive cycles, pass ``i_pass`` = 0, 1, ...,
+    with its parameters (``i_params``, a row of :func:`vxm_params_layout`) and its mode
+    (``i_quant``); each pass requantises ``vxm_group`` lanes (pass ``k``: lanes ``k*G`` to
+    ``k*G + G - 1``), so one ``32 x 32`` multiplier serves ``vxm_passes`` lanes. ``latency``
+    cycles after pass 0 (``o_valid``):
 
     * ``o_i32 = acc + bias`` (wrapping), and
     * ``o_i8 = clamp(MultiplyByQuantizedMultiplier(acc + bias, multiplier, shift)
@@ -27,14 +30,15 @@ class VectorUnit(wiring.Component):
       ``model.vxm.requantize``.
 
     Stages (one register each): bias add and left shift | 32x32 multiply | rounding
-    high half | rounding right shift, zero point, clamp.
+    high half | rounding right shift, zero point, clamp (into the output lanes of the pass).
     """
 
     def __init__(self, config):
         self.config = config
         L = config.lanes
         super().__init__({
-            "i_valid": In(1), "i_quant": In(1), "i_data": In(data.ArrayLayout(signed(32), L)),
+            "i_valid": In(1), "i_pass": In(range(config.vxm_passes)), "i_quant": In(1),
+            "i_data": In(data.ArrayLayout(signed(32), L)),
             "i_params": In(vxm_params_layout(L)),
             "o_valid": Out(1), "o_quant": Out(1),
             "o_i32": Out(data.ArrayLayout(signed(32), L)),
@@ -46,13 +50,28 @@ class VectorUnit(wiring.Component):
         return self.config.vxm_latency
 
     def elaborate(self, platform):
-        L = self.config.lanes
+        cfg = self.config
+        P, G = cfg.vxm_passes, cfg.vxm_group
         p = self.i_params
         m = Module()
-        v = [Signal(name=f"valid{i}") for i in range(4)]
+
+        def lanes_of_pass(array, bits):
+            """The G lanes of this pass, as signed(bits) values."""
+            flat = array.as_value()
+            group = flat if P == 1 else flat.word_select(self.i_pass, bits * G)
+            return [group[bits * j:bits * (j + 1)].as_signed() for j in range(G)]
+
+        data_in = lanes_of_pass(self.i_data, 32)
+        bias_in = lanes_of_pass(p.bias, 32)
+        mult_in = lanes_of_pass(p.multiplier, 32)
+        shift_in = lanes_of_pass(p.shift, 8)
+
+        v = [Signal(name=f"valid{i}") for i in range(3)]
         q = [Signal(name=f"quant{i}") for i in range(4)]
-        m.d.sync += [v[0].eq(self.i_valid), q[0].eq(self.i_quant)]
-        m.d.sync += [v[i].eq(v[i - 1]) for i in range(1, 4)]
+        k = [Signal(range(P), name=f"pass{i}") for i in range(3)]   # pass of each stage
+        m.d.sync += [v[0].eq(self.i_valid), q[0].eq(self.i_quant), k[0].eq(self.i_pass)]
+        m.d.sync += [v[i].eq(v[i - 1]) for i in (1, 2)]
+        m.d.sync += [k[i].eq(k[i - 1]) for i in (1, 2)]
         m.d.sync += [q[i].eq(q[i - 1]) for i in range(1, 4)]
         zp = [Signal(signed(8), name=f"zp{i}") for i in range(3)]
         lo = [Signal(signed(8), name=f"amin{i}") for i in range(3)]
@@ -60,41 +79,47 @@ class VectorUnit(wiring.Component):
         m.d.sync += [zp[0].eq(p.zero_point), lo[0].eq(p.act_min), hi[0].eq(p.act_max)]
         for i in (1, 2):
             m.d.sync += [zp[i].eq(zp[i - 1]), lo[i].eq(lo[i - 1]), hi[i].eq(hi[i - 1])]
-        for n in range(L):
+        # the vector is complete when its last pass leaves stage 4
+        m.d.sync += self.o_valid.eq(v[2] & (k[2] == P - 1))
+        m.d.comb += self.o_quant.eq(q[3])
+        for j in range(G):
             # stage 1: x = acc + bias (wraps), x << left (wraps), right shift amount
-            x = Signal(signed(32), name=f"x{n}")
-            xs = Signal(signed(32), name=f"xs{n}")
-            mult1 = Signal(signed(32), name=f"mult{n}")
-            right = [Signal(5, name=f"right{n}_{i}") for i in range(3)]
-            shift = p.shift[n]
+            x = Signal(signed(32), name=f"x{j}")
+            xs = Signal(signed(32), name=f"xs{j}")
+            mult1 = Signal(signed(32), name=f"mult{j}")
+            right = [Signal(5, name=f"right{j}_{i}") for i in range(3)]
+            shift = shift_in[j]
             left = Mux(shift > 0, shift, 0)[:5]
             m.d.sync += [
-                x.eq(self.i_data[n] + p.bias[n]),
-                xs.eq(((self.i_data[n] + p.bias[n])[:32] << left)[:32]),
-                mult1.eq(p.multiplier[n]),
+                x.eq(data_in[j] + bias_in[j]),
+                xs.eq(((data_in[j] + bias_in[j])[:32] << left)[:32]),
+                mult1.eq(mult_in[j]),
                 right[0].eq(Mux(shift < 0, -shift, 0)[:5]),
             ]
             m.d.sync += [right[i].eq(right[i - 1]) for i in (1, 2)]
             # stage 2: 64-bit product, and the one case SRDHM saturates
-            prod = Signal(signed(64), name=f"prod{n}")
-            ovf = Signal(name=f"ovf{n}")
+            prod = Signal(signed(64), name=f"prod{j}")
+            ovf = Signal(name=f"ovf{j}")
             m.d.sync += [prod.eq(xs * mult1),
                          ovf.eq((xs == -(1 << 31)) & (mult1 == -(1 << 31)))]
             # stage 3: round(prod / 2**31), ties away from zero (nudge, then C division)
-            t = Signal(signed(66), name=f"t{n}")
+            t = Signal(signed(66), name=f"t{j}")
             m.d.comb += t.eq(prod + Mux(prod >= 0, 1 << 30, 1 - (1 << 30)))
-            high = Signal(signed(32), name=f"high{n}")
+            high = Signal(signed(32), name=f"high{j}")
             quotient = (t >> 31) + ((t < 0) & (t[:31] != 0))
             m.d.sync += high.eq(Mux(ovf, (1 << 31) - 1, quotient[:32]))
-            # stage 4: rounding right shift, zero point, clamp
-            mask = Signal(32, name=f"mask{n}")
+            # stage 4: rounding right shift, zero point, clamp, into this pass's lanes
+            mask = Signal(32, name=f"mask{j}")
             m.d.comb += mask.eq((Const(1, 33) << right[2]) - 1)
             remainder = high.as_unsigned() & mask
             threshold = (mask >> 1) + (high < 0)
-            rounded = Signal(signed(34), name=f"rounded{n}")
+            rounded = Signal(signed(34), name=f"rounded{j}")
             m.d.comb += rounded.eq((high >> right[2]) + (remainder > threshold) + zp[2])
             clamped = Mux(rounded < lo[2], lo[2], Mux(rounded > hi[2], hi[2], rounded))
-            x2, x3 = Signal(signed(32), name=f"x{n}_2"), Signal(signed(32), name=f"x{n}_3")
-            m.d.sync += [x2.eq(x), x3.eq(x2), self.o_i32[n].eq(x3), self.o_i8[n].eq(clamped[:8])]
-        m.d.comb += [self.o_valid.eq(v[3]), self.o_quant.eq(q[3])]
+            x2, x3 = Signal(signed(32), name=f"x{j}_2"), Signal(signed(32), name=f"x{j}_3")
+            m.d.sync += [x2.eq(x), x3.eq(x2)]
+            for g in range(P):
+                with m.If(k[2] == g):
+                    m.d.sync += [self.o_i32[g * G + j].eq(x3),
+                                 self.o_i8[g * G + j].eq(clamped[:8])]
         return m

@@ -39,25 +39,32 @@ def random_acc(rng, L, corners=False):
 
 
 async def stream(dut, tb, vectors):
-    """``vectors``: list of (acc, params, quant) or None (idle cycle). Checks every output."""
+    """``vectors``: list of (acc, params, quant) or None (idle cycle). Each vector is presented
+    for ``vxm_passes`` cycles (pass 0, 1, ...). Checks every output on every cycle."""
     cfg = tb.config
-    L = cfg.lanes
+    L, P = cfg.lanes, cfg.vxm_passes
     lat = cfg.vxm_latency
+    cycles = []                      # per cycle: (vector, pass) or None
+    for v in vectors:
+        cycles.extend([None] if v is None else [(v, k) for k in range(P)])
     expected = {}
-    total = len(vectors) + lat + 1
+    total = len(cycles) + lat + 1
     checked = 0
     for c in range(total):
-        v = vectors[c] if c < len(vectors) else None
+        v = cycles[c] if c < len(cycles) else None
         if v is not None:
-            acc, params, quant = v
+            (acc, params, quant), k = v
             dut.i_valid.value = 1
+            if P > 1:                # one pass: the port has no bits
+                dut.i_pass.value = k
             dut.i_quant.value = int(quant)
             dut.i_data.value = pack(acc, 32)
             dut.i_params.value = pack_params(L, **params)
             p = params
-            expected[c + lat] = (quant, wrap32(acc + p["bias"]),
-                                 requantize(acc, p["bias"], p["multiplier"], p["shift"],
-                                            p["zero_point"], p["act_min"], p["act_max"]))
+            if k == 0:
+                expected[c + lat] = (quant, wrap32(acc + p["bias"]),
+                                     requantize(acc, p["bias"], p["multiplier"], p["shift"],
+                                                p["zero_point"], p["act_min"], p["act_max"]))
         else:
             dut.i_valid.value = 0
         await ReadOnly()

@@ -10,6 +10,8 @@ def test_presets():
         assert cfg.word_bits == 8 * cfg.lanes
         assert cfg.mxm_latency == 2 * cfg.lanes - 1
         assert cfg.host_data_bits >= 96          # one instruction fits the host bus
+        assert cfg.vxm_group * cfg.vxm_passes == cfg.lanes
+        assert cfg.vxm_latency == 3 + cfg.vxm_passes
 
 
 def test_preset_wrong():
@@ -25,6 +27,8 @@ def test_preset_wrong():
     ("acc_depth", 0, r"'acc_depth' .* = 0 is out of range"),
     ("imem_depth", 2, r"'imem_depth' .* = 2 is out of range"),
     ("param_depth", 8192, r"'param_depth' .* = 8192 is out of range"),
+    ("vxm_passes", 3, r"'vxm_passes' .* = 3 is out of range: must be a power of two in \[1, 64\]"),
+    ("vxm_passes", 16, r"'vxm_passes' .* = 16 is out of range: must be a power of two in \[1, lanes=8\]"),
 ])
 def test_config_wrong(field, value, message):
     with pytest.raises(ConfigError, match=message):

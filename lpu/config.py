@@ -86,6 +86,11 @@ class LpuConfig:
         return self.lanes // self.vxm_passes
 
     @property
+    def vxm_pass_bits(self):
+        """Width of a VXM pass number (at least 1 bit: Verilog has no zero-width vectors)."""
+        return max(1, (self.vxm_passes - 1).bit_length())
+
+    @property
     def host_data_bits(self):
         """Width of the host port's data bus: one int32 vector."""
         return 32 * self.lanes

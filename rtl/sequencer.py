@@ -50,7 +50,7 @@ class Sequencer(wiring.Component):
             "a_accumulate": Out(1), "a_data": Out(cfg.word_bits),
             # VXM: accumulator and parameter reads, and the unit's input/outputs
             "acc_rd_addr": Out(cfg.acc_addr_bits), "param_rd_addr": Out(range(cfg.param_depth)),
-            "vx_valid": Out(1), "vx_pass": Out(range(cfg.vxm_passes)), "vx_quant": Out(1),
+            "vx_valid": Out(1), "vx_pass": Out(cfg.vxm_pass_bits), "vx_quant": Out(1),
             "vx_o_valid": In(1), "vx_o_quant": In(1), "vx_o_i8": In(cfg.word_bits), "vx_o_i32": In(32 * L),
             # SRAM writes of results
             "wr_en": Out(NB), "wr_addr": Out(cfg.addr_bits),
@@ -87,7 +87,7 @@ class Sequencer(wiring.Component):
         guard = [Signal(cw, name=f"guard{b}") for b in (0, 1)]  # 0: LW into buffer b allowed
         vx_wait = Signal(cw)          # VX: cycles before its first accumulator read
         vx_left = Signal(cw)          # VX: accumulator rows left
-        vx_pass = Signal(range(P))    # VX: pass of the row being read
+        vx_pass = Signal(cfg.vxm_pass_bits)   # VX: pass of the row being read
         vx_cnt = Signal(cw)           # 0: every VX write done
         for c in (lw_cnt, mm_cnt, acc_cnt, *guard, vx_cnt):
             with m.If(c != 0):
@@ -185,9 +185,9 @@ class Sequencer(wiring.Component):
         with m.If(vx_wait != 0):
             m.d.sync += vx_wait.eq(vx_wait - 1)
         with m.Elif(reading):
-            m.d.sync += vx_pass.eq(vx_pass + 1)         # wraps after pass P-1 (P: power of 2)
+            m.d.sync += vx_pass.eq(vx_pass + 1)
             with m.If(vx_pass == P - 1):
-                m.d.sync += [vx_left.eq(vx_left - 1), vx_acc.eq(vx_acc + 1),
+                m.d.sync += [vx_pass.eq(0), vx_left.eq(vx_left - 1), vx_acc.eq(vx_acc + 1),
                              vx_out.eq(vx_out + vx_stride)]
         first = Mux(acc_cnt > 1, acc_cnt, 1)      # cycles from issue to the first read
         with m.If(is_vx):

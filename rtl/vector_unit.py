@@ -37,7 +37,7 @@ class VectorUnit(wiring.Component):
         self.config = config
         L = config.lanes
         super().__init__({
-            "i_valid": In(1), "i_pass": In(range(config.vxm_passes)), "i_quant": In(1),
+            "i_valid": In(1), "i_pass": In(config.vxm_pass_bits), "i_quant": In(1),
             "i_data": In(data.ArrayLayout(signed(32), L)),
             "i_params": In(vxm_params_layout(L)),
             "o_valid": Out(1), "o_quant": Out(1),
@@ -68,7 +68,7 @@ class VectorUnit(wiring.Component):
 
         v = [Signal(name=f"valid{i}") for i in range(3)]
         q = [Signal(name=f"quant{i}") for i in range(4)]
-        k = [Signal(range(P), name=f"pass{i}") for i in range(3)]   # pass of each stage
+        k = [Signal(cfg.vxm_pass_bits, name=f"pass{i}") for i in range(3)]   # pass of each stage
         m.d.sync += [v[0].eq(self.i_valid), q[0].eq(self.i_quant), k[0].eq(self.i_pass)]
         m.d.sync += [v[i].eq(v[i - 1]) for i in (1, 2)]
         m.d.sync += [k[i].eq(k[i - 1]) for i in (1, 2)]

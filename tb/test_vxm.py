@@ -55,8 +55,7 @@ async def stream(dut, tb, vectors):
         if v is not None:
             (acc, params, quant), k = v
             dut.i_valid.value = 1
-            if P > 1:                # one pass: the port has no bits
-                dut.i_pass.value = k
+            dut.i_pass.value = k
             dut.i_quant.value = int(quant)
             dut.i_data.value = pack(acc, 32)
             dut.i_params.value = pack_params(L, **params)

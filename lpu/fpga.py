@@ -25,7 +25,7 @@ class BitstreamError(RuntimeError):
 BOARDS = {
     # iCE40 UP5K: 5280 LCs, 8 DSPs, 30 EBRs. The smallest tile: 4 lanes, small memories.
     "icebreaker": (LpuConfig(lanes=4, banks=4, depth=64, acc_depth=16, imem_depth=32,
-                             param_depth=1), 115200),
+                             param_depth=1, vxm_passes=4), 115200),
     # ECP5-85F: 84k LUTs, 156 DSPs, 208 EBRs: the default tile.
     "ulx3s": (LpuConfig(lanes=8, banks=4, depth=512, acc_depth=256, imem_depth=512,
                         param_depth=16), 115200),
@@ -66,10 +66,18 @@ def _top(board, config, clk_hz, baud):
     return Top()
 
 
+def _utilisation(log):
+    """nextpnr's 'Device utilisation' lines: resource -> (used, available)."""
+    return {name: (int(used), int(avail))
+            for name, used, avail in re.findall(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)", log)}
+
+
+def _overfull(log):
+    return {name: ua for name, ua in _utilisation(log).items() if ua[0] > ua[1]}
+
+
 def _parse_report(board, log, clk_hz):
-    util = {}
-    for name, used, avail in re.findall(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)", log):
-        util[name] = (int(used), int(avail))
+    util = _utilisation(log)
     fmax = re.findall(r"Max frequency for clock\s+'[^']*':\s+([\d.]+) MHz", log)
     if not fmax:
         raise BitstreamError("nextpnr reported no Fmax: see the build log")
@@ -99,18 +107,31 @@ def build_bitstream(board, out=print):
     shutil.rmtree(build_dir, ignore_errors=True)
     t0 = time.monotonic()
     opts = {"synth_opts": "-dsp"} if board == "icebreaker" else {}
+    failure = None
     try:
         plan = platform.build(_top(board, config, clk_hz, baud), name="lpu", build_dir=str(build_dir),
                               do_program=False, do_build=False, **opts)
-        products = plan.execute_local(str(build_dir))
+        plan.execute_local(str(build_dir))
     except Exception as e:
-        raise BitstreamError(f"{board} build failed: {str(e).splitlines()[-1] if str(e) else type(e).__name__}") from None
+        failure = str(e).splitlines()[-1] if str(e) else type(e).__name__
     log = "\n".join(p.read_text(errors="replace") for p in build_dir.glob("*.log")) if build_dir.exists() else ""
     tim = build_dir / "lpu.tim"
     if tim.exists():
         log += tim.read_text(errors="replace")
+    if failure is not None:
+        over = _overfull(log)
+        if over:
+            report = {"board": board, "preset": config.describe(), "fits": False,
+                      "seconds": round(time.monotonic() - t0, 1),
+                      "utilisation": {k: list(v) for k, v in _utilisation(log).items()}}
+            (build_dir / "report.json").write_text(json.dumps(report, indent=2))
+            raise BitstreamError(f"the {board} tile does not fit the FPGA: "
+                                 + ", ".join(f"{name} {used}/{avail}" for name, (used, avail) in over.items())
+                                 + f" (report: {build_dir / 'report.json'})")
+        raise BitstreamError(f"{board} build failed: {failure} (logs in {build_dir})")
     report = _parse_report(board, log, clk_hz)
-    report.update(board=board, preset=config.describe(), seconds=round(time.monotonic() - t0, 1),
+    report.update(board=board, preset=config.describe(), fits=True,
+                  seconds=round(time.monotonic() - t0, 1),
                   peak_gops=round(2 * config.lanes ** 2 * min(report["fmax_mhz"], report["target_mhz"]) / 1e3, 3),
                   timing_met=report["fmax_mhz"] >= report["target_mhz"])
     (build_dir / "report.json").write_text(json.dumps(report, indent=2))

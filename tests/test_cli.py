@@ -119,3 +119,9 @@ def test_configs_lists_presets(capsys):
     assert code == 0
     for name in ("tiny", "default", "large"):
         assert name in out
+
+
+def test_bitstream_unknown_board(capsys):
+    code, out, err = run(["bitstream", "--board", "arty"], capsys)
+    assert code == 1
+    assert err.strip() == "error: unknown board 'arty' (choose: icebreaker, ulx3s)"

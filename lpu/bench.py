@@ -326,9 +326,15 @@ def _md(results):
     if results["fpga"]:
         lines += ["| board | preset | LUT/LC | FF | DSP | BRAM | Fmax (MHz) | target | peak GOPS |",
                   "|---|---|---|---|---|---|---|---|---|"]
+        frac = (lambda ua: f"{ua[0]:,} / {ua[1]:,}" if ua else "-")
         for board, r in results["fpga"].items():
-            lines.append(f"| {board} | {r.get('preset')} | {r.get('logic')} | {r.get('ff')} | {r.get('dsp')} | "
-                         f"{r.get('bram')} | {r.get('fmax_mhz')} | {r.get('target_mhz')} | {r.get('peak_gops')} |")
+            if r.get("fits") is False:      # a failed build: what was over-full
+                over = ", ".join(f"{k} {frac(ua)}" for k, ua in r["utilisation"].items() if ua[0] > ua[1])
+                lines.append(f"| {board} | {r.get('preset')} | does not fit: {over} | | | | | | |")
+                continue
+            lines.append(f"| {board} | {r.get('preset')} | {frac(r.get('logic'))} | {frac(r.get('ff'))} | "
+                         f"{frac(r.get('dsp'))} | {frac(r.get('bram'))} | {r.get('fmax_mhz')} | "
+                         f"{r.get('target_mhz')} | {r.get('peak_gops')} |")
     else:
         lines.append("No bitstream reports found (run `make bitstream BOARD=...` first).")
     return "\n".join(lines) + "\n"

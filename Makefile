@@ -66,7 +66,7 @@ lint: $(STAMP)
 	$(BIN)/lpu lint $(if $(CONFIG),--config $(CONFIG))
 
 bitstream: $(STAMP)
-	$(BIN)/lpu bitstream --board $(BOARD)
+	$(BIN)/lpu bitstream --board $(BOARD) $(if $(filter 1 yes true,$(SYNTH_ONLY)),--synth-only)
 
 bench: $(STAMP)
 	$(BIN)/lpu bench

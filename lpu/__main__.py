@@ -1,3 +1,3 @@
 import sys
-from .cli import main
+from .host.cli import main
 sys.exit(main())

@@ -15,12 +15,9 @@ Contract (``rtl/matmul_array.py``, ``rtl/accumulator.py``):
 
 import numpy as np
 
-__all__ = ["MatmulModel", "Activations", "ACC_UPDATE_DELAY", "ACC_VISIBLE_DELAY", "wrap32", "acc_timeline",
-           "apply_updates"]
+from .arith import wrap32
 
-# cycles after the array's output at which the accumulator update is written / readable
-ACC_UPDATE_DELAY = 1
-ACC_VISIBLE_DELAY = 2
+__all__ = ["MatmulModel", "Activations", "acc_timeline", "apply_updates"]
 
 
 class Activations:
@@ -99,13 +96,9 @@ class MatmulModel:
         ``read_addr`` (R, L); updates ``self.acc``. All weight writes must be given first."""
         results = self.results(act)
         reads = acc_timeline(self.acc, act, results, np.asarray(read_cycle, dtype=np.int64),
-                             np.asarray(read_addr, dtype=np.int64), self.config.mxm_latency)
+                             np.asarray(read_addr, dtype=np.int64),
+                             self.config.mxm_latency + self.config.acc_update_delay)
         return results, reads
-
-
-def wrap32(x):
-    """int64 array -> int32 wrapping mod 2**32."""
-    return np.asarray(x, dtype=np.int64).astype(np.uint64).astype(np.uint32).view(np.int32)
 
 
 def apply_updates(acc, addr, accumulate, results):
@@ -124,12 +117,12 @@ def apply_updates(acc, addr, accumulate, results):
         i = j
 
 
-def acc_timeline(acc, act, results, read_cycle, read_addr, lat):
+def acc_timeline(acc, act, results, read_cycle, read_addr, update_delay):
     """Exact accumulator behaviour over time, in place on ``acc``.
 
-    Updates of ``act`` are written on ``act.cycle + lat + ACC_UPDATE_DELAY``; a read on cycle
-    ``r`` sees the updates written on cycles before ``r``. Returns the rows read, (R, L)."""
-    ucycle = act.cycle + lat + ACC_UPDATE_DELAY
+    Updates of ``act`` are written on ``act.cycle + update_delay``; a read on cycle ``r``
+    sees the updates written on cycles before ``r``. Returns the rows read, (R, L)."""
+    ucycle = act.cycle + update_delay
     order = np.argsort(ucycle, kind="stable")
     ucycle = ucycle[order]
     rorder = np.argsort(read_cycle, kind="stable")

@@ -23,16 +23,18 @@ vxm_passes):
 
 Programs whose units race (an instruction reading SRAM or accumulators before an earlier
 instruction's write lands, or a later instruction's write landing before an earlier one's
-read) raise :class:`lpu.isa.ProgramError`; everything else is modelled exactly.
+read) raise :class:`lpu.contract.isa.ProgramError`; everything else is modelled exactly.
 """
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from lpu.isa import COUNTERS, Op, ProgramError, validate_program
-from .mxm import Activations, MatmulModel, ACC_UPDATE_DELAY, ACC_VISIBLE_DELAY, apply_updates
-from .vxm import requantize, wrap32
+from lpu.contract.isa import COUNTERS, Op, ProgramError, validate_program
+from lpu.contract.timing import RULES, Rules
+from .arith import wrap32
+from .mxm import Activations, MatmulModel, apply_updates
+from .vxm import requantize
 
 __all__ = ["TileModel", "Timing", "schedule", "COUNTERS"]
 
@@ -53,10 +55,21 @@ class Timing:
     counters: dict = field(default_factory=dict)
 
 
-def schedule(program, config):
+def schedule(program, config, loosen=()):
     """Issue cycle of every instruction and the run's counters: timing depends on the
-    program only, never on data."""
-    L, A, V, P = config.lanes, config.mxm_latency, config.vxm_latency, config.vxm_passes
+    program only, never on data. Every bound is a rule of :class:`lpu.contract.timing.Rules`.
+
+    ``loosen``: names of rules (``lpu.contract.timing.RULES``) to move one cycle earlier, for
+    showing that each rule is necessary; never used to run a program."""
+    unknown = sorted(set(loosen) - set(RULES))
+    if unknown:
+        raise ValueError(f"unknown timing rule '{unknown[0]}' (rules: {', '.join(RULES)})")
+    R = Rules(config)
+    L, P = config.lanes, config.vxm_passes
+
+    def bound(rule, cycle):
+        return cycle - (rule in loosen)
+
     t = Timing()
     pc_ready = 0
     bank_free = [0] * config.banks
@@ -65,32 +78,34 @@ def schedule(program, config):
     busy = {"mxm_busy": 0, "lw_rows": 0, "vx_rows": 0}
     for pc, insn in enumerate(program):
         if insn.op == Op.LW:
-            i = max(pc_ready, bank_free[insn.bank], lw_free, guard[insn.wbuf])
-            bank_free[insn.bank] = lw_free = i + L
-            lw_done = i + L + 1
-            t.weight_rows.extend(range(i + 1, i + 1 + L))
+            i = max(pc_ready, bound("bank_free", bank_free[insn.bank]),
+                    bound("lw_after_lw", lw_free), bound("weight_guard", guard[insn.wbuf]))
+            bank_free[insn.bank] = lw_free = i + R.lw_stream
+            lw_done = max(lw_done, i + R.lw_done)
+            t.weight_rows.extend(i + R.weight_write(r) for r in range(L))
             busy["lw_rows"] += L
         elif insn.op == Op.MM:
-            i = max(pc_ready, bank_free[insn.bank], mm_free)
+            i = max(pc_ready, bound("bank_free", bank_free[insn.bank]),
+                    bound("mm_after_mm", mm_free))
             n = insn.count
-            bank_free[insn.bank] = mm_free = i + n
-            guard[insn.wbuf] = i + n + L - 2
-            acc_ready = i + n + A + ACC_UPDATE_DELAY + ACC_VISIBLE_DELAY - 1
-            t.activations.extend(range(i + 1, i + 1 + n))
-            t.results.extend(range(i + 1 + A, i + 1 + A + n))
+            bank_free[insn.bank] = mm_free = i + R.mm_stream(n)
+            guard[insn.wbuf] = i + R.weight_guard(n)
+            acc_ready = max(acc_ready, i + R.acc_ready(n))
+            t.activations.extend(i + R.activation_enter(m) for m in range(n))
+            t.results.extend(i + R.activation_enter(m) + config.mxm_latency for m in range(n))
             busy["mxm_busy"] += n
         elif insn.op == Op.VX:
-            i = max(pc_ready, vx_free)
+            i = max(pc_ready, bound("vx_after_vx", vx_free))
             n = insn.count
-            r0 = max(i + 1, acc_ready)
+            r0 = max(i + 1, bound("acc_ready", acc_ready))
             t.vx_first_read[pc] = r0
-            vx_free = r0 + P * n - 1
-            vx_done = r0 + P * (n - 1) + V + 2
-            t.vx_reads.extend(range(r0, r0 + P * n, P))
-            t.sram_writes.extend(range(r0 + 1 + V, r0 + 1 + V + P * n, P))
+            vx_free = r0 + R.vx_next(n)
+            vx_done = max(vx_done, r0 + R.vx_done(n))
+            t.vx_reads.extend(r0 + R.vx_read(e) for e in range(n))
+            t.sram_writes.extend(r0 + R.vx_read(e) + R.vx_write_delay for e in range(n))
             busy["vx_rows"] += n
         elif insn.op == Op.HALT:
-            i = max(pc_ready, lw_done, mm_free, acc_ready, vx_done)
+            i = max(pc_ready, bound("halt", max(lw_done, mm_free, acc_ready, vx_done)))
             t.issue.append(i)
             t.cycles = i + 1
             break
@@ -135,9 +150,10 @@ class TileModel:
 
     # ---- a run ---------------------------------------------------------------------------
     def run(self, program):
-        """Run ``program`` (list of :class:`lpu.isa.Insn`); returns the counters."""
+        """Run ``program`` (list of :class:`lpu.contract.isa.Insn`); returns the counters."""
         cfg = self.config
-        L, A, V, D, P = cfg.lanes, cfg.mxm_latency, cfg.vxm_latency, cfg.depth, cfg.vxm_passes
+        L, D, P = cfg.lanes, cfg.depth, cfg.vxm_passes
+        R = Rules(cfg)
         validate_program(program, cfg)
         t = schedule(program, cfg)
         base = self.base
@@ -164,16 +180,16 @@ class TileModel:
             if insn.op == Op.LW:
                 rows = sram_read(pc, insn.bank, insn.base, insn.stride, L, i)
                 for r in range(L):
-                    self.mxm.write_weights(base + i + 1 + r, insn.wbuf, r, rows[r])
+                    self.mxm.write_weights(base + i + R.weight_write(r), insn.wbuf, r, rows[r])
             elif insn.op == Op.MM:
                 n = insn.count
                 data = sram_read(pc, insn.bank, insn.base, insn.stride, n, i)
-                enter = i + 1 + np.arange(n)
+                enter = i + R.activation_enter(np.arange(n))
                 addr = (insn.acc_base + np.arange(n)) % cfg.acc_depth
                 act = Activations(base + enter, np.full(n, insn.wbuf), data, addr,
                                   np.full(n, bool(insn.accumulate)))
                 results = self.mxm.results(act)
-                update = enter + A + ACC_UPDATE_DELAY
+                update = enter + cfg.mxm_latency + cfg.acc_update_delay
                 if (acc_read_cycle[addr] > update).any():
                     k = int(np.argmax(acc_read_cycle[addr] > update))
                     raise ProgramError(f"race: instruction {pc} updates accumulator {addr[k]} "
@@ -183,7 +199,7 @@ class TileModel:
             elif insn.op == Op.VX:
                 n = insn.count
                 r0 = t.vx_first_read[pc]
-                reads = r0 + P * np.arange(n)          # first of the row's P reads
+                reads = r0 + R.vx_read(np.arange(n))   # first of the row's P reads
                 addr = (insn.acc_base + np.arange(n)) % cfg.acc_depth
                 np.maximum.at(acc_read_cycle, addr, reads + P - 1)
                 acc = self.mxm.acc[addr].astype(np.int64)
@@ -191,7 +207,7 @@ class TileModel:
                 if p is None:
                     p = {k: np.zeros(L, np.int64) for k in ("bias", "multiplier", "shift")}
                     p.update(zero_point=np.int64(0), act_min=np.int64(0), act_max=np.int64(0))
-                write = reads + 1 + V
+                write = reads + R.vx_write_delay
                 out_addr = (insn.base + insn.stride * np.arange(n)) % D
                 if insn.quant:
                     q = requantize(acc, p["bias"], p["multiplier"], p["shift"],
@@ -199,7 +215,7 @@ class TileModel:
                     self._sram_write(pc, insn.bank, out_addr, q, write,
                                      sram_write_cycle, sram_read_cycle)
                 else:
-                    x = wrap32(acc + p["bias"]).astype(np.int32)
+                    x = wrap32(acc + p["bias"])
                     planes = x.view(np.uint8).reshape(n, L, 4)     # little-endian bytes
                     for plane in range(4):
                         self._sram_write(pc, (insn.bank + plane) % cfg.banks, out_addr,

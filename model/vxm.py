@@ -8,17 +8,10 @@ kernels (gemmlowp's fixed-point helpers) exactly:
 
 import numpy as np
 
+from .arith import INT32_MAX, INT32_MIN, wrap32
+
 __all__ = ["srdhm", "rounding_divide_by_pot", "multiply_by_quantized_multiplier",
            "requantize", "wrap32", "INT32_MIN", "INT32_MAX"]
-
-INT32_MIN = -(1 << 31)
-INT32_MAX = (1 << 31) - 1
-
-
-def wrap32(x):
-    """int64 values -> int32 range, wrapping mod 2**32 (as int64)."""
-    x = np.asarray(x, dtype=np.int64)
-    return ((x + (1 << 31)) & 0xFFFFFFFF) - (1 << 31)
 
 
 def srdhm(a, b):

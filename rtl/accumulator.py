@@ -17,9 +17,10 @@ class AccumulatorMemory(wiring.Component):
         cycle (read-modify-write); back-to-back updates of one address are exact because the
         read side of the update is transparent to the write.
     rd_addr : In, rd_data : Out
-        Random read with ``latency`` 1, read-first: a read on cycle ``c`` sees updates written
-        on cycles before ``c``; an update arriving on ``i_*`` at cycle ``t`` is visible to a
-        read from cycle ``t + 2`` (``update_visible``).
+        Random read with ``latency`` (``config.acc_read_latency``) 1, read-first: a read on
+        cycle ``c`` sees updates written on cycles before ``c``; an update arriving on
+        ``i_*`` at cycle ``t`` is written on ``t + config.acc_update_delay`` and visible to a
+        read from cycle ``t + config.acc_visible_delay`` (``update_visible``).
     """
 
     def __init__(self, config):
@@ -32,8 +33,13 @@ class AccumulatorMemory(wiring.Component):
             "rd_data": Out(data.ArrayLayout(signed(32), L)),
         })
 
-    latency = 1
-    update_visible = 2
+    @property
+    def latency(self):
+        return self.config.acc_read_latency
+
+    @property
+    def update_visible(self):
+        return self.config.acc_visible_delay
 
     def elaborate(self, platform):
         L = self.config.lanes

@@ -2,8 +2,8 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from lpu.isa import param_parts
-from lpu.protocol import SYNC_REP, SYNC_REQ, Cmd, Status
+from lpu.contract.isa import param_parts
+from lpu.contract.protocol import SYNC_REP, SYNC_REQ, Cmd, Status
 
 from .uart import UartRx, UartTx
 
@@ -24,7 +24,7 @@ def crc16_byte(m, crc, byte, name="crc"):
 
 class HostBridge(wiring.Component):
     """UART <-> the tile's host port, with the framed, CRC-protected protocol of
-    ``lpu/protocol.py`` (docs/protocol.md).
+    ``lpu/contract/protocol.py`` (docs/protocol.md).
 
     Every request gets exactly one reply. A frame is executed only after its CRC checks, so a
     corrupted frame changes nothing. A frame that stops arriving for ``timeout`` cycles is

@@ -38,7 +38,7 @@ class MatmulUnit(wiring.Component):
     @property
     def acc_visible(self):
         """Activation in -> its accumulator update readable on ``rd_*``."""
-        return self.config.mxm_latency + AccumulatorMemory.update_visible
+        return self.config.mxm_latency + self.config.acc_visible_delay
 
     def elaborate(self, platform):
         m = Module()

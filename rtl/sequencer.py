@@ -3,24 +3,24 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from lpu.isa import COUNTERS, FIELDS, INSN_BITS, Op
+from lpu.contract.isa import COUNTERS, FIELDS, INSN_BITS, Op
+from lpu.contract.timing import Rules
 
 from .delay import delay
 
 __all__ = ["Sequencer", "COUNTERS"]
 
 
-
 class Sequencer(wiring.Component):
     """Runs a program from instruction memory with static timing.
 
     One instruction issues per cycle at most, in program order. An instruction waits only on
-    conditions that depend on the program, never on data (the rules, with the cycle each
-    instruction issues on, are ``model.tile.schedule``'s and ``docs/isa.md``'s):
+    conditions that depend on the program, never on data: the rules of
+    :class:`lpu.contract.timing.Rules` (stated in ``docs/isa.md``), which the golden model
+    (``model.tile.schedule``) predicts with. Each rule is a down-counter loaded on issue.
 
-    * ``LW`` waits for its bank's stream, the previous LW's last read, and for the last
-      activation using its weight buffer to be ``lanes - 2`` cycles in (so no PE sees a
-      weight change under a moving activation);
+    * ``LW`` waits for its bank's stream, the previous LW's rows, and the weight guard of the
+      last MM using its buffer (no PE sees a weight change under a moving activation);
     * ``MM`` waits for its bank's stream and the previous MM's stream;
     * ``VX`` waits for the previous VX's last accumulator read, then starts reading once
       every earlier MM's accumulator updates are readable; it reads each accumulator row
@@ -60,184 +60,226 @@ class Sequencer(wiring.Component):
         })
 
     def elaborate(self, platform):
-        cfg = self.config
-        L, NB, A = cfg.lanes, cfg.banks, cfg.mxm_latency
-        V, P = cfg.vxm_latency, cfg.vxm_passes
         m = Module()
+        busy, op, field, issue = self._fetch(m)
+        bank_sel = field["bank"][:self.config.bank_bits]
+        units = self._unit_state(m)
+        ready = self._issue_rules(m, op, field, bank_sel, units)
+        m.d.comb += issue.eq(busy & ready)
+        with m.If(self.start & ~busy):
+            m.d.sync += [busy.eq(1), self._done.eq(0), self._pc.eq(0)]
+        with m.Elif(issue):
+            m.d.sync += self._pc.eq(self._pc + 1)
+            with m.If(op == Op.HALT):
+                m.d.sync += [busy.eq(0), self._done.eq(1)]
+        issued = {o: issue & (op == o) for o in (Op.LW, Op.MM, Op.VX)}
+        self._bank_streams(m, issued, field, bank_sel, op)
+        w_valid = self._load_weights(m, issued[Op.LW], field, bank_sel, units)
+        a_valid = self._stream_activations(m, issued[Op.MM], field, bank_sel, units)
+        vx_row_done = self._vector_reads(m, issued[Op.VX], field, bank_sel, units)
+        self._write_back(m)
+        self._counters(m, busy, issue, w_valid=w_valid, a_valid=a_valid, vx_row_done=vx_row_done)
+        return m
 
-        # ---- fetch and decode ----------------------------------------------------------
+    # counters count down to 0, the cycle a rule's condition holds; a rule ``d`` cycles after
+    # the load cycle ``i`` is loaded as ``d - 1`` (the load lands on ``i + 1``)
+    COUNT_BITS = 24
+
+    def _fetch(self, m):
+        """Instruction memory, program counter and decode. Returns (busy, opcode, fields,
+        issue): ``issue`` is driven by the caller."""
+        cfg = self.config
         m.submodules.imem = imem = Memory(shape=INSN_BITS, depth=cfg.imem_depth, init=[])
         iw = imem.write_port()
         ir = imem.read_port(transparent_for=(iw,))
         m.d.comb += [iw.en.eq(self.imem_we & ~self.busy), iw.addr.eq(self.imem_addr),
                      iw.data.eq(self.imem_data)]
-        pc = Signal(16)
+        self._pc = pc = Signal(16)
         busy = Signal()
-        done = Signal()
-        m.d.comb += [self.busy.eq(busy), self.done.eq(done)]
-        f = {name: ir.data[lsb:lsb + width] for name, (lsb, width) in FIELDS.items()}
+        self._done = Signal()
+        m.d.comb += [self.busy.eq(busy), self.done.eq(self._done)]
+        field = {name: ir.data[lsb:lsb + width] for name, (lsb, width) in FIELDS.items()}
         issue = Signal()
         m.d.comb += ir.addr.eq(Mux(busy, Mux(issue, pc + 1, pc), 0))
+        return busy, field["op"], field, issue
 
-        # ---- unit state: down-counters that reach 0 on the cycle a condition holds ------
-        cw = 24
-        lw_cnt = Signal(cw)           # 0: previous LW's rows all written; <=1: LW may issue
-        mm_cnt = Signal(cw)           # 0: MM stream done
-        acc_cnt = Signal(cw)          # 0: every issued activation's update is readable
-        guard = [Signal(cw, name=f"guard{b}") for b in (0, 1)]  # 0: LW into buffer b allowed
-        vx_wait = Signal(cw)          # VX: cycles before its first accumulator read
-        vx_left = Signal(cw)          # VX: accumulator rows left
-        vx_pass = Signal(cfg.vxm_pass_bits)   # VX: pass of the row being read
-        last_pass = vx_pass == P - 1
-        vx_cnt = Signal(cw)           # 0: every VX write done
-        for c in (lw_cnt, mm_cnt, acc_cnt, *guard, vx_cnt):
+    def _unit_state(self, m):
+        """The down-counters of the rules (``lpu.contract.timing``), named by what they wait
+        for; each reaches 0 on the cycle its condition holds."""
+        bits = self.COUNT_BITS
+        units = {
+            "lw": Signal(bits, name="lw_cnt"),          # 0: previous LW's rows all written
+            "mm": Signal(bits, name="mm_cnt"),          # 0: previous MM's stream done
+            "acc": Signal(bits, name="acc_cnt"),        # 0: every MM update readable
+            "guard": [Signal(bits, name=f"guard{b}") for b in (0, 1)],  # 0: LW into b allowed
+            "vx": Signal(bits, name="vx_cnt"),          # 0: every VX write landed
+            "vx_wait": Signal(bits),                    # VX: cycles before its first read
+            "vx_left": Signal(bits),                    # VX: accumulator rows left to read
+            "vx_pass": Signal(self.config.vxm_pass_bits),   # VX: pass of the row being read
+        }
+        units["last_pass"] = units["vx_pass"] == self.config.vxm_passes - 1
+        for c in (units["lw"], units["mm"], units["acc"], *units["guard"], units["vx"]):
             with m.If(c != 0):
                 m.d.sync += c.eq(c - 1)
+        return units
 
-        bank_sel = f["bank"][:max(1, (NB - 1).bit_length())]
+    def _issue_rules(self, m, op, field, bank_sel, units):
+        """May the instruction at the PC issue this cycle? (``docs/isa.md``'s rules)"""
+        rules = Rules(self.config)
         bank_busy = self.bank_busy.bit_select(bank_sel, 1)
-        op = f["op"]
-        can = Signal()
+        guard = units["guard"]
+        ready = Signal()
         with m.Switch(op):
             with m.Case(Op.LW):
-                m.d.comb += can.eq(~bank_busy & (lw_cnt <= 1) &
-                                   Mux(f["wbuf"], guard[1] == 0, guard[0] == 0))
+                m.d.comb += ready.eq(~bank_busy & (units["lw"] <= rules.lw_done - rules.lw_stream) &
+                                     Mux(field["wbuf"], guard[1] == 0, guard[0] == 0))
             with m.Case(Op.MM):
-                m.d.comb += can.eq(~bank_busy & (mm_cnt == 0))
+                m.d.comb += ready.eq(~bank_busy & (units["mm"] == 0))
             with m.Case(Op.VX):
-                m.d.comb += can.eq((vx_wait == 0) &
-                                   ((vx_left == 0) | ((vx_left == 1) & last_pass)))
+                # the previous VX is on its last read (rules.vx_next)
+                m.d.comb += ready.eq((units["vx_wait"] == 0) &
+                                     ((units["vx_left"] == 0) |
+                                      ((units["vx_left"] == 1) & units["last_pass"])))
             with m.Case(Op.HALT):
-                m.d.comb += can.eq((lw_cnt == 0) & (mm_cnt == 0) & (acc_cnt == 0) & (vx_cnt == 0))
+                m.d.comb += ready.eq((units["lw"] == 0) & (units["mm"] == 0) &
+                                     (units["acc"] == 0) & (units["vx"] == 0))
             with m.Default():
-                m.d.comb += can.eq(1)    # unknown opcodes are rejected by the assembler
-        m.d.comb += issue.eq(busy & can)
+                m.d.comb += ready.eq(1)    # unknown opcodes are rejected by the assembler
+        return ready
 
-        with m.If(self.start & ~busy):
-            m.d.sync += [busy.eq(1), done.eq(0), pc.eq(0)]
-        with m.Elif(issue):
-            m.d.sync += pc.eq(pc + 1)
-            with m.If(op == Op.HALT):
-                m.d.sync += [busy.eq(0), done.eq(1)]
-
-        # ---- bank streams: LW and MM start them; each bank remembers its reader --------
-        is_lw = issue & (op == Op.LW)
-        is_mm = issue & (op == Op.MM)
-        is_vx = issue & (op == Op.VX)
-        owner_mm = Signal(NB)         # 1: the bank's stream feeds activations, 0: weights
-        for b in range(NB):
-            hit = (is_lw | is_mm) & (bank_sel == b)
+    def _bank_streams(self, m, issued, field, bank_sel, op):
+        """LW and MM start their bank's stream; each bank remembers which unit it feeds."""
+        self._owner_mm = owner_mm = Signal(self.config.banks)   # 1: activations, 0: weights
+        starting = issued[Op.LW] | issued[Op.MM]
+        for b in range(self.config.banks):
+            hit = starting & (bank_sel == b)
             m.d.comb += self.bank_start[b].eq(hit)
             with m.If(hit):
-                m.d.sync += owner_mm[b].eq(is_mm)
-        m.d.comb += [self.bank_base.eq(f["base"]), self.bank_stride.eq(f["stride"]),
-                     self.bank_count.eq(Mux(op == Op.LW, L, f["count"]))]
+                m.d.sync += owner_mm[b].eq(issued[Op.MM])
+        m.d.comb += [self.bank_base.eq(field["base"]), self.bank_stride.eq(field["stride"]),
+                     self.bank_count.eq(Mux(op == Op.LW, self.config.lanes, field["count"]))]
 
-        # LW: rows arrive from its bank one per cycle and go to the weight port
-        lw_bank = Signal.like(bank_sel)
-        lw_buf = Signal()
-        lw_row = Signal(range(L))
+    def _load_weights(self, m, lw_issued, field, bank_sel, units):
+        """LW: rows arrive from its bank one per cycle and go to the weight port."""
+        rules = Rules(self.config)
+        bank = Signal.like(bank_sel, name="lw_bank")
+        buf = Signal(name="lw_buf")
+        row = Signal(range(self.config.lanes), name="lw_row")
         w_valid = Signal()
         m.d.comb += [
-            w_valid.eq((self.bank_valid & ~owner_mm).bit_select(lw_bank, 1)),
-            self.w_valid.eq(w_valid), self.w_buf.eq(lw_buf), self.w_row.eq(lw_row),
-            self.w_data.eq(self.bank_data[lw_bank]),
+            w_valid.eq((self.bank_valid & ~self._owner_mm).bit_select(bank, 1)),
+            self.w_valid.eq(w_valid), self.w_buf.eq(buf), self.w_row.eq(row),
+            self.w_data.eq(self.bank_data[bank]),
         ]
         with m.If(w_valid):
-            m.d.sync += lw_row.eq(lw_row + 1)
-        with m.If(is_lw):
-            m.d.sync += [lw_bank.eq(bank_sel), lw_buf.eq(f["wbuf"]), lw_row.eq(0), lw_cnt.eq(L)]
+            m.d.sync += row.eq(row + 1)
+        with m.If(lw_issued):
+            m.d.sync += [bank.eq(bank_sel), buf.eq(field["wbuf"]), row.eq(0),
+                         units["lw"].eq(rules.lw_done - 1)]
+        return w_valid
 
-        # MM: activations arrive from its bank and enter the array with their tag
-        mm_bank = Signal.like(bank_sel)
-        mm_buf = Signal()
-        mm_addr = Signal(cfg.acc_addr_bits)
-        mm_accumulate = Signal()
+    def _stream_activations(self, m, mm_issued, field, bank_sel, units):
+        """MM: activations arrive from its bank and enter the array with their tag."""
+        rules = Rules(self.config)
+        bank = Signal.like(bank_sel, name="mm_bank")
+        buf = Signal(name="mm_buf")
+        addr = Signal(self.config.acc_addr_bits, name="mm_addr")
+        accumulate = Signal(name="mm_accumulate")
         a_valid = Signal()
         m.d.comb += [
-            a_valid.eq((self.bank_valid & owner_mm).bit_select(mm_bank, 1)),
-            self.a_valid.eq(a_valid), self.a_buf.eq(mm_buf), self.a_addr.eq(mm_addr),
-            self.a_accumulate.eq(mm_accumulate), self.a_data.eq(self.bank_data[mm_bank]),
+            a_valid.eq((self.bank_valid & self._owner_mm).bit_select(bank, 1)),
+            self.a_valid.eq(a_valid), self.a_buf.eq(buf), self.a_addr.eq(addr),
+            self.a_accumulate.eq(accumulate), self.a_data.eq(self.bank_data[bank]),
         ]
         with m.If(a_valid):
-            m.d.sync += mm_addr.eq(mm_addr + 1)
-        count = f["count"]
-        with m.If(is_mm):
+            m.d.sync += addr.eq(addr + 1)
+        count = field["count"]
+        with m.If(mm_issued):
             m.d.sync += [
-                mm_bank.eq(bank_sel), mm_buf.eq(f["wbuf"]), mm_addr.eq(f["acc_base"]),
-                mm_accumulate.eq(f["accumulate"]),
-                mm_cnt.eq(count - 1), acc_cnt.eq(count + A + 1),
+                bank.eq(bank_sel), buf.eq(field["wbuf"]), addr.eq(field["acc_base"]),
+                accumulate.eq(field["accumulate"]),
+                units["mm"].eq(rules.mm_stream(count) - 1),
+                units["acc"].eq(rules.acc_ready(count) - 1),
             ]
-            with m.If(f["wbuf"]):
-                m.d.sync += guard[1].eq(count + L - 3)
-            with m.Else():
-                m.d.sync += guard[0].eq(count + L - 3)
+            for b in (0, 1):
+                with m.If(field["wbuf"] == b):
+                    m.d.sync += units["guard"][b].eq(rules.weight_guard(count) - 1)
+        return a_valid
 
-        # VX: wait, then read each accumulator row (and the parameter row) for P cycles
-        vx_acc = Signal(cfg.acc_addr_bits)
-        vx_prow = Signal(range(cfg.param_depth))
-        vx_quant = Signal()
-        vx_bank = Signal.like(bank_sel)
-        vx_out = Signal(cfg.addr_bits)
-        vx_stride = Signal(cfg.addr_bits)
+    def _vector_reads(self, m, vx_issued, field, bank_sel, units):
+        """VX: wait until every earlier update is readable, then read each accumulator row
+        (and the parameter row) for ``vxm_passes`` cycles. Returns the cycle a row's last
+        pass is read."""
+        cfg = self.config
+        rules = Rules(cfg)
+        wait, left, vx_pass = units["vx_wait"], units["vx_left"], units["vx_pass"]
+        acc = Signal(cfg.acc_addr_bits, name="vx_acc")
+        prow = Signal(range(cfg.param_depth), name="vx_prow")
+        quant = Signal(name="vx_quant")
+        self._vx_bank = Signal.like(bank_sel, name="vx_bank")
+        self._vx_out = Signal(cfg.addr_bits, name="vx_out")
+        stride = Signal(cfg.addr_bits, name="vx_stride")
         reading = Signal()
-        m.d.comb += [reading.eq((vx_wait == 0) & (vx_left != 0)),
-                     self.acc_rd_addr.eq(vx_acc), self.param_rd_addr.eq(vx_prow)]
-        with m.If(vx_wait != 0):
-            m.d.sync += vx_wait.eq(vx_wait - 1)
+        m.d.comb += [reading.eq((wait == 0) & (left != 0)),
+                     self.acc_rd_addr.eq(acc), self.param_rd_addr.eq(prow)]
+        with m.If(wait != 0):
+            m.d.sync += wait.eq(wait - 1)
         with m.Elif(reading):
             m.d.sync += vx_pass.eq(vx_pass + 1)
-            with m.If(last_pass):
-                m.d.sync += [vx_pass.eq(0), vx_left.eq(vx_left - 1), vx_acc.eq(vx_acc + 1),
-                             vx_out.eq(vx_out + vx_stride)]
-        first = Mux(acc_cnt > 1, acc_cnt, 1)      # cycles from issue to the first read
-        with m.If(is_vx):
+            with m.If(units["last_pass"]):
+                m.d.sync += [vx_pass.eq(0), left.eq(left - 1), acc.eq(acc + 1),
+                             self._vx_out.eq(self._vx_out + stride)]
+        # cycles from issue to the first read: the acc counter is (acc_ready - now)
+        first = Mux(units["acc"] > 1, units["acc"], 1)
+        count = field["count"]
+        with m.If(vx_issued):
             m.d.sync += [
-                vx_wait.eq(first - 1), vx_left.eq(count), vx_acc.eq(f["acc_base"]),
-                vx_prow.eq(f["prow"]), vx_quant.eq(f["quant"]), vx_bank.eq(bank_sel),
-                vx_out.eq(f["base"]), vx_stride.eq(f["stride"]),
-                vx_pass.eq(0), vx_cnt.eq(first + ((count - 1) << (P.bit_length() - 1)) + V + 1),
+                wait.eq(first - 1), left.eq(count), acc.eq(field["acc_base"]),
+                prow.eq(field["prow"]), quant.eq(field["quant"]), self._vx_bank.eq(bank_sel),
+                self._vx_out.eq(field["base"]), stride.eq(field["stride"]),
+                vx_pass.eq(0), units["vx"].eq(first + rules.vx_done(count) - 1),
             ]
-        # the accumulator and parameter rows arrive one cycle after the read
-        m.d.comb += [self.vx_valid.eq(delay(m, reading, 1, "vxv")),
-                     self.vx_pass.eq(delay(m, vx_pass, 1, "vxp")),
-                     self.vx_quant.eq(delay(m, vx_quant, 1, "vxq"))]
-        # the VXM's result is written to SRAM on the cycle it leaves the unit
-        out_addr = delay(m, vx_out, 1 + V, "vxa")
-        out_bank = delay(m, vx_bank, 1 + V, "vxb")
+        # the accumulator and parameter rows arrive acc_read_latency after the read
+        lat = cfg.acc_read_latency
+        m.d.comb += [self.vx_valid.eq(delay(m, reading, lat, "vxv")),
+                     self.vx_pass.eq(delay(m, vx_pass, lat, "vxp")),
+                     self.vx_quant.eq(delay(m, quant, lat, "vxq"))]
+        return reading & units["last_pass"]
+
+    def _write_back(self, m):
+        """The VXM's result is written to SRAM on the cycle it leaves the unit: int8 as one
+        word to the instruction's bank; int32 as byte plane p of every lane to bank
+        ``(bank + p) % banks``, all four in the same cycle."""
+        cfg = self.config
+        NB, L = cfg.banks, cfg.lanes
+        write_delay = Rules(cfg).vx_write_delay
+        out_addr = delay(m, self._vx_out, write_delay, "vxa")
+        out_bank = delay(m, self._vx_bank, write_delay, "vxb")
         m.d.comb += self.wr_addr.eq(out_addr)
         for b in range(NB):
-            # int8: one word to the instruction's bank; int32: byte plane p of every lane to
-            # bank (bank + p) % banks, all four in the same cycle
             plane = Signal(2, name=f"plane{b}")
             hit8 = out_bank == b
+            plane_hits = [((out_bank + p) % NB == b, p) for p in range(4)]
             hit32 = Signal(name=f"hit32_{b}")
-            cases = []
-            for p in range(4):
-                cases.append(((out_bank + p) % NB == b, p))
-            m.d.comb += hit32.eq(Cat(*[c for c, _ in cases]).any())
-            for c, p in reversed(cases):
-                with m.If(c):
+            m.d.comb += hit32.eq(Cat(*[hit for hit, _ in plane_hits]).any())
+            for hit, p in reversed(plane_hits):
+                with m.If(hit):
                     m.d.comb += plane.eq(p)
-            i32_bytes = Cat(*[self.vx_o_i32.word_select(n, 32).word_select(plane, 8) for n in range(L)])
+            i32_bytes = Cat(*[self.vx_o_i32.word_select(n, 32).word_select(plane, 8)
+                              for n in range(L)])
             with m.If(self.vx_o_valid):
                 m.d.comb += [
                     self.wr_en[b].eq(Mux(self.vx_o_quant, hit8, hit32)),
                     self.wr_data[b].eq(Mux(self.vx_o_quant, self.vx_o_i8, i32_bytes)),
                 ]
 
-        # ---- performance counters --------------------------------------------------------
+    def _counters(self, m, busy, issue, *, w_valid, a_valid, vx_row_done):
+        """Performance counters (``lpu.contract.isa.COUNTERS``), cleared by ``start``."""
         cnt = {name: Signal(32, name=f"count_{name}") for name in COUNTERS}
+        events = {"cycles": 1, "mxm_busy": a_valid, "lw_rows": w_valid,
+                  "vx_rows": vx_row_done, "stalls": ~issue, "insns": issue}
         with m.If(self.start & ~busy):
             m.d.sync += [c.eq(0) for c in cnt.values()]
         with m.Elif(busy):
-            m.d.sync += [
-                cnt["cycles"].eq(cnt["cycles"] + 1),
-                cnt["mxm_busy"].eq(cnt["mxm_busy"] + a_valid),
-                cnt["lw_rows"].eq(cnt["lw_rows"] + w_valid),
-                cnt["vx_rows"].eq(cnt["vx_rows"] + (reading & last_pass)),
-                cnt["stalls"].eq(cnt["stalls"] + ~issue),
-                cnt["insns"].eq(cnt["insns"] + issue),
-            ]
+            m.d.sync += [cnt[name].eq(cnt[name] + events[name]) for name in COUNTERS]
         m.d.comb += [self.counters[i].eq(cnt[name]) for i, name in enumerate(COUNTERS)]
-        return m

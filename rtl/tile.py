@@ -3,7 +3,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from lpu.isa import Region, param_bits, param_parts
+from lpu.contract.isa import Region, param_bits, param_parts
 
 from .matmul_unit import MatmulUnit
 from .sequencer import COUNTERS, Sequencer

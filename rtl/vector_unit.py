@@ -2,14 +2,14 @@ from amaranth import *
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from lpu.isa import param_fields
+from lpu.contract.isa import param_fields
 
 __all__ = ["VectorUnit", "vxm_params_layout"]
 
 
 def vxm_params_layout(lanes):
     """Per-output-channel parameters of one row of the parameter memory, laid out as
-    ``lpu.isa.param_fields`` says (the host packs rows with ``lpu.isa.pack_params``)."""
+    ``lpu.contract.isa.param_fields`` says (the host packs rows with ``lpu.contract.isa.pack_params``)."""
     return data.StructLayout({
         name: data.ArrayLayout(signed(bits), n) if n > 1 else signed(bits)
         for name, bits, n in param_fields(lanes)})

@@ -1,4 +1,4 @@
-"""Simulation-throughput benchmark testbench (``make bench``), driven by ``lpu/bench.py``.
+"""Simulation-throughput benchmark testbench (``make bench``), driven by ``lpu/tools/bench.py``.
 
 $LPU_BENCH_JOB: a pickled job (program words, memory image, repeats, result regions).
 $LPU_BENCH_MODE: ``framework`` (load through the host port, then start and wait for done with

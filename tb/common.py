@@ -9,8 +9,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge, ClockCycles
 
-from lpu.bits import pack, unpack
-from lpu.config import LpuConfig
+from lpu.contract.bits import pack, unpack
+from lpu.contract.config import LpuConfig
 
 __all__ = ["load_config", "rng_for", "TB", "pack", "unpack", "record_stats", "WATCHDOG"]
 
@@ -49,7 +49,7 @@ class TB:
         self.config = load_config()
         self.cycle = 0
         # The clock: cocotb's, in C++ ("gpi", default) or Python ("py"); or "verilog": the
-        # design's wrapper toggles clk itself (lpu.simulation.clocked_wrapper)
+        # design's wrapper toggles clk itself (lpu.tools.simulation.clocked_wrapper)
         impl = os.environ.get("LPU_CLOCK_IMPL", "gpi")
         if impl != "verilog":
             Clock(dut.clk, CLOCK_NS, unit="ns", impl=impl).start()

@@ -7,8 +7,8 @@ programs run with no Python per cycle: after ``start`` the driver waits for ``do
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 
-from lpu.isa import encode, param_words
-from lpu.isa import COUNTERS, Region
+from lpu.contract.isa import encode, param_words
+from lpu.contract.isa import COUNTERS, Region
 from tb.common import TB, pack, unpack
 
 

@@ -1,4 +1,4 @@
-"""The ``sim`` back end's testbench: run a compiled job (``lpu.runtime``) through the tile's
+"""The ``sim`` back end's testbench: run a compiled job (``lpu.host.runtime``) through the tile's
 host port and write back the result regions and counters.
 
 Reads the job from ``$LPU_JOB`` and writes ``$LPU_JOB_OUT`` (pickles exchanged with our own
@@ -11,7 +11,7 @@ import pickle
 import cocotb
 
 from model.tile import schedule
-from lpu.isa import decode
+from lpu.contract.isa import decode
 from tb.common import WATCHDOG, load_config, record_stats
 from tb.host import HostDriver
 

@@ -10,9 +10,9 @@ import struct
 import cocotb
 import numpy as np
 
-from lpu.protocol import SYNC_REQ, Cmd, Status, crc16, frame, parse_reply
+from lpu.contract.protocol import SYNC_REQ, Cmd, Status, crc16, frame, parse_reply
 from rtl.board import SIM_DIVISOR
-from lpu.isa import Region
+from lpu.contract.isa import Region
 from tb.common import TB, WATCHDOG, load_config, pack, unpack, rng_for, record_stats
 from tb.uart import UartPort
 

@@ -11,7 +11,8 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from model.mxm import Activations, MatmulModel, ACC_UPDATE_DELAY, ACC_VISIBLE_DELAY, wrap32
+from model.arith import wrap32
+from model.mxm import Activations, MatmulModel
 from tb.common import TB, WATCHDOG, load_config, pack, unpack, rng_for, record_stats
 
 
@@ -51,9 +52,10 @@ class Schedule:
         self.tiles += 1
         return t0
 
-    def read(self, addrs, lat):
-        """Read accumulators once the last streamed activation's update is visible."""
-        r0 = max(self.read_free, self.stream_free - 1 + lat + ACC_VISIBLE_DELAY)
+    def read(self, addrs, visible):
+        """Read accumulators once the last streamed activation's update is visible
+        (``visible`` cycles after it entered)."""
+        r0 = max(self.read_free, self.stream_free - 1 + visible)
         idx = []
         for i, a in enumerate(addrs):
             idx.append(len(self.reads))
@@ -61,7 +63,7 @@ class Schedule:
         self.read_free = r0 + len(addrs)
         return idx
 
-    def gemm(self, A, B, lat, acc_base=0):
+    def gemm(self, A, B, visible, acc_base=0):
         """C = A @ B tile by tile, loads overlapping compute, K summed in the accumulators;
         accumulator regions alternate between N tiles so reads overlap the next tile."""
         L = self.lanes
@@ -74,7 +76,7 @@ class Schedule:
                 buf = self.tiles % 2
                 c0 = self.load(Bp[kt * L:(kt + 1) * L, nt * L:(nt + 1) * L], buf)
                 self.stream(Ap[:, kt * L:(kt + 1) * L], buf, region, kt > 0, earliest=c0 + 1)
-            for m, i in enumerate(self.read([region + m for m in range(M)], lat)):
+            for m, i in enumerate(self.read([region + m for m in range(M)], visible)):
                 self.outputs.append((m, nt, i))
         return NT
 
@@ -195,7 +197,7 @@ async def run_gemms(dut, name, shapes, rng, fill="random"):
     mats = []
     for M, K, N in shapes:
         A, B = _matrices(rng, M, K, N, fill)
-        sched.gemm(A, B, tb.config.mxm_latency)
+        sched.gemm(A, B, tb.config.mxm_latency + tb.config.acc_visible_delay)
         mats.append((A, B, len(sched.outputs)))
     got = await tb.run(sched)
     start = 0
@@ -287,6 +289,6 @@ async def test_random_sequences(dut):
         base = int(rng.integers(0, cfg.acc_depth - M))
         sched.stream(rng.integers(-128, 128, (M, L), dtype=np.int8), buf, base,
                      bool(rng.integers(0, 2)), earliest=c0 + 1 + int(rng.integers(0, L)))
-        sched.read(list(range(base, base + M)), lat)
+        sched.read(list(range(base, base + M)), lat + cfg.acc_visible_delay)
     await tb.run(sched)
     record_stats("test_random_sequences", tb.cycle, vectors=tb.checked)

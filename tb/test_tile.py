@@ -11,9 +11,10 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from lpu.compiler import Quant, assemble, collect, compile_gemm, reference_gemm
-from lpu.isa import pack_params
-from lpu.runtime import result_regions
+from lpu.host.compiler import Quant, assemble, collect, compile_gemm
+from model.gemm import reference_gemm
+from lpu.contract.isa import pack_params
+from lpu.host.runtime import result_regions
 from model.tile import TileModel, schedule
 from tb.common import TB, WATCHDOG, load_config, rng_for, record_stats
 from tb.host import HostDriver

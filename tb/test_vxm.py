@@ -9,8 +9,9 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from lpu.isa import pack_params
-from model.vxm import requantize, wrap32, INT32_MAX, INT32_MIN
+from lpu.contract.isa import pack_params
+from model.arith import INT32_MAX, INT32_MIN, wrap32
+from model.vxm import requantize
 from tb.common import TB, WATCHDOG, pack, unpack, rng_for, record_stats
 
 

@@ -9,8 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from lpu.cli import main
-from lpu.compiler import Quant, reference_gemm
+from lpu.host.cli import main
+from lpu.host.compiler import Quant
+from model.gemm import reference_gemm
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 import pytest
 
-from lpu.config import ConfigError, LpuConfig, PRESETS, preset
+from lpu.contract.config import ConfigError, LpuConfig, PRESETS, preset
 
 
 def test_presets():

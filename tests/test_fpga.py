@@ -2,7 +2,7 @@
 board top (tile + serial bridge on the ULX3S pins) synthesises with the pinned YoWASP Yosys,
 fits the ECP5-85F, and every multiplier of the design lands in a DSP block."""
 
-from lpu.fpga import BOARDS, build_bitstream
+from lpu.tools.fpga import BOARDS, build_bitstream
 
 
 def test_ulx3s_synthesis():

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from lpu.config import preset
+from lpu.contract.config import preset
 
 
 def _virtual_boards_running():

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from lpu.config import preset
-from lpu.isa import FIELDS, INSN_BITS, Insn, Op, ProgramError, decode, encode, validate_program, \
+from lpu.contract.config import preset
+from lpu.contract.isa import FIELDS, INSN_BITS, Insn, Op, ProgramError, decode, encode, validate_program, \
     pack_params, param_bits, param_fields
 
 

@@ -3,8 +3,8 @@ with only rtl/lint.vlt's waivers."""
 
 import pytest
 
-from lpu.config import PRESETS, preset
-from lpu.lint import lint
+from lpu.contract.config import PRESETS, preset
+from lpu.tools.lint import lint
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

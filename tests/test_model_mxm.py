@@ -4,8 +4,9 @@ array written here independently (for weight rewrites under moving activations).
 import numpy as np
 import pytest
 
-from lpu.config import LpuConfig
-from model.mxm import Activations, MatmulModel, apply_updates, wrap32
+from lpu.contract.config import LpuConfig
+from model.arith import wrap32
+from model.mxm import Activations, MatmulModel, apply_updates
 
 CFG = LpuConfig(lanes=4, banks=4, depth=64, acc_depth=16)
 

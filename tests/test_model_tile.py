@@ -4,10 +4,11 @@ schedule obeys its stated rules; racing programs are refused."""
 import numpy as np
 import pytest
 
-from lpu.compiler import CompileError, Quant, compile_gemm, reference_gemm
-from lpu.config import LpuConfig, PRESETS, preset
-from lpu.isa import Insn, Op, ProgramError
-from lpu.runtime import run_gemm
+from lpu.host.compiler import CompileError, Quant, compile_gemm
+from model.gemm import reference_gemm
+from lpu.contract.config import LpuConfig, PRESETS, preset
+from lpu.contract.isa import Insn, Op, ProgramError
+from lpu.host.runtime import run_gemm
 from model.tile import TileModel, schedule
 
 

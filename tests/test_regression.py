@@ -5,9 +5,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from lpu import regression, simulation
-from lpu.config import preset
-from lpu.regression import Job, merge_junit, plan
+from lpu.tools import regression, simulation
+from lpu.contract.config import preset
+from lpu.tools.regression import Job, merge_junit, plan
 
 
 def test_plan_matrix_and_shards():

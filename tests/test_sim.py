@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from lpu.config import PRESETS, preset
-from lpu.regression import ICARUS_PRESETS
-from lpu.simulation import BUILD, TESTBENCHES, run_testbench
+from lpu.contract.config import PRESETS, preset
+from lpu.tools.regression import ICARUS_PRESETS
+from lpu.tools.simulation import BUILD, TESTBENCHES, run_testbench
 
 SEED = int(os.environ.get("LPU_TEST_SEED", "20261127"))
 

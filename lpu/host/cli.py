@@ -4,13 +4,10 @@ import argparse
 import signal
 import sys
 
-from .config import ConfigError, PRESETS, preset
+from ..contract.config import ConfigError, PRESETS, preset
+from .errors import UserError
 
 __all__ = ["main", "UserError"]
-
-
-class UserError(Exception):
-    """Bad input from the user: reported as one line, exit code 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,7 +28,7 @@ def _presets(arg):
 
 
 def cmd_verilog(args):
-    from .simulation import DESIGNS, write_verilog
+    from ..tools.simulation import DESIGNS, write_verilog
     for name, cfg in _presets(args.config):
         for design in DESIGNS:
             print(write_verilog(design, cfg))
@@ -39,7 +36,7 @@ def cmd_verilog(args):
 
 
 def cmd_lint(args):
-    from .lint import lint
+    from ..tools.lint import lint
     failed = 0
     for name, cfg in _presets(args.config):
         failed += lint(name, cfg)
@@ -47,7 +44,7 @@ def cmd_lint(args):
 
 
 def cmd_sim(args):
-    from .regression import plan, run_regression
+    from ..tools.regression import plan, run_regression
     try:
         jobs = plan(args.config, args.test, args.seed, args.seeds, args.shard, args.sim)
     except ValueError as e:
@@ -63,7 +60,7 @@ def cmd_sim(args):
 
 
 def cmd_merge_junit(args):
-    from .regression import merge_junit
+    from ..tools.regression import merge_junit
     n = merge_junit(args.inputs, args.output)
     print(f"merged {len(args.inputs)} files, {n} test cases -> {args.output}")
     return 0
@@ -75,14 +72,14 @@ def cmd_gemm(args):
 
 
 def cmd_bench(args):
-    from .bench import run_bench
+    from ..tools.bench import run_bench
     run_bench(presets=args.config.split(","), with_levers=not args.quick,
               with_regression=not args.quick)
     return 0
 
 
 def cmd_bitstream(args):
-    from .fpga import BitstreamError, build_bitstream
+    from ..tools.fpga import BitstreamError, build_bitstream
     try:
         build_bitstream(args.board, synth_only=args.synth_only)
     except BitstreamError as e:
@@ -92,7 +89,7 @@ def cmd_bitstream(args):
 
 
 def cmd_serve_sim(args):
-    from .serve import serve_sim
+    from ..tools.serve import serve_sim
     return serve_sim(preset(args.config), args.seconds)
 
 

@@ -1,7 +1,7 @@
 """The tile's instruction set: the one definition of the encoding.
 
 The RTL decoder (``rtl/sequencer.py``), the golden model (``model/tile.py``) and the
-assembler (``lpu/compiler.py``) all read the field table below; ``docs/isa.md`` describes it.
+assembler (``lpu/host/compiler.py``) all read the field table below; ``docs/isa.md`` describes it.
 Pure Python: no HDL import.
 
 An instruction is ``INSN_BITS`` wide. Every field sits at the same place in every opcode that

@@ -1,8 +1,8 @@
 """The one configuration object of the tile, read by ``rtl``, ``model`` and ``tb`` alike.
 
-Every knob of the hardware lives here, and so does every latency that the golden model and
-the testbenches need: the RTL components are built from these numbers and the model predicts
-cycles from the same numbers, so there is one place where a latency is defined.
+Every knob of the hardware lives here, and so does every latency of a unit: the RTL
+components are built to these numbers, and the scheduling rules that follow from them
+(``lpu.contract.timing``) are what the sequencer enforces and the golden model predicts with.
 """
 
 from dataclasses import dataclass, fields, asdict
@@ -106,6 +106,23 @@ class LpuConfig:
         """Cycles from an activation vector entering the array to its result vector leaving
         it: the skew of row ``lanes-1``, the column ripple and the de-skew of column 0."""
         return 2 * self.lanes - 1
+
+    @property
+    def acc_read_latency(self):
+        """Cycles from an accumulator read address to its row on the read port (the VXM's)."""
+        return 1
+
+    @property
+    def acc_update_delay(self):
+        """Cycles from a result vector leaving the array to its accumulator update being
+        written (the read-modify-write's read)."""
+        return 1
+
+    @property
+    def acc_visible_delay(self):
+        """Cycles from a result vector leaving the array to the first accumulator read that
+        sees its update (written ``acc_update_delay`` later, read-first memory)."""
+        return self.acc_update_delay + 1
 
     @property
     def vxm_latency(self):

@@ -22,12 +22,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import LpuConfig
+from ..contract.config import LpuConfig
 
 __all__ = ["ROOT", "BUILD", "DESIGNS", "elaborate", "generate_verilog", "write_verilog",
            "build", "run_testbench", "SimResult"]
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("LPU_BUILD_DIR", ROOT / "build"))
 VLT = ROOT / "rtl" / "lint.vlt"
 
@@ -62,7 +62,7 @@ def generate_verilog(design, config):
 
 
 def _config_tag(config):
-    from .config import PRESETS
+    from ..contract.config import PRESETS
     for name, cfg in PRESETS.items():
         if cfg == config:
             return name

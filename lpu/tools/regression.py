@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import PRESETS, preset
+from ..contract.config import PRESETS, preset
 from .simulation import BUILD, ROOT, TESTBENCHES, build, kill_all, run_testbench
 
 __all__ = ["Job", "plan", "run_regression", "merge_junit"]

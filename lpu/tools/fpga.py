@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import LpuConfig
+from ..contract.config import LpuConfig
 from .simulation import BUILD
 
 __all__ = ["BOARDS", "CAPACITY", "build_bitstream", "overfull", "BitstreamError"]

@@ -8,9 +8,9 @@ import time
 
 import numpy as np
 
-from .bits import pack, unpack
-from .isa import COUNTERS, Region, encode, pack_params, param_words
-from .protocol import BridgeClient, ProtocolError
+from ..contract.bits import pack, unpack
+from ..contract.isa import COUNTERS, Region, encode, pack_params, param_words
+from ..contract.protocol import BridgeClient, ProtocolError
 
 __all__ = ["BridgeDevice", "open_serial", "DeviceError"]
 

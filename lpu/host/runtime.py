@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from .compiler import OUT_BANK, CompileError, Quant, assemble, collect, compile_gemm
-from .config import ConfigError, preset
+from ..contract.config import ConfigError, preset
 from .device import DeviceError
-from .isa import encode
+from .errors import UserError
+from ..contract.isa import encode
 
 __all__ = ["run_gemm", "gemm_command", "load_quant", "QuantError", "result_regions"]
 
@@ -70,7 +71,7 @@ def _fpga_backend(cfg, plan, port=None):
 
 def sim_job(cfg, runs):
     """The pickled job ``tb/run_job.py`` (and the benchmarks) execute."""
-    from .isa import pack_params
+    from ..contract.isa import pack_params
     return {"runs": [{
         "program": [encode(i) for i in run.program],
         "sram": {b: (a, np.asarray(w, np.int8)) for b, (a, w) in run.sram.items()},
@@ -81,7 +82,7 @@ def sim_job(cfg, runs):
 
 def sim_plans(cfg, plans, timeout=1800):
     """Run every run of ``plans`` in one simulator process; (blocks, counters) per plan."""
-    from .simulation import BUILD, run_testbench
+    from ..tools.simulation import BUILD, run_testbench
     runs = [run for plan in plans for run in plan.runs]
     (BUILD / "sim").mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="gemm-", dir=BUILD / "sim"))
@@ -192,7 +193,6 @@ def _check_matrix(x, name, dtype, ndim):
 
 
 def gemm_command(args):
-    from .cli import UserError
     try:
         if args.backend not in BACKENDS:
             raise QuantError(f"unknown backend '{args.backend}' (choose: {', '.join(BACKENDS)})")

@@ -27,10 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .compiler import Quant, compile_gemm, reference_gemm
-from .config import preset
+from ..host.compiler import Quant, compile_gemm
+from model.gemm import reference_gemm
+from ..contract.config import preset
 from .fpga import overfull
-from .runtime import run_gemm, sim_job, sim_plans
+from ..host.runtime import run_gemm, sim_job, sim_plans
 from .simulation import BUILD, ROOT, generate_verilog, run_testbench
 from .toolchain import verilator_env
 
@@ -59,7 +60,7 @@ def _bench_program(cfg):
 def _expected(cfg, plan):
     """Result regions and counters of one run of the plan, from the golden model."""
     from model.tile import TileModel
-    from .runtime import load_run, result_regions
+    from ..host.runtime import load_run, result_regions
     run = plan.runs[0]
     dev = TileModel(cfg)
     load_run(dev, run)
@@ -71,7 +72,7 @@ def _expected(cfg, plan):
 # ---- native harness --------------------------------------------------------------------
 def _native_build(name, cfg):
     text = generate_verilog("tile", cfg)
-    src = ROOT / "lpu" / "native" / "harness.cpp"
+    src = ROOT / "lpu" / "tools" / "native" / "harness.cpp"
     key = hashlib.sha256(text.encode() + src.read_bytes() +
                          verilator_env({}).get("MAKEFLAGS", "").encode()).hexdigest()[:16]
     d = OUT / "native" / f"tile-{name}-{key}"
@@ -101,8 +102,8 @@ def _native_run(exe, cfg, job, repeats):
         words = [(value >> (32 * i)) & 0xFFFFFFFF for i in range(hb // 32)]
         lines.append(f"w {region} {bank} {addr} {part} {len(words)} " + " ".join(f"{x:x}" for x in words))
 
-    from .isa import param_words
-    from .bits import pack
+    from ..contract.isa import param_words
+    from ..contract.bits import pack
     for bank, (addr, words) in run["sram"].items():
         for i, word in enumerate(np.asarray(words).reshape(-1, cfg.lanes)):
             w(0, bank, (addr + i) % cfg.depth, 0, pack(word, 8))
@@ -246,7 +247,7 @@ def shapes_table(name="default"):
         cases.append((label, A, B, q))
     sims = sim_plans(cfg, plans)
     rows, model_rows = [], []
-    from .compiler import assemble
+    from ..host.compiler import assemble
     for (label, A, B, q), plan, (blocks, counters) in zip(cases, plans, sims):
         out_model, c_model, _ = run_gemm(cfg, A, B, None, q, "model")
         out_sim = assemble(cfg, plan, blocks)

@@ -22,9 +22,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .isa import Insn, Op, validate_program
+from model.arith import wrap32
 
-__all__ = ["Quant", "Run", "Plan", "compile_gemm", "CompileError", "reference_gemm"]
+from ..contract.isa import Insn, Op, validate_program
+
+__all__ = ["Quant", "Run", "Plan", "compile_gemm", "CompileError"]
 
 A_BANK, W_BANK, OUT_BANK = 0, 1, 2
 
@@ -157,7 +159,7 @@ def compile_gemm(config, A, B, bias=None, quant=None):
         eff_bias = bias - izp * B.astype(np.int64).sum(axis=0)
     else:
         eff_bias = bias
-    eff_bias = ((eff_bias + (1 << 31)) % (1 << 32)) - (1 << 31)
+    eff_bias = wrap32(eff_bias).astype(np.int64)
 
     Kp, Np = KT_total * L, NT * L
     Ap = np.zeros((M, Kp), np.int8)
@@ -254,19 +256,5 @@ def assemble(cfg, plan, blocks):
             out[rows, cols] += block.astype(np.int64)
     out = out[:, :plan.N]
     if not plan.quant:
-        out = (((out + (1 << 31)) % (1 << 32)) - (1 << 31)).astype(np.int32)
+        out = wrap32(out)
     return out
-
-
-def reference_gemm(A, B, bias=None, quant=None):
-    """The semantics, straight from the definition (int64 arithmetic, then wrapping)."""
-    from model.vxm import requantize, wrap32
-    A = np.asarray(A, np.int64)
-    B = np.asarray(B, np.int64)
-    N = B.shape[1]
-    bias = np.zeros(N, np.int64) if bias is None else np.asarray(bias, np.int64)
-    if quant is None:
-        return wrap32(A @ B + bias).astype(np.int32)
-    acc = wrap32((A - quant.input_zero_point) @ B + bias)
-    return requantize(acc, np.zeros(N, np.int64), quant.multiplier, quant.shift,
-                      quant.output_zero_point, quant.activation_min, quant.activation_max)

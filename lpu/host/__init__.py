@@ -1,0 +1,2 @@
+"""The host side: the compiler, the devices (golden model, simulation, board), the runtime
+that runs a compiled workload on any of them, and the ``lpu`` command."""

@@ -10,7 +10,13 @@ from .sequencer import COUNTERS, Sequencer
 from .sram_bank import SramBank
 from .vector_unit import VectorUnit, vxm_params_layout
 
-__all__ = ["LpuTile", "Region"]
+__all__ = ["LpuTile", "PROBE_LAYOUT"]
+
+# The observation port: one bit per unit-boundary event, named as ``model.tile.Timing`` names
+# the event's cycle list. ``vx_reads`` is seen at the VXM's input (pass 0), which is
+# ``acc_read_latency`` after the accumulator read the model predicts.
+PROBE_LAYOUT = data.StructLayout({
+    "weight_rows": 1, "activations": 1, "results": 1, "vx_reads": 1, "sram_writes": 1})
 
 
 class LpuTile(wiring.Component):
@@ -38,8 +44,7 @@ class LpuTile(wiring.Component):
             "start": In(1), "busy": Out(1), "done": Out(1),
             # observation only (testbench monitors); unconnected on a board, so synthesis
             # removes it
-            "probe": Out(data.StructLayout({
-                "weight_row": 1, "activation": 1, "result": 1, "vx_in": 1, "vx_out": 1})),
+            "probe": Out(PROBE_LAYOUT),
         })
 
     @property
@@ -90,9 +95,11 @@ class LpuTile(wiring.Component):
             mxm.rd_addr.eq(seq.acc_rd_addr),
         ]
 
-        m.d.comb += [self.probe.weight_row.eq(seq.w_valid), self.probe.activation.eq(seq.a_valid),
-                     self.probe.result.eq(mxm.r_valid), self.probe.vx_in.eq(vxm.i_valid & (vxm.i_pass == 0)),
-                     self.probe.vx_out.eq(vxm.o_valid)]
+        m.d.comb += [self.probe.weight_rows.eq(seq.w_valid),
+                     self.probe.activations.eq(seq.a_valid),
+                     self.probe.results.eq(mxm.r_valid),
+                     self.probe.vx_reads.eq(vxm.i_valid & (vxm.i_pass == 0)),
+                     self.probe.sram_writes.eq(vxm.o_valid)]
 
         # ---- parameter memory: rows of vxm_params_layout, written in host-sized parts ----
         parts = self.param_parts

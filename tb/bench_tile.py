@@ -1,6 +1,6 @@
 """Simulation-throughput benchmark testbench (``make bench``), driven by ``lpu/tools/bench.py``.
 
-$LPU_BENCH_JOB: a pickled job (program words, memory image, repeats, result regions).
+$LPU_BENCH_JOB: a pickled job (a compiled run, repeats, result regions).
 $LPU_BENCH_MODE: ``framework`` (load through the host port, then start and wait for done with
 no Python per cycle: how ``make sim`` runs programs) or ``naive`` (Python awaits every clock
 edge and reads the status, as a simple cocotb driver would).
@@ -15,6 +15,7 @@ import time
 import cocotb
 from cocotb.triggers import ReadOnly, RisingEdge, Timer
 
+from lpu.contract.hostport import load_run
 from tb.common import CLOCK_NS
 from tb.host import HostDriver
 
@@ -26,17 +27,12 @@ async def bench(dut):
     host = HostDriver(dut)
     await host.start_clock_and_reset()
     t0 = time.perf_counter()
-    for bank, (addr, words) in job["sram"].items():
-        await host.write_sram(bank, addr, words)
-    for row, packed in job["params"].items():
-        await host.write_params_packed(row, packed)
-    await host.write_program(job["program"])
+    await load_run(host, job["run"])
+    await host.write_program(job["run"].program)
     t_load = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(job["repeats"]):
-        dut.start.value = 1
-        await RisingEdge(dut.clk)
-        dut.start.value = 0
+        await host.start_program()
         if mode == "framework":
             # static timing: the model predicts the cycle count, so the simulator runs the
             # whole program without waking Python; done is checked once at the end

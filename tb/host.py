@@ -1,63 +1,49 @@
-"""The tile's host port from the testbench side: the same operations as ``TileModel``'s.
+"""The tile's host port from the testbench side: a :class:`lpu.contract.hostport.Device`
+whose operations are coroutines (same names and arguments as the golden model's).
 
-Used by the top-level testbench and by the ``sim`` back end (``tb/run_job.py``). Whole
-programs run with no Python per cycle: after ``start`` the driver waits for ``done``.
+Used by the top-level testbench, the ``sim`` back end (``tb/run_job.py``) and the benchmark.
+Whole programs run with no Python per cycle: after ``start`` the driver waits for ``done``.
 """
 
-import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 
-from lpu.contract.isa import encode, param_words
-from lpu.contract.isa import COUNTERS, Region
-from tb.common import TB, pack, unpack
+from lpu.contract.hostport import HostPort
+from model.tile import schedule
+from tb.common import CLOCK_NS, TB
 
 
 class HostDriver(TB):
     def __init__(self, dut):
         super().__init__(dut)
-        cfg = self.config
+        self.port = HostPort(self.config)
 
     async def start_clock_and_reset(self):
         d = self.dut
         await self.reset([d.h_we, d.h_re, d.start])
 
-    async def _write(self, region, addr, value, bank=0, part=0):
+    async def _write(self, accesses):
         d = self.dut
-        d.h_we.value = 1
-        d.h_region.value = region
-        d.h_bank.value = bank
-        d.h_addr.value = addr
-        d.h_part.value = part
-        d.h_wdata.value = value
-        await RisingEdge(d.clk)
+        for a in accesses:
+            d.h_we.value = 1
+            d.h_region.value = a.region
+            d.h_bank.value = a.bank
+            d.h_addr.value = a.addr
+            d.h_part.value = a.part
+            d.h_wdata.value = a.value
+            await RisingEdge(d.clk)
         d.h_we.value = 0
 
-    async def write_sram(self, bank, addr, words):
-        words = np.asarray(words, dtype=np.int8).reshape(-1, self.config.lanes)
-        for i, w in enumerate(words):
-            await self._write(Region.SRAM, (addr + i) % self.config.depth, pack(w, 8), bank=bank)
-
-    async def write_program(self, program):
-        for pc, insn in enumerate(program):
-            word = insn if isinstance(insn, int) else encode(insn)
-            await self._write(Region.IMEM, pc, word)
-
-    async def write_params_packed(self, row, packed):
-        cfg = self.config
-        for part, word in enumerate(param_words(cfg.lanes, cfg.host_data_bits, packed)):
-            await self._write(Region.PARAM, row, word, part=part)
-
-    async def _read(self, region, addrs, bank=0):
+    async def _read(self, accesses):
         """Pipelined reads: one address per cycle, data one cycle later."""
         d = self.dut
-        addrs = list(addrs)
+        accesses = list(accesses)
         out = []
-        for i in range(len(addrs) + 1):
-            d.h_re.value = int(i < len(addrs))
-            if i < len(addrs):
-                d.h_region.value = region
-                d.h_bank.value = bank
-                d.h_addr.value = addrs[i]
+        for i in range(len(accesses) + 1):
+            d.h_re.value = int(i < len(accesses))
+            if i < len(accesses):
+                d.h_region.value = accesses[i].region
+                d.h_bank.value = accesses[i].bank
+                d.h_addr.value = accesses[i].addr
             await ReadOnly()
             if i > 0:
                 assert int(d.h_rvalid.value) == 1, "host read: h_rvalid low one cycle after h_re"
@@ -65,23 +51,35 @@ class HostDriver(TB):
             await RisingEdge(d.clk)
         return out
 
+    async def write_sram(self, bank, addr, words):
+        await self._write(self.port.sram_writes(bank, addr, words))
+
     async def read_sram(self, bank, addr, count):
-        vals = await self._read(Region.SRAM, [(addr + i) % self.config.depth for i in range(count)], bank)
-        return np.stack([unpack(v, 8, self.config.lanes) for v in vals]).astype(np.int8) \
-            if vals else np.zeros((0, self.config.lanes), np.int8)
+        return self.port.sram_words(await self._read(self.port.sram_reads(bank, addr, count)))
+
+    async def write_params(self, row, params):
+        await self._write(self.port.param_writes(row, params))
+
+    async def write_program(self, program):
+        await self._write(self.port.program_writes(program))
 
     async def read_counters(self):
-        vals = await self._read(Region.COUNTER, range(len(COUNTERS)))
-        return {name: int(v) & 0xFFFFFFFF for name, v in zip(COUNTERS, vals)}
+        return self.port.counters(await self._read(self.port.counter_reads()))
 
-    async def run(self, program, max_cycles):
-        """Load ``program``, start it and wait for ``done`` with no Python per cycle, under a
-        simulated-time limit of ``max_cycles``; returns the counters."""
+    async def start_program(self):
         d = self.dut
-        await self.write_program(program)
         d.start.value = 1
         await RisingEdge(d.clk)
         d.start.value = 0
-        await with_timeout(RisingEdge(d.done), max_cycles * 10, "ns")
-        await RisingEdge(d.clk)
+
+    async def run(self, program, max_cycles=None):
+        """Load ``program``, start it and wait for ``done`` with no Python per cycle, under a
+        simulated-time limit of ``max_cycles`` (default: twice the model's prediction, plus
+        1000); returns the counters."""
+        if max_cycles is None:
+            max_cycles = 2 * schedule(program, self.config).cycles + 1000
+        await self.write_program(program)
+        await self.start_program()
+        await with_timeout(RisingEdge(self.dut.done), max_cycles * CLOCK_NS, "ns")
+        await RisingEdge(self.dut.clk)
         return await self.read_counters()

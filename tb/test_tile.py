@@ -13,9 +13,10 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from lpu.host.compiler import Quant, assemble, collect, compile_gemm
 from model.gemm import reference_gemm
-from lpu.contract.isa import pack_params
+from lpu.contract.hostport import load_run
 from lpu.host.runtime import result_regions
 from model.tile import TileModel, schedule
+from rtl.tile import PROBE_LAYOUT
 from tb.common import TB, WATCHDOG, load_config, rng_for, record_stats
 from tb.host import HostDriver
 
@@ -23,28 +24,29 @@ PRIMES = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37]
 
 
 class Monitor:
-    """Cycle (from the first busy cycle) of every event at the unit boundaries."""
+    """Cycle (from the first busy cycle) of every event at the unit boundaries, read from the
+    tile's probe port through its layout (``rtl.tile.PROBE_LAYOUT``)."""
 
-    def __init__(self, dut):
+    def __init__(self, dut, config):
         self.dut = dut
-        self.events = {k: [] for k in ("weight_rows", "activations", "results", "vx_reads",
-                                       "sram_writes")}
+        self.names = [name for name, _ in PROBE_LAYOUT]
+        self.events = {name: [] for name in self.names}
+        # each event's lag behind the cycle the model predicts
+        self.lag = {name: 0 for name in self.names}
+        self.lag["vx_reads"] = config.acc_read_latency
         self.running = True
 
     async def watch(self):
         d = self.dut
         k = 0
-        # the tile's probe port, bits in the order of its layout
-        bit = {"weight_rows": 0, "activations": 1, "results": 2, "vx_reads": 3, "sram_writes": 4}
         while self.running:
             await RisingEdge(d.clk)
             await ReadOnly()
             if int(d.busy.value):
-                probe = d.probe.value.to_unsigned()
-                for name, b in bit.items():
-                    if (probe >> b) & 1:
-                        # vx_reads: the VXM input is one cycle after the accumulator read
-                        self.events[name].append(k - (1 if name == "vx_reads" else 0))
+                probe = PROBE_LAYOUT.from_bits(d.probe.value.to_unsigned())
+                for name in self.names:
+                    if getattr(probe, name):
+                        self.events[name].append(k - self.lag[name])
                 k += 1
 
 
@@ -53,15 +55,11 @@ async def run_plan(host, cfg, plan, model, monitor_runs=True):
     blocks = []
     total = 0
     for ri, run in enumerate(plan.runs):
-        for bank, (addr, words) in run.sram.items():
-            await host.write_sram(bank, addr, words)
-            model.write_sram(bank, addr, words)
-        for row, p in run.params.items():
-            await host.write_params_packed(row, pack_params(cfg.lanes, **p))
-            model.write_params(row, p)
+        await load_run(host, run)
+        load_run(model, run)
         expected = model.run(run.program)
         timing = model.last_timing
-        mon = Monitor(host.dut) if monitor_runs else None
+        mon = Monitor(host.dut, cfg) if monitor_runs else None
         task = cocotb.start_soon(mon.watch()) if mon else None
         counters = await host.run(run.program, max_cycles=2 * expected["cycles"] + 1000)
         if mon:

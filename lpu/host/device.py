@@ -1,19 +1,14 @@
-"""The tile behind its serial bridge, as a device with the same operations as the golden
-model's (``model.tile.TileModel``): ``write_sram``, ``read_sram``, ``write_params``,
-``run(program) -> counters``. The transport is any object with ``write(bytes)`` and
+"""The tile behind its serial bridge, as a :class:`lpu.contract.hostport.Device` (the
+golden model's operations). The transport is any object with ``write(bytes)`` and
 ``read(n)``: pyserial on a real board, or the virtual board's pseudo-terminal
 (``lpu serve-sim``)."""
 
 import time
 
-import numpy as np
-
-from ..contract.bits import pack, unpack
-from ..contract.isa import COUNTERS, Region, encode, pack_params, param_words
+from ..contract.hostport import HostPort
 from ..contract.protocol import BridgeClient, ProtocolError
 
 __all__ = ["BridgeDevice", "open_serial", "DeviceError"]
-
 
 
 class DeviceError(IOError):
@@ -33,6 +28,7 @@ class BridgeDevice:
         self.config = config
         self.hb = config.host_data_bits // 8
         self.client = BridgeClient(port, self.hb)
+        self.port = HostPort(config)
         self.run_timeout = run_timeout
         try:
             info = self.client.info()
@@ -43,32 +39,33 @@ class BridgeDevice:
             raise DeviceError(f"the board's tile (lanes={info[0]}, banks={info[1]}) does not "
                               f"match the configuration (lanes={config.lanes}, banks={config.banks})")
 
+    def _write(self, accesses):
+        for a in accesses:
+            self.client.write(a.region, a.bank, a.addr, a.part, a.value)
+
+    def _read(self, accesses):
+        return [self.client.read(a.region, a.bank, a.addr) for a in accesses]
+
     def write_sram(self, bank, addr, words):
-        words = np.asarray(words, dtype=np.int8).reshape(-1, self.config.lanes)
-        for i, w in enumerate(words):
-            self.client.write(Region.SRAM, bank, (addr + i) % self.config.depth, 0, pack(w, 8))
+        self._write(self.port.sram_writes(bank, addr, words))
 
     def read_sram(self, bank, addr, count):
-        rows = [unpack(self.client.read(Region.SRAM, bank, (addr + i) % self.config.depth), 8,
-                       self.config.lanes) for i in range(count)]
-        return np.array(rows, dtype=np.int8).reshape(count, self.config.lanes)
+        return self.port.sram_words(self._read(self.port.sram_reads(bank, addr, count)))
 
     def write_params(self, row, params):
-        cfg = self.config
-        packed = pack_params(cfg.lanes, **params)
-        for part, word in enumerate(param_words(cfg.lanes, cfg.host_data_bits, packed)):
-            self.client.write(Region.PARAM, 0, row, part, word)
+        self._write(self.port.param_writes(row, params))
 
     def run(self, program):
-        for pc, insn in enumerate(program):
-            self.client.write(Region.IMEM, 0, pc, 0, encode(insn))
+        self._write(self.port.program_writes(program))
         self.client.start()
         deadline = time.monotonic() + self.run_timeout
+        pause = 0.001
         while True:
             busy, done = self.client.status()
             if done and not busy:
                 break
             if time.monotonic() > deadline:
                 raise DeviceError(f"program still running after {self.run_timeout} s")
-        return {name: self.client.read(Region.COUNTER, 0, i) & 0xFFFFFFFF
-                for i, name in enumerate(COUNTERS)}
+            time.sleep(pause)                   # back off: a long program needs few polls
+            pause = min(2 * pause, 0.1)
+        return self.port.counters(self._read(self.port.counter_reads()))

@@ -1,15 +1,14 @@
 """One host runtime for every back end: compile a GEMM once, run its programs on a device,
 assemble the result.
 
-A *device* has the host port's operations: ``write_sram``, ``read_sram``, ``write_params``,
-``run(program) -> counters``. ``model`` is :class:`model.tile.TileModel`; ``sim`` runs the
-same host operations through the tile's host port in Verilator under cocotb (batched: the
+A *device* is a :class:`lpu.contract.hostport.Device`: ``model`` is
+:class:`model.tile.TileModel`, ``fpga`` a :class:`lpu.host.device.BridgeDevice`; ``sim``
+runs the same operations through the tile's host port in Verilator under cocotb (batched: the
 whole job goes to one simulator process, see ``tb/run_job.py``).
 """
 
 import json
 import pickle
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -20,7 +19,7 @@ from .compiler import OUT_BANK, CompileError, Quant, assemble, collect, compile_
 from ..contract.config import ConfigError, preset
 from .device import DeviceError
 from .errors import UserError
-from ..contract.isa import encode
+from ..contract.hostport import load_run
 
 __all__ = ["run_gemm", "gemm_command", "load_quant", "QuantError", "result_regions"]
 
@@ -34,14 +33,6 @@ def result_regions(cfg, run):
     n = run.n_tiles * run.m_count
     banks = [OUT_BANK] if run.quant else [(OUT_BANK + p) % cfg.banks for p in range(4)]
     return [(b, run.out_base, n) for b in banks]
-
-
-def load_run(dev, run):
-    """Write a run's memory image (SRAM words and parameter rows) into a device."""
-    for bank, (addr, words) in run.sram.items():
-        dev.write_sram(bank, addr, words)
-    for row, p in run.params.items():
-        dev.write_params(row, p)
 
 
 def run_on_device(cfg, plan, dev):
@@ -70,14 +61,9 @@ def _fpga_backend(cfg, plan, port=None):
 
 
 def sim_job(cfg, runs):
-    """The pickled job ``tb/run_job.py`` (and the benchmarks) execute."""
-    from ..contract.isa import pack_params
-    return {"runs": [{
-        "program": [encode(i) for i in run.program],
-        "sram": {b: (a, np.asarray(w, np.int8)) for b, (a, w) in run.sram.items()},
-        "params": {row: pack_params(cfg.lanes, **p) for row, p in run.params.items()},
-        "read": result_regions(cfg, run),
-    } for run in runs]}
+    """The pickled job ``tb/run_job.py`` (and the benchmarks) execute: each run and the
+    SRAM regions to read back after it."""
+    return {"runs": [{"run": run, "read": result_regions(cfg, run)} for run in runs]}
 
 
 def sim_plans(cfg, plans, timeout=1800):
@@ -85,15 +71,16 @@ def sim_plans(cfg, plans, timeout=1800):
     from ..tools.simulation import BUILD, run_testbench
     runs = [run for plan in plans for run in plan.runs]
     (BUILD / "sim").mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="gemm-", dir=BUILD / "sim"))
-    (work / "job.pkl").write_bytes(pickle.dumps(sim_job(cfg, runs)))
-    res = run_testbench("tile", cfg, seed=0, run_dir=work / "run", timeout=timeout,
-                        test_module="tb.run_job",
-                        extra_env={"LPU_JOB": work / "job.pkl", "LPU_JOB_OUT": work / "out.pkl"},
-                        log=lambda s: print(s, file=sys.stderr))
-    if not res.passed or not (work / "out.pkl").exists():
-        raise RuntimeError(f"simulation failed: {res.message} (log: {res.log})")
-    out = iter(pickle.loads((work / "out.pkl").read_bytes())["runs"])
+    with tempfile.TemporaryDirectory(prefix="gemm-", dir=BUILD / "sim") as tmp:
+        work = Path(tmp)
+        (work / "job.pkl").write_bytes(pickle.dumps(sim_job(cfg, runs)))
+        res = run_testbench("tile", cfg, seed=0, run_dir=work / "run", timeout=timeout,
+                            test_module="tb.run_job",
+                            extra_env={"LPU_JOB": work / "job.pkl", "LPU_JOB_OUT": work / "out.pkl"},
+                            log=lambda s: print(s, file=sys.stderr))
+        if not res.passed or not (work / "out.pkl").exists():
+            raise RuntimeError(f"simulation failed: {res.message}")
+        out = iter(pickle.loads((work / "out.pkl").read_bytes())["runs"])
     results = []
     for plan in plans:
         blocks, counters = [], []
@@ -103,7 +90,6 @@ def sim_plans(cfg, plans, timeout=1800):
             blocks.append(collect(cfg, plan, run, lambda b, a, n: regions[(b, a, n)]))
             counters.append(r["counters"])
         results.append((blocks, counters))
-    shutil.rmtree(work, ignore_errors=True)
     return results
 
 

@@ -31,6 +31,7 @@ from ..host.compiler import Quant, compile_gemm
 from model.gemm import reference_gemm
 from ..contract.config import preset
 from .fpga import overfull
+from ..contract.hostport import HostPort, load_run
 from ..host.runtime import run_gemm, sim_job, sim_plans
 from .simulation import BUILD, ROOT, generate_verilog, run_testbench
 from .toolchain import verilator_env
@@ -60,7 +61,7 @@ def _bench_program(cfg):
 def _expected(cfg, plan):
     """Result regions and counters of one run of the plan, from the golden model."""
     from model.tile import TileModel
-    from ..host.runtime import load_run, result_regions
+    from ..host.runtime import result_regions
     run = plan.runs[0]
     dev = TileModel(cfg)
     load_run(dev, run)
@@ -94,31 +95,26 @@ def _native_build(name, cfg):
 
 
 def _native_run(exe, cfg, job, repeats):
-    run = job["runs"][0]
+    item = job["runs"][0]
+    run = item["run"]
     hb = cfg.host_data_bits
+    port = HostPort(cfg)
     lines = []
-
-    def w(region, bank, addr, part, value):
-        words = [(value >> (32 * i)) & 0xFFFFFFFF for i in range(hb // 32)]
-        lines.append(f"w {region} {bank} {addr} {part} {len(words)} " + " ".join(f"{x:x}" for x in words))
-
-    from ..contract.isa import param_words
-    from ..contract.bits import pack
-    for bank, (addr, words) in run["sram"].items():
-        for i, word in enumerate(np.asarray(words).reshape(-1, cfg.lanes)):
-            w(0, bank, (addr + i) % cfg.depth, 0, pack(word, 8))
-    for row, packed in run["params"].items():
-        for part, word in enumerate(param_words(cfg.lanes, hb, packed)):
-            w(2, 0, row, part, word)
-    for pc, word in enumerate(run["program"]):
-        w(1, 0, pc, 0, word)
+    accesses = [a for bank, (addr, words) in run.sram.items()
+                for a in port.sram_writes(bank, addr, words)]
+    accesses += [a for row, params in run.params.items() for a in port.param_writes(row, params)]
+    accesses += port.program_writes(run.program)
+    for a in accesses:
+        words = [(a.value >> (32 * i)) & 0xFFFFFFFF for i in range(hb // 32)]
+        lines.append(f"w {a.region} {a.bank} {a.addr} {a.part} {len(words)} " +
+                     " ".join(f"{x:x}" for x in words))
     lines.append(f"run {repeats}")
-    for bank, addr, n in run["read"]:
+    for bank, addr, n in item["read"]:
         lines.append(f"read {bank} {addr} {n}")
-    with tempfile.NamedTemporaryFile("w", suffix=".job", delete=False) as f:
+    with tempfile.NamedTemporaryFile("w", suffix=".job") as f:
         f.write("\n".join(lines) + "\n")
-    r = subprocess.run([str(exe), f.name], capture_output=True, text=True, check=True)
-    os.unlink(f.name)
+        f.flush()
+        r = subprocess.run([str(exe), f.name], capture_output=True, text=True, check=True)
     out = r.stdout.split("\n")
     words = []
     for line in out:
@@ -127,7 +123,7 @@ def _native_run(exe, cfg, job, repeats):
             words.append([((v >> (8 * i)) & 0xFF) for i in range(cfg.lanes)])
     tail = [l for l in out if l.startswith("cycles")][0].split()
     read, i = {}, 0
-    for bank, addr, n in run["read"]:
+    for bank, addr, n in item["read"]:
         read[(bank, addr, n)] = np.array(words[i:i + n], dtype=np.uint8).view(np.int8)
         i += n
     return int(tail[1]), float(tail[3]), read
@@ -135,20 +131,20 @@ def _native_run(exe, cfg, job, repeats):
 
 # ---- cocotb paths ---------------------------------------------------------------------------
 def _cocotb_run(name, cfg, job, repeats, mode, tb_clock=None, cycles=None, **build_options):
-    run = job["runs"][0]
-    work = Path(tempfile.mkdtemp(prefix=f"bench-{mode}-", dir=OUT))
-    (work / "job.pkl").write_bytes(pickle.dumps({**run, "repeats": repeats, "cycles": cycles}))
-    res = run_testbench("tile", cfg, seed=0, run_dir=work / "run", timeout=3600,
-                        test_module="tb.bench_tile", log=lambda s: _log("  " + s),
-                        extra_env={"LPU_BENCH_JOB": work / "job.pkl", "LPU_BENCH_MODE": mode,
-                                   "LPU_BENCH_OUT": work / "out.pkl",
-                                   **({"LPU_CLOCK_IMPL": tb_clock} if tb_clock else {})},
-                        **build_options)
-    if not res.passed:
-        raise RuntimeError(f"bench {mode} on {name} failed: {res.message} ({res.log})")
-    out = pickle.loads((work / "out.pkl").read_bytes())
-    shutil.rmtree(work, ignore_errors=True)
-    return out
+    OUT.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"bench-{mode}-", dir=OUT) as tmp:
+        work = Path(tmp)
+        (work / "job.pkl").write_bytes(pickle.dumps({**job["runs"][0], "repeats": repeats,
+                                                     "cycles": cycles}))
+        res = run_testbench("tile", cfg, seed=0, run_dir=work / "run", timeout=3600,
+                            test_module="tb.bench_tile", log=lambda s: _log("  " + s),
+                            extra_env={"LPU_BENCH_JOB": work / "job.pkl", "LPU_BENCH_MODE": mode,
+                                       "LPU_BENCH_OUT": work / "out.pkl",
+                                       **({"LPU_CLOCK_IMPL": tb_clock} if tb_clock else {})},
+                            **build_options)
+        if not res.passed:
+            raise RuntimeError(f"bench {mode} on {name} failed: {res.message}")
+        return pickle.loads((work / "out.pkl").read_bytes())
 
 
 def _verify(what, read, counters, expected, exp_counters):

@@ -65,7 +65,7 @@ def schedule(program, config, loosen=()):
     if unknown:
         raise ValueError(f"unknown timing rule '{unknown[0]}' (rules: {', '.join(RULES)})")
     R = Rules(config)
-    L, P = config.lanes, config.vxm_passes
+    L, _P = config.lanes, config.vxm_passes
 
     def bound(rule, cycle):
         return cycle - (rule in loosen)

@@ -1,6 +1,6 @@
 from amaranth import *
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Out
 
 from .sram_bank import SramBank, bank_port_signature
 

@@ -6,9 +6,9 @@ from amaranth.lib.wiring import In, Out
 from lpu.contract.isa import Region, param_bits, param_parts
 
 from .matmul_unit import MatmulUnit
-from .sequencer import COUNTERS, Sequencer
+from .sequencer import Sequencer
 from .sram_bank import SramBank
-from .vector_unit import VectorUnit, vxm_params_layout
+from .vector_unit import VectorUnit
 
 __all__ = ["LpuTile", "PROBE_LAYOUT"]
 

@@ -7,7 +7,6 @@ edge and reads the status, as a simple cocotb driver would).
 Writes the measured run phase to $LPU_BENCH_OUT.
 """
 
-import json
 import os
 import pickle
 import time

@@ -16,7 +16,7 @@ FAULT = os.environ.get("LPU_FAULT", "fail")
 
 @cocotb.test(timeout_time=50, timeout_unit="us")
 async def test_fault(dut):
-    tb = TB(dut)
+    TB(dut)
     await ClockCycles(dut.clk, 10)
     record_stats("test_fault", 10)
     if FAULT == "fail":

@@ -10,10 +10,10 @@ import struct
 import cocotb
 import numpy as np
 
-from lpu.contract.protocol import SYNC_REQ, Cmd, Status, crc16, frame, parse_reply
+from lpu.contract.protocol import SYNC_REQ, Cmd, Status, frame, parse_reply
 from rtl.board import SIM_DIVISOR
 from lpu.contract.isa import Region
-from tb.common import TB, WATCHDOG, load_config, pack, unpack, rng_for, record_stats
+from tb.common import TB, WATCHDOG, pack, unpack, rng_for, record_stats
 from tb.uart import UartPort
 
 BYTE_TIMES = 10

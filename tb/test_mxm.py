@@ -20,6 +20,7 @@ from tb.common import TB, WATCHDOG, load_config, pack, unpack, rng_for, record_s
 class Schedule:
     """Stimulus for the unit: weight-row writes, activations and accumulator reads."""
     lanes: int
+    acc_depth: int = 1 << 16                         # accumulator rows the unit has
     writes: list = field(default_factory=list)       # (cycle, buf, row, int8[L])
     acts: list = field(default_factory=list)         # (cycle, buf, int8[L], addr, accumulate)
     reads: list = field(default_factory=list)        # (cycle, addr)
@@ -65,19 +66,23 @@ class Schedule:
 
     def gemm(self, A, B, visible, acc_base=0):
         """C = A @ B tile by tile, loads overlapping compute, K summed in the accumulators;
-        accumulator regions alternate between N tiles so reads overlap the next tile."""
+        accumulator regions alternate between N tiles so reads overlap the next tile; M is
+        taken in slices of at most half the accumulator rows."""
         L = self.lanes
-        M = A.shape[0]
         Ap, Bp = _pad(A, 1, L), _pad(_pad(B, 0, L), 1, L)
         KT, NT = Ap.shape[1] // L, Bp.shape[1] // L
-        for nt in range(NT):
-            region = acc_base + (nt % 2) * M
-            for kt in range(KT):
-                buf = self.tiles % 2
-                c0 = self.load(Bp[kt * L:(kt + 1) * L, nt * L:(nt + 1) * L], buf)
-                self.stream(Ap[:, kt * L:(kt + 1) * L], buf, region, kt > 0, earliest=c0 + 1)
-            for m, i in enumerate(self.read([region + m for m in range(M)], visible)):
-                self.outputs.append((m, nt, i))
+        rows = max(1, (self.acc_depth - acc_base) // 2)
+        for m0 in range(0, A.shape[0], rows):
+            As = Ap[m0:m0 + rows]
+            M = As.shape[0]
+            for nt in range(NT):
+                region = acc_base + (nt % 2) * M
+                for kt in range(KT):
+                    buf = self.tiles % 2
+                    c0 = self.load(Bp[kt * L:(kt + 1) * L, nt * L:(nt + 1) * L], buf)
+                    self.stream(As[:, kt * L:(kt + 1) * L], buf, region, kt > 0, earliest=c0 + 1)
+                for m, i in enumerate(self.read([region + m for m in range(M)], visible)):
+                    self.outputs.append((m0 + m, nt, i))
         return NT
 
 
@@ -193,7 +198,7 @@ async def run_gemms(dut, name, shapes, rng, fill="random"):
     tb = MxmTB(dut)
     await tb.start()
     L = tb.L
-    sched = Schedule(L)
+    sched = Schedule(L, acc_depth=tb.config.acc_depth)
     mats = []
     for M, K, N in shapes:
         A, B = _matrices(rng, M, K, N, fill)

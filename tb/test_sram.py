@@ -125,7 +125,7 @@ async def test_read_during_write(dut):
     tb, cfg, rng = await filled(dut, "test_read_during_write")
     full = np.ones(cfg.lanes, dtype=bool)
     sched = []
-    for rep in range(2):
+    for _rep in range(2):
         for a in range(16):
             starts = {b: (a, 0, 2) for b in range(cfg.banks)}
             writes = {b: (a, rng.integers(-128, 128, cfg.lanes), full) for b in range(cfg.banks)}

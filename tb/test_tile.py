@@ -15,9 +15,9 @@ from lpu.host.compiler import Quant, assemble, collect, compile_gemm
 from model.gemm import reference_gemm
 from lpu.contract.hostport import load_run
 from lpu.host.runtime import result_regions
-from model.tile import TileModel, schedule
+from model.tile import TileModel
 from rtl.tile import PROBE_LAYOUT
-from tb.common import TB, WATCHDOG, load_config, rng_for, record_stats
+from tb.common import WATCHDOG, load_config, rng_for, record_stats
 from tb.host import HostDriver
 
 PRIMES = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37]

@@ -6,7 +6,7 @@ from lpu.contract.config import ConfigError, LpuConfig, PRESETS, preset
 def test_presets():
     assert {"tiny", "default", "large"} <= set(PRESETS)
     assert preset("large").lanes >= 16
-    for name, cfg in PRESETS.items():
+    for _name, cfg in PRESETS.items():
         assert cfg.word_bits == 8 * cfg.lanes
         assert cfg.mxm_latency == 2 * cfg.lanes - 1
         assert cfg.host_data_bits >= 96          # one instruction fits the host bus

@@ -6,7 +6,7 @@ import pytest
 
 from lpu.host.compiler import CompileError, Quant, compile_gemm
 from model.gemm import reference_gemm
-from lpu.contract.config import LpuConfig, PRESETS, preset
+from lpu.contract.config import PRESETS, preset
 from lpu.contract.isa import Insn, Op, ProgramError
 from lpu.host.runtime import run_gemm
 from model.tile import TileModel, schedule

@@ -6,7 +6,6 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from lpu.tools import regression, simulation
-from lpu.contract.config import preset
 from lpu.tools.regression import Job, merge_junit, plan
 
 

@@ -7,7 +7,7 @@ components are built to these numbers, and the scheduling rules that follow from
 
 from dataclasses import dataclass, fields, asdict
 
-__all__ = ["ConfigError", "LpuConfig", "PRESETS", "preset"]
+__all__ = ["ConfigError", "LpuConfig", "PRESETS", "BOARD_PRESETS", "preset"]
 
 
 class ConfigError(ValueError):
@@ -148,7 +148,17 @@ PRESETS = {
     # a 16x16 array: what an FPGA of ECP5-85F size can hold; the VXM does 8 lanes per cycle
     "large": LpuConfig(lanes=16, banks=4, depth=1024, acc_depth=512, imem_depth=1024, param_depth=64,
                        vxm_passes=2),
+    # board presets: exactly what `make bitstream BOARD=<name>` builds, so it is linted and
+    # simulated like the others. iCEBreaker (iCE40 UP5K): the smallest tile, one-lane VXM,
+    # small memories
+    "icebreaker": LpuConfig(lanes=4, banks=4, depth=64, acc_depth=16, imem_depth=32,
+                            param_depth=1, vxm_passes=4),
+    # ULX3S (ECP5-85F): the default tile with a smaller parameter memory
+    "ulx3s": LpuConfig(lanes=8, banks=4, depth=512, acc_depth=256, imem_depth=512, param_depth=16),
 }
+
+# presets that a board is built from (``lpu.tools.fpga.BOARDS``)
+BOARD_PRESETS = ("icebreaker", "ulx3s")
 
 
 def preset(name):

@@ -29,7 +29,7 @@ def _presets(arg):
 
 def cmd_verilog(args):
     from ..tools.simulation import DESIGNS, write_verilog
-    for name, cfg in _presets(args.config):
+    for _name, cfg in _presets(args.config):
         for design in DESIGNS:
             print(write_verilog(design, cfg))
     return 0

@@ -87,7 +87,7 @@ def sim_plans(cfg, plans, timeout=1800):
         for run in plan.runs:
             r = next(out)
             regions = {(b, a, n): words for (b, a, n), words in r["read"]}
-            blocks.append(collect(cfg, plan, run, lambda b, a, n: regions[(b, a, n)]))
+            blocks.append(collect(cfg, plan, run, lambda b, a, n, regions=regions: regions[(b, a, n)]))
             counters.append(r["counters"])
         results.append((blocks, counters))
     return results
@@ -115,7 +115,7 @@ def _load_npy(path, what):
     try:
         return np.load(p, allow_pickle=False)
     except Exception as e:
-        raise QuantError(f"{what} file '{path}' is not a readable .npy file ({type(e).__name__})")
+        raise QuantError(f"{what} file '{path}' is not a readable .npy file ({type(e).__name__})") from None
 
 
 QUANT_KEYS = {"multiplier", "shift", "output_zero_point", "input_zero_point",
@@ -146,7 +146,7 @@ def load_quant(path, N):
     try:
         q = json.loads(p.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise QuantError(f"quant file '{path}' is not valid JSON ({e.__class__.__name__})")
+        raise QuantError(f"quant file '{path}' is not valid JSON ({e.__class__.__name__})") from None
     if not isinstance(q, dict):
         raise QuantError(f"quant file '{path}' must hold a JSON object")
     unknown = sorted(set(q) - QUANT_KEYS)

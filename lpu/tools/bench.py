@@ -295,7 +295,7 @@ def fpga_figures():
 
 
 def _md(results):
-    lines = [f"# lpu-cosim benchmark", "", f"Machine: {results['machine']}", ""]
+    lines = ["# lpu-cosim benchmark", "", f"Machine: {results['machine']}", ""]
     lines += ["## Simulation throughput (one compiled GEMM program, repeated; results verified)", "",
               "| preset | GEMM | native cycles/s | framework cycles/s | naive cocotb cycles/s | framework / native | framework verified MAC/s |",
               "|---|---|---|---|---|---|---|"]

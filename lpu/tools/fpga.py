@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..contract.config import LpuConfig
+from ..contract.config import BOARD_PRESETS, PRESETS
 from .simulation import BUILD
 
 __all__ = ["BOARDS", "CAPACITY", "build_bitstream", "overfull", "BitstreamError"]
@@ -22,15 +22,8 @@ class BitstreamError(RuntimeError):
     pass
 
 
-# board -> (preset sized for it, baud rate)
-BOARDS = {
-    # iCE40 UP5K (CAPACITY below). The smallest tile: 4 lanes, one-lane VXM, small memories.
-    "icebreaker": (LpuConfig(lanes=4, banks=4, depth=64, acc_depth=16, imem_depth=32,
-                             param_depth=1, vxm_passes=4), 115200),
-    # ECP5-85F: the default tile.
-    "ulx3s": (LpuConfig(lanes=8, banks=4, depth=512, acc_depth=256, imem_depth=512,
-                        param_depth=16), 115200),
-}
+# board -> (its preset, ``lpu.contract.config.PRESETS[board]``, baud rate)
+BOARDS = {board: (PRESETS[board], 115200) for board in BOARD_PRESETS}
 
 # what each board's FPGA holds, as Yosys names the cells after synthesis (for --synth-only)
 CAPACITY = {

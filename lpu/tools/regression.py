@@ -8,14 +8,11 @@ regression, and ``lpu merge-junit`` combines their JUnit files.
 
 import os
 import re
-import shlex
-import signal
 import sys
 import time
 import xml.etree.ElementTree as ET
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..contract.config import PRESETS, preset
 from .simulation import BUILD, ROOT, TESTBENCHES, build, kill_all, run_testbench

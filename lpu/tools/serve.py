@@ -2,7 +2,6 @@
 cocotb (``tb/serve_bridge.py``); the bytes of a pseudo-terminal go through the simulated UART
 pins. Point ``lpu gemm --backend fpga --port <path>`` at the printed path."""
 
-import os
 import sys
 import tempfile
 import threading

@@ -22,7 +22,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..contract.config import LpuConfig
 
 __all__ = ["ROOT", "BUILD", "DESIGNS", "elaborate", "generate_verilog", "write_verilog",
            "build", "run_testbench", "SimResult"]

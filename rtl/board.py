@@ -31,14 +31,7 @@ class LpuBoard(wiring.Component):
         m = Module()
         m.submodules.tile = tile = LpuTile(self.config)
         m.submodules.bridge = bridge = HostBridge(self.config, self.divisor, self.timeout)
-        m.d.comb += [
-            bridge.rx.eq(self.rx), self.tx.eq(bridge.tx),
-            tile.h_we.eq(bridge.h_we), tile.h_re.eq(bridge.h_re),
-            tile.h_region.eq(bridge.h_region), tile.h_bank.eq(bridge.h_bank),
-            tile.h_addr.eq(bridge.h_addr), tile.h_part.eq(bridge.h_part),
-            tile.h_wdata.eq(bridge.h_wdata), bridge.h_rdata.eq(tile.h_rdata),
-            bridge.h_rvalid.eq(tile.h_rvalid), tile.start.eq(bridge.start),
-            bridge.busy.eq(tile.busy), bridge.done.eq(tile.done),
-            self.busy.eq(tile.busy), self.done.eq(tile.done),
-        ]
+        wiring.connect(m, bridge.host, tile.host)
+        m.d.comb += [bridge.rx.eq(self.rx), self.tx.eq(bridge.tx),
+                     self.busy.eq(tile.host.busy), self.done.eq(tile.host.done)]
         return m

@@ -3,23 +3,12 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from lpu.contract.isa import param_parts
-from lpu.contract.protocol import SYNC_REP, SYNC_REQ, Cmd, Status
+from lpu.contract.protocol import CRC, SYNC_REP, SYNC_REQ, Cmd, Status
 
+from .interfaces import host_port_signature
 from .uart import UartRx, UartTx
 
-__all__ = ["HostBridge", "crc16_byte"]
-
-
-def crc16_byte(m, crc, byte, name="crc"):
-    """CRC-16/CCITT-FALSE after one more byte: a combinational Signal in ``m`` (one wire per
-    bit step, so the expression does not grow exponentially)."""
-    c = Signal(16, name=f"{name}_in")
-    m.d.comb += c.eq(crc ^ (byte << 8))
-    for i in range(8):
-        nxt = Signal(16, name=f"{name}_{i}")
-        m.d.comb += nxt.eq(Mux(c[15], (c << 1) ^ 0x1021, c << 1)[:16])
-        c = nxt
-    return c
+__all__ = ["HostBridge"]
 
 
 class HostBridge(wiring.Component):
@@ -37,13 +26,9 @@ class HostBridge(wiring.Component):
         self.config = config
         self.divisor = divisor
         self.timeout = timeout
-        hb = config.host_data_bits
         super().__init__({
             "rx": In(1, init=1), "tx": Out(1, init=1),
-            "h_we": Out(1), "h_re": Out(1), "h_region": Out(2), "h_bank": Out(4),
-            "h_addr": Out(16), "h_part": Out(2), "h_wdata": Out(hb),
-            "h_rdata": In(hb), "h_rvalid": In(1),
-            "start": Out(1), "busy": In(1), "done": In(1),
+            "host": Out(host_port_signature(config)),
         })
 
     def elaborate(self, platform):
@@ -54,21 +39,25 @@ class HostBridge(wiring.Component):
         m.submodules.urx = urx = UartRx(self.divisor)
         m.submodules.utx = utx = UartTx(self.divisor)
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
+        host = self.host
 
         cmd = Signal(8)
         length = Signal(16)
         idx = Signal(16)
         buf = Signal(MAXP * 8)
-        crc = Signal(16, init=0xFFFF)
         rcrc = Signal(16)
         quiet = Signal(range(self.timeout + 1))     # cycles since the last byte
         status = Signal(8)
         rlen = Signal(16)
         rbuf = Signal(HB * 8)
-        byte = urx.data
-        got = urx.valid
+        byte = urx.o.payload
+        got = urx.o.valid
 
-        crc_next = crc16_byte(m, crc, byte, "rx_crc")
+        # the frame's CRC, one byte per cycle as it arrives (the host computes it with the
+        # same algorithm, lpu.contract.protocol.CRC)
+        m.submodules.rx_crc = rx_crc = CRC(data_width=8).create()
+        m.d.comb += rx_crc.data.eq(byte)
+        crc = rx_crc.crc
 
         with m.If(got):
             m.d.sync += quiet.eq(0)
@@ -77,14 +66,16 @@ class HostBridge(wiring.Component):
         timed_out = quiet == self.timeout
 
         field = lambda i: buf[8 * i:8 * i + 8]
-        m.d.comb += [self.h_region.eq(field(0)), self.h_bank.eq(field(1)),
-                     self.h_addr.eq(Cat(field(2), field(3))), self.h_part.eq(field(4)),
-                     self.h_wdata.eq(buf[40:40 + 8 * HB])]
+        m.d.comb += [host.region.eq(field(0)), host.bank.eq(field(1)),
+                     host.addr.eq(Cat(field(2), field(3))), host.part.eq(field(4)),
+                     host.wdata.eq(buf[40:40 + 8 * HB])]
 
         # reply transmitter: 0xA5, status, len, payload, crc
         tx_idx = Signal(16)
-        tx_crc = Signal(16)
         tx_byte = Signal(8)
+        m.submodules.tx_crc = tx_crc_unit = CRC(data_width=8).create()
+        m.d.comb += tx_crc_unit.data.eq(tx_byte)
+        tx_crc = tx_crc_unit.crc
         n_before_crc = 4 + rlen
         with m.If(tx_idx == 0):
             m.d.comb += tx_byte.eq(SYNC_REP)
@@ -101,32 +92,35 @@ class HostBridge(wiring.Component):
         with m.Else():
             m.d.comb += tx_byte.eq(tx_crc[8:])
 
-        tx_crc_next = crc16_byte(m, tx_crc, tx_byte, "tx_crc")
-
         def reply(code, n=0):
-            m.d.sync += [status.eq(code), rlen.eq(n), tx_idx.eq(0), tx_crc.eq(0xFFFF)]
+            m.d.sync += [status.eq(code), rlen.eq(n), tx_idx.eq(0)]
+            m.d.comb += tx_crc_unit.start.eq(1)
             m.next = "REPLY"
 
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(got & (byte == SYNC_REQ)):
-                    m.d.sync += [crc.eq(0xFFFF), idx.eq(0)]
+                    m.d.comb += rx_crc.start.eq(1)
+                    m.d.sync += idx.eq(0)
                     m.next = "CMD"
             with m.State("CMD"):
                 with m.If(got):
-                    m.d.sync += [cmd.eq(byte), crc.eq(crc_next)]
+                    m.d.sync += cmd.eq(byte)
+                    m.d.comb += rx_crc.valid.eq(1)
                     m.next = "LEN0"
                 with m.Elif(timed_out):
                     reply(Status.TIMEOUT)
             with m.State("LEN0"):
                 with m.If(got):
-                    m.d.sync += [length[:8].eq(byte), crc.eq(crc_next)]
+                    m.d.sync += length[:8].eq(byte)
+                    m.d.comb += rx_crc.valid.eq(1)
                     m.next = "LEN1"
                 with m.Elif(timed_out):
                     reply(Status.TIMEOUT)
             with m.State("LEN1"):
                 with m.If(got):
-                    m.d.sync += [length[8:].eq(byte), crc.eq(crc_next)]
+                    m.d.sync += length[8:].eq(byte)
+                    m.d.comb += rx_crc.valid.eq(1)
                     with m.If(Cat(length[:8], byte) > MAXP):
                         m.next = "DISCARD"
                     with m.Elif(Cat(length[:8], byte) == 0):
@@ -140,7 +134,8 @@ class HostBridge(wiring.Component):
                     for i in range(MAXP):              # one byte enable per position
                         with m.If(idx == i):
                             m.d.sync += buf[8 * i:8 * i + 8].eq(byte)
-                    m.d.sync += [idx.eq(idx + 1), crc.eq(crc_next)]
+                    m.d.sync += idx.eq(idx + 1)
+                    m.d.comb += rx_crc.valid.eq(1)
                     with m.If(idx + 1 == length):
                         m.next = "CRC0"
                 with m.Elif(timed_out):
@@ -168,19 +163,19 @@ class HostBridge(wiring.Component):
                     info = [cfg.lanes, cfg.banks, cfg.addr_bits, cfg.acc_addr_bits, HB, parts]
 
                     def do_write():
-                        m.d.comb += self.h_we.eq(1)
+                        m.d.comb += host.we.eq(1)
                         reply(Status.OK)
 
                     def do_read():
-                        m.d.comb += self.h_re.eq(1)
+                        m.d.comb += host.re.eq(1)
                         m.next = "READ"
 
                     def do_start():
-                        m.d.comb += self.start.eq(1)
+                        m.d.comb += host.start.eq(1)
                         reply(Status.OK)
 
                     def do_status():
-                        m.d.sync += rbuf.eq(Cat(self.busy, Const(0, 7), self.done))
+                        m.d.sync += rbuf.eq(Cat(host.busy, Const(0, 7), host.done))
                         reply(Status.OK, 2)
 
                     def do_info():
@@ -196,22 +191,22 @@ class HostBridge(wiring.Component):
                             with m.Case(code):
                                 with m.If(length != n):
                                     reply(Status.BAD_LENGTH)
-                                with m.Elif(self.busy if idle_only else 0):
+                                with m.Elif(host.busy if idle_only else 0):
                                     reply(Status.BUSY)
                                 with m.Else():
                                     action()
                         with m.Default():
                             reply(Status.UNKNOWN_CMD)
             with m.State("READ"):
-                with m.If(self.h_rvalid):
-                    m.d.sync += rbuf.eq(self.h_rdata)
+                with m.If(host.rvalid):
+                    m.d.sync += rbuf.eq(host.rdata)
                     reply(Status.OK, HB)
             with m.State("REPLY"):
-                m.d.comb += [utx.data.eq(tx_byte), utx.valid.eq(1)]
-                with m.If(utx.ready):
+                m.d.comb += [utx.i.payload.eq(tx_byte), utx.i.valid.eq(1)]
+                with m.If(utx.i.ready):
                     m.d.sync += tx_idx.eq(tx_idx + 1)
                     with m.If((tx_idx >= 1) & (tx_idx < n_before_crc)):
-                        m.d.sync += tx_crc.eq(tx_crc_next)
+                        m.d.comb += tx_crc_unit.valid.eq(1)
                     with m.If((tx_idx >= 4) & (tx_idx < n_before_crc)):
                         m.d.sync += rbuf.eq(rbuf >> 8)
                     with m.If(tx_idx == n_before_crc + 1):

@@ -3,6 +3,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .delay import delay
+from .interfaces import activation_port_signature, vector_layout, weight_port_signature
 
 __all__ = ["MatmulArray"]
 
@@ -19,10 +20,10 @@ class MatmulArray(wiring.Component):
 
     Ports
     -----
-    w_valid, w_buf, w_row, w_data : In
-        Write weight row ``w_row`` (``W[w_row][0..lanes-1]``) of buffer ``w_buf`` at the end of
+    weights : In(:func:`~rtl.interfaces.weight_port_signature`)
+        Write weight row ``row`` (``W[row][0..lanes-1]``) of buffer ``buf`` at the end of
         this cycle.
-    a_valid, a_buf, a_data, a_tag : In
+    activations : In(:func:`~rtl.interfaces.activation_port_signature`)
         An activation vector entering this cycle, the buffer it uses, and a tag carried
         alongside (the accumulator address and mode, for the next stage).
     r_valid, r_data, r_tag : Out
@@ -35,16 +36,14 @@ class MatmulArray(wiring.Component):
     golden model (``model.mxm``) computes exactly what the array does in every case.
     """
 
-    def __init__(self, config, tag_bits=1):
+    def __init__(self, config, tag_shape=1):
         self.config = config
         L = config.lanes
         super().__init__({
-            "w_valid": In(1), "w_buf": In(1), "w_row": In(range(L)),
-            "w_data": In(data.ArrayLayout(signed(8), L)),
-            "a_valid": In(1), "a_buf": In(1), "a_tag": In(tag_bits),
-            "a_data": In(data.ArrayLayout(signed(8), L)),
-            "r_valid": Out(1), "r_tag": Out(tag_bits),
-            "r_data": Out(data.ArrayLayout(signed(32), L)),
+            "weights": In(weight_port_signature(config)),
+            "activations": In(activation_port_signature(config, tag_shape)),
+            "r_valid": Out(1), "r_tag": Out(tag_shape),
+            "r_data": Out(vector_layout(L, 32)),
         })
 
     @property
@@ -58,19 +57,20 @@ class MatmulArray(wiring.Component):
         psum_shape = signed(16 + (L - 1).bit_length() + 1)
         a_east = [[None] * (L + 1) for _ in range(L)]
         s_east = [[None] * (L + 1) for _ in range(L)]
+        w, a = self.weights, self.activations
         for k in range(L):
-            a_east[k][0] = delay(m, self.a_data[k], k, name=f"skew_a{k}")
-            s_east[k][0] = delay(m, self.a_buf, k, name=f"skew_s{k}")
+            a_east[k][0] = delay(m, a.data[k], k, name=f"skew_a{k}")
+            s_east[k][0] = delay(m, a.buf, k, name=f"skew_s{k}")
         p_south = [Const(0, psum_shape)] * L
         for k in range(L):
-            row_write = self.w_valid & (self.w_row == k)
+            row_write = w.valid & (w.row == k)
             for n in range(L):
                 w0 = Signal(signed(8), name=f"w0_{k}_{n}")
                 w1 = Signal(signed(8), name=f"w1_{k}_{n}")
-                with m.If(row_write & (self.w_buf == 0)):
-                    m.d.sync += w0.eq(self.w_data[n])
-                with m.If(row_write & (self.w_buf == 1)):
-                    m.d.sync += w1.eq(self.w_data[n])
+                with m.If(row_write & (w.buf == 0)):
+                    m.d.sync += w0.eq(w.data[n])
+                with m.If(row_write & (w.buf == 1)):
+                    m.d.sync += w1.eq(w.data[n])
                 a_reg = Signal(signed(8), name=f"a_{k}_{n}")
                 s_reg = Signal(name=f"s_{k}_{n}")
                 p_reg = Signal(psum_shape, name=f"p_{k}_{n}")
@@ -85,7 +85,7 @@ class MatmulArray(wiring.Component):
         for n in range(L):
             m.d.comb += self.r_data[n].eq(delay(m, p_south[n], L - 1 - n, name=f"deskew{n}"))
         m.d.comb += [
-            self.r_valid.eq(delay(m, self.a_valid, self.latency, name="valid")),
-            self.r_tag.eq(delay(m, self.a_tag, self.latency, name="tag")),
+            self.r_valid.eq(delay(m, a.valid, self.latency, name="valid")),
+            self.r_tag.eq(delay(m, a.tag.as_value(), self.latency, name="tag")),
         ]
         return m

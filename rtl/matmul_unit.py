@@ -3,6 +3,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .accumulator import AccumulatorMemory
+from .interfaces import acc_tag_layout, activation_port_signature, vector_layout, weight_port_signature
 from .matmul_array import MatmulArray
 
 __all__ = ["MatmulUnit"]
@@ -11,7 +12,8 @@ __all__ = ["MatmulUnit"]
 class MatmulUnit(wiring.Component):
     """The MXM: :class:`MatmulArray` feeding :class:`AccumulatorMemory`.
 
-    Activations carry their accumulator address and accumulate/overwrite flag; the result
+    Activations carry their accumulator address and accumulate/overwrite flag (the tag,
+    :func:`~rtl.interfaces.acc_tag_layout`); the result
     vector leaves the array ``latency`` cycles after the activation entered (``r_*``, for
     observation) and is added into the accumulators on the next cycle. ``rd_addr``/``rd_data``
     read the accumulators (the vector unit's port).
@@ -21,13 +23,11 @@ class MatmulUnit(wiring.Component):
         self.config = config
         L = config.lanes
         super().__init__({
-            "w_valid": In(1), "w_buf": In(1), "w_row": In(range(L)),
-            "w_data": In(data.ArrayLayout(signed(8), L)),
-            "a_valid": In(1), "a_buf": In(1), "a_addr": In(config.acc_addr_bits),
-            "a_accumulate": In(1), "a_data": In(data.ArrayLayout(signed(8), L)),
-            "r_valid": Out(1), "r_data": Out(data.ArrayLayout(signed(32), L)),
+            "weights": In(weight_port_signature(config)),
+            "activations": In(activation_port_signature(config, acc_tag_layout(config))),
+            "r_valid": Out(1), "r_data": Out(vector_layout(L, 32)),
             "rd_addr": In(config.acc_addr_bits),
-            "rd_data": Out(data.ArrayLayout(signed(32), L)),
+            "rd_data": Out(vector_layout(L, 32)),
         })
 
     @property
@@ -43,18 +43,14 @@ class MatmulUnit(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        tag_bits = cfg.acc_addr_bits + 1
-        m.submodules.array = array = MatmulArray(cfg, tag_bits=tag_bits)
+        m.submodules.array = array = MatmulArray(cfg, tag_shape=acc_tag_layout(cfg))
         m.submodules.acc = acc = AccumulatorMemory(cfg)
+        wiring.connect(m, wiring.flipped(self.weights), array.weights)
+        wiring.connect(m, wiring.flipped(self.activations), array.activations)
         m.d.comb += [
-            array.w_valid.eq(self.w_valid), array.w_buf.eq(self.w_buf),
-            array.w_row.eq(self.w_row), array.w_data.eq(self.w_data),
-            array.a_valid.eq(self.a_valid), array.a_buf.eq(self.a_buf),
-            array.a_data.eq(self.a_data), array.a_tag.eq(Cat(self.a_addr, self.a_accumulate)),
             self.r_valid.eq(array.r_valid), self.r_data.eq(array.r_data),
             acc.i_valid.eq(array.r_valid), acc.i_data.eq(array.r_data),
-            acc.i_addr.eq(array.r_tag[:cfg.acc_addr_bits]),
-            acc.i_accumulate.eq(array.r_tag[cfg.acc_addr_bits]),
+            acc.i_addr.eq(array.r_tag.addr), acc.i_accumulate.eq(array.r_tag.accumulate),
             acc.rd_addr.eq(self.rd_addr), self.rd_data.eq(acc.rd_data),
         ]
         return m

@@ -3,10 +3,11 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from lpu.contract.isa import COUNTERS, FIELDS, INSN_BITS, Op
+from lpu.contract.isa import COUNTERS, FIELDS, INSN_BITS
 from lpu.contract.timing import Rules
 
 from .delay import delay
+from .interfaces import Opcode, acc_tag_layout, activation_port_signature, weight_port_signature
 
 __all__ = ["Sequencer", "COUNTERS"]
 
@@ -44,10 +45,8 @@ class Sequencer(wiring.Component):
             "bank_count": Out(16), "bank_busy": In(NB), "bank_valid": In(NB),
             "bank_data": In(data.ArrayLayout(cfg.word_bits, NB)),
             # MXM
-            "w_valid": Out(1), "w_buf": Out(1), "w_row": Out(range(L)),
-            "w_data": Out(cfg.word_bits),
-            "a_valid": Out(1), "a_buf": Out(1), "a_addr": Out(cfg.acc_addr_bits),
-            "a_accumulate": Out(1), "a_data": Out(cfg.word_bits),
+            "weights": Out(weight_port_signature(cfg)),
+            "activations": Out(activation_port_signature(cfg, acc_tag_layout(cfg))),
             # VXM: accumulator and parameter reads, and the unit's input/outputs
             "acc_rd_addr": Out(cfg.acc_addr_bits), "param_rd_addr": Out(range(cfg.param_depth)),
             "vx_valid": Out(1), "vx_pass": Out(cfg.vxm_pass_bits), "vx_quant": Out(1),
@@ -70,13 +69,13 @@ class Sequencer(wiring.Component):
             m.d.sync += [busy.eq(1), self._done.eq(0), self._pc.eq(0)]
         with m.Elif(issue):
             m.d.sync += self._pc.eq(self._pc + 1)
-            with m.If(op == Op.HALT):
+            with m.If(op == Opcode.HALT):
                 m.d.sync += [busy.eq(0), self._done.eq(1)]
-        issued = {o: issue & (op == o) for o in (Op.LW, Op.MM, Op.VX)}
+        issued = {o: issue & (op == o) for o in (Opcode.LW, Opcode.MM, Opcode.VX)}
         self._bank_streams(m, issued, field, bank_sel, op)
-        w_valid = self._load_weights(m, issued[Op.LW], field, bank_sel, units)
-        a_valid = self._stream_activations(m, issued[Op.MM], field, bank_sel, units)
-        vx_row_done = self._vector_reads(m, issued[Op.VX], field, bank_sel, units)
+        w_valid = self._load_weights(m, issued[Opcode.LW], field, bank_sel, units)
+        a_valid = self._stream_activations(m, issued[Opcode.MM], field, bank_sel, units)
+        vx_row_done = self._vector_reads(m, issued[Opcode.VX], field, bank_sel, units)
         self._write_back(m)
         self._counters(m, busy, issue, w_valid=w_valid, a_valid=a_valid, vx_row_done=vx_row_done)
         return m
@@ -101,7 +100,7 @@ class Sequencer(wiring.Component):
         field = {name: ir.data[lsb:lsb + width] for name, (lsb, width) in FIELDS.items()}
         issue = Signal()
         m.d.comb += ir.addr.eq(Mux(busy, Mux(issue, pc + 1, pc), 0))
-        return busy, field["op"], field, issue
+        return busy, Opcode(field["op"]), field, issue
 
     def _unit_state(self, m):
         """The down-counters of the rules (``lpu.contract.timing``), named by what they wait
@@ -130,17 +129,17 @@ class Sequencer(wiring.Component):
         guard = units["guard"]
         ready = Signal()
         with m.Switch(op):
-            with m.Case(Op.LW):
+            with m.Case(Opcode.LW):
                 m.d.comb += ready.eq(~bank_busy & (units["lw"] <= rules.lw_done - rules.lw_stream) &
                                      Mux(field["wbuf"], guard[1] == 0, guard[0] == 0))
-            with m.Case(Op.MM):
+            with m.Case(Opcode.MM):
                 m.d.comb += ready.eq(~bank_busy & (units["mm"] == 0))
-            with m.Case(Op.VX):
+            with m.Case(Opcode.VX):
                 # the previous VX is on its last read (rules.vx_next)
                 m.d.comb += ready.eq((units["vx_wait"] == 0) &
                                      ((units["vx_left"] == 0) |
                                       ((units["vx_left"] == 1) & units["last_pass"])))
-            with m.Case(Op.HALT):
+            with m.Case(Opcode.HALT):
                 m.d.comb += ready.eq((units["lw"] == 0) & (units["mm"] == 0) &
                                      (units["acc"] == 0) & (units["vx"] == 0))
             with m.Default():
@@ -150,14 +149,14 @@ class Sequencer(wiring.Component):
     def _bank_streams(self, m, issued, field, bank_sel, op):
         """LW and MM start their bank's stream; each bank remembers which unit it feeds."""
         self._owner_mm = owner_mm = Signal(self.config.banks)   # 1: activations, 0: weights
-        starting = issued[Op.LW] | issued[Op.MM]
+        starting = issued[Opcode.LW] | issued[Opcode.MM]
         for b in range(self.config.banks):
             hit = starting & (bank_sel == b)
             m.d.comb += self.bank_start[b].eq(hit)
             with m.If(hit):
-                m.d.sync += owner_mm[b].eq(issued[Op.MM])
+                m.d.sync += owner_mm[b].eq(issued[Opcode.MM])
         m.d.comb += [self.bank_base.eq(field["base"]), self.bank_stride.eq(field["stride"]),
-                     self.bank_count.eq(Mux(op == Op.LW, self.config.lanes, field["count"]))]
+                     self.bank_count.eq(Mux(op == Opcode.LW, self.config.lanes, field["count"]))]
 
     def _load_weights(self, m, lw_issued, field, bank_sel, units):
         """LW: rows arrive from its bank one per cycle and go to the weight port."""
@@ -168,8 +167,8 @@ class Sequencer(wiring.Component):
         w_valid = Signal()
         m.d.comb += [
             w_valid.eq((self.bank_valid & ~self._owner_mm).bit_select(bank, 1)),
-            self.w_valid.eq(w_valid), self.w_buf.eq(buf), self.w_row.eq(row),
-            self.w_data.eq(self.bank_data[bank]),
+            self.weights.valid.eq(w_valid), self.weights.buf.eq(buf), self.weights.row.eq(row),
+            self.weights.data.eq(self.bank_data[bank]),
         ]
         with m.If(w_valid):
             m.d.sync += row.eq(row + 1)
@@ -188,8 +187,9 @@ class Sequencer(wiring.Component):
         a_valid = Signal()
         m.d.comb += [
             a_valid.eq((self.bank_valid & self._owner_mm).bit_select(bank, 1)),
-            self.a_valid.eq(a_valid), self.a_buf.eq(buf), self.a_addr.eq(addr),
-            self.a_accumulate.eq(accumulate), self.a_data.eq(self.bank_data[bank]),
+            self.activations.valid.eq(a_valid), self.activations.buf.eq(buf),
+            self.activations.tag.addr.eq(addr), self.activations.tag.accumulate.eq(accumulate),
+            self.activations.data.eq(self.bank_data[bank]),
         ]
         with m.If(a_valid):
             m.d.sync += addr.eq(addr + 1)

@@ -1,18 +1,18 @@
 from amaranth import *
-from amaranth.lib import wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["UartRx", "UartTx"]
 
 
 class UartRx(wiring.Component):
-    """8N1 receiver. ``divisor`` clock cycles per bit. ``valid`` pulses for one cycle with
-    ``data`` when a byte's stop bit has been sampled high; a low stop bit (framing error)
-    drops the byte."""
+    """8N1 receiver. ``divisor`` clock cycles per bit. ``o`` is a byte stream that cannot
+    wait (``always_ready``: a line does not pause): ``o.valid`` pulses for one cycle with
+    ``o.payload`` when a byte's stop bit has been sampled high; a low stop bit (framing
+    error) drops the byte."""
 
     rx: In(1, init=1)
-    data: Out(8)
-    valid: Out(1)
+    o: Out(stream.Signature(8, always_ready=True))
 
     def __init__(self, divisor):
         assert divisor >= 4
@@ -28,7 +28,7 @@ class UartRx(wiring.Component):
         timer = Signal(range(2 * d))
         bit = Signal(range(10))
         shift = Signal(8)
-        m.d.sync += self.valid.eq(0)
+        m.d.sync += self.o.valid.eq(0)
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(~rx):
@@ -54,18 +54,17 @@ class UartRx(wiring.Component):
                     m.d.sync += timer.eq(timer - 1)
                 with m.Else():
                     with m.If(rx):
-                        m.d.sync += [self.data.eq(shift), self.valid.eq(1)]
+                        m.d.sync += [self.o.payload.eq(shift), self.o.valid.eq(1)]
                     m.next = "IDLE"
         return m
 
 
 class UartTx(wiring.Component):
-    """8N1 transmitter: accepts ``data`` when ``valid`` and ``ready`` are high."""
+    """8N1 transmitter of the byte stream ``i``: a byte is taken when ``valid`` and
+    ``ready`` are both high."""
 
     tx: Out(1, init=1)
-    data: In(8)
-    valid: In(1)
-    ready: Out(1)
+    i: In(stream.Signature(8))
 
     def __init__(self, divisor):
         self.divisor = divisor
@@ -77,10 +76,10 @@ class UartTx(wiring.Component):
         timer = Signal(range(d))
         shift = Signal(10, init=0x3FF)
         bits = Signal(range(11))
-        m.d.comb += [self.ready.eq(bits == 0), self.tx.eq(shift[0])]
+        m.d.comb += [self.i.ready.eq(bits == 0), self.tx.eq(shift[0])]
         with m.If(bits == 0):
-            with m.If(self.valid):
-                m.d.sync += [shift.eq(Cat(0, self.data, 1)), bits.eq(10), timer.eq(d - 1)]
+            with m.If(self.i.valid):
+                m.d.sync += [shift.eq(Cat(0, self.i.payload, 1)), bits.eq(10), timer.eq(d - 1)]
         with m.Elif(timer != 0):
             m.d.sync += timer.eq(timer - 1)
         with m.Else():

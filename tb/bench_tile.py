@@ -39,16 +39,16 @@ async def bench(dut):
             await Timer((program_cycles - 1) * CLOCK_NS + CLOCK_NS // 2, unit="ns")  # mid-cycle
             await RisingEdge(dut.clk)
             await ReadOnly()
-            assert int(dut.done.value) and not int(dut.busy.value), (
+            assert int(dut.host__done.value) and not int(dut.host__busy.value), (
                 f"program not done after the {program_cycles} cycles the model predicts")
             await Timer(1, unit="ns")
         elif mode == "edge":
-            await RisingEdge(dut.done)
+            await RisingEdge(dut.host__done)
         else:
             while True:
                 await RisingEdge(dut.clk)
                 await ReadOnly()
-                if int(dut.done.value):
+                if int(dut.host__done.value):
                     break
             await Timer(1, unit="ns")      # leave the read-only phase within the same cycle
     seconds = time.perf_counter() - t0

@@ -19,19 +19,19 @@ class HostDriver(TB):
 
     async def start_clock_and_reset(self):
         d = self.dut
-        await self.reset([d.h_we, d.h_re, d.start])
+        await self.reset([d.host__we, d.host__re, d.host__start])
 
     async def _write(self, accesses):
         d = self.dut
         for a in accesses:
-            d.h_we.value = 1
-            d.h_region.value = a.region
-            d.h_bank.value = a.bank
-            d.h_addr.value = a.addr
-            d.h_part.value = a.part
-            d.h_wdata.value = a.value
+            d.host__we.value = 1
+            d.host__region.value = a.region
+            d.host__bank.value = a.bank
+            d.host__addr.value = a.addr
+            d.host__part.value = a.part
+            d.host__wdata.value = a.value
             await RisingEdge(d.clk)
-        d.h_we.value = 0
+        d.host__we.value = 0
 
     async def _read(self, accesses):
         """Pipelined reads: one address per cycle, data one cycle later."""
@@ -39,15 +39,15 @@ class HostDriver(TB):
         accesses = list(accesses)
         out = []
         for i in range(len(accesses) + 1):
-            d.h_re.value = int(i < len(accesses))
+            d.host__re.value = int(i < len(accesses))
             if i < len(accesses):
-                d.h_region.value = accesses[i].region
-                d.h_bank.value = accesses[i].bank
-                d.h_addr.value = accesses[i].addr
+                d.host__region.value = accesses[i].region
+                d.host__bank.value = accesses[i].bank
+                d.host__addr.value = accesses[i].addr
             await ReadOnly()
             if i > 0:
-                assert int(d.h_rvalid.value) == 1, "host read: h_rvalid low one cycle after h_re"
-                out.append(d.h_rdata.value.to_unsigned())
+                assert int(d.host__rvalid.value) == 1, "host read: h_rvalid low one cycle after h_re"
+                out.append(d.host__rdata.value.to_unsigned())
             await RisingEdge(d.clk)
         return out
 
@@ -68,9 +68,9 @@ class HostDriver(TB):
 
     async def start_program(self):
         d = self.dut
-        d.start.value = 1
+        d.host__start.value = 1
         await RisingEdge(d.clk)
-        d.start.value = 0
+        d.host__start.value = 0
 
     async def run(self, program, max_cycles=None):
         """Load ``program``, start it and wait for ``done`` with no Python per cycle, under a
@@ -80,6 +80,6 @@ class HostDriver(TB):
             max_cycles = 2 * schedule(program, self.config).cycles + 1000
         await self.write_program(program)
         await self.start_program()
-        await with_timeout(RisingEdge(self.dut.done), max_cycles * CLOCK_NS, "ns")
+        await with_timeout(RisingEdge(self.dut.host__done), max_cycles * CLOCK_NS, "ns")
         await RisingEdge(self.dut.clk)
         return await self.read_counters()

@@ -13,6 +13,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from model.arith import wrap32
 from model.mxm import Activations, MatmulModel
+from rtl.interfaces import acc_tag_layout
 from tb.common import TB, WATCHDOG, load_config, pack, unpack, rng_for, record_stats
 
 
@@ -111,6 +112,7 @@ class MxmTB(TB):
             _STATE["cycle"] = 0
         self.model = _STATE["model"]
         self.L = self.config.lanes
+        self.tag = acc_tag_layout(self.config)      # the activation's tag, as the RTL lays it out
         self.checked = 0
         self.busy = 0
         self.first_in = None
@@ -118,7 +120,7 @@ class MxmTB(TB):
 
     async def start(self):
         d = self.dut
-        await self.reset([d.w_valid, d.a_valid])
+        await self.reset([d.weights__valid, d.activations__valid])
         _STATE["cycle"] += 3 + 100        # reset cycles; keeps weight history strictly ordered
 
     async def run(self, sched):
@@ -149,19 +151,20 @@ class MxmTB(TB):
         for c in range(end):
             if c in w_at:
                 b, k, w = w_at[c]
-                d.w_valid.value, d.w_buf.value, d.w_row.value = 1, b, k
-                d.w_data.value = pack(w, 8)
+                d.weights__valid.value, d.weights__buf.value, d.weights__row.value = 1, b, k
+                d.weights__data.value = pack(w, 8)
             else:
-                d.w_valid.value = 0
+                d.weights__valid.value = 0
             if c in a_at:
                 i = a_at[c]
-                d.a_valid.value, d.a_buf.value = 1, int(act.buf[i])
-                d.a_addr.value, d.a_accumulate.value = int(act.addr[i]), int(act.accumulate[i])
-                d.a_data.value = pack(act.data[i], 8)
+                d.activations__valid.value, d.activations__buf.value = 1, int(act.buf[i])
+                d.activations__tag.value = self.tag.const(
+                    {"addr": int(act.addr[i]), "accumulate": int(act.accumulate[i])}).as_value().value
+                d.activations__data.value = pack(act.data[i], 8)
                 self.busy += 1
                 self.first_in = c if self.first_in is None else self.first_in
             else:
-                d.a_valid.value = 0
+                d.activations__valid.value = 0
             if c in r_at:
                 d.rd_addr.value = r_at[c]
             await ReadOnly()

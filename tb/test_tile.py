@@ -42,7 +42,7 @@ class Monitor:
         while self.running:
             await RisingEdge(d.clk)
             await ReadOnly()
-            if int(d.busy.value):
+            if int(d.host__busy.value):
                 probe = PROBE_LAYOUT.from_bits(d.probe.value.to_unsigned())
                 for name in self.names:
                     if getattr(probe, name):

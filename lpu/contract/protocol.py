@@ -8,6 +8,8 @@ CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF) over everything after the sync byt
 
 import struct
 
+from amaranth.lib.crc import catalog as crc_catalog
+
 __all__ = ["SYNC_REQ", "SYNC_REP", "Cmd", "Status", "crc16", "frame", "parse_reply",
            "BridgeClient", "ProtocolError"]
 
@@ -39,18 +41,15 @@ class ProtocolError(IOError):
     pass
 
 
-def crc16_update(crc, byte):
-    crc ^= byte << 8
-    for _ in range(8):
-        crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
-        crc &= 0xFFFF
-    return crc
+# The frames' CRC (CRC-16/CCITT-FALSE: polynomial 0x1021, initial 0xFFFF, no reflection):
+# one definition for both ends. The bridge builds its hardware from it
+# (``CRC(data_width=8).create()``); the host computes it in software with ``compute``. Only
+# the algorithm's parameters are imported from Amaranth, no HDL.
+CRC = crc_catalog.CRC16_CCITT_FALSE
 
 
-def crc16(data, crc=0xFFFF):
-    for b in data:
-        crc = crc16_update(crc, b)
-    return crc
+def crc16(data):
+    return CRC(data_width=8).compute(bytes(data))
 
 
 def frame(sync, code, payload=b""):

@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
     Verilated::commandArgs(argc, argv);
     if (argc < 2) { fprintf(stderr, "usage: harness JOBFILE\n"); return 2; }
     top = new Vtop;
-    top->rst = 1; top->h_we = 0; top->h_re = 0; top->start = 0;
+    top->rst = 1; top->host__we = 0; top->host__re = 0; top->host__start = 0;
     tick(); tick();
     top->rst = 0;
     tick();
@@ -58,21 +58,21 @@ int main(int argc, char** argv) {
             s >> region >> bank >> addr >> part >> n;
             std::vector<uint32_t> words(n);
             for (auto& x : words) s >> std::hex >> x;
-            top->h_we = 1; top->h_region = region; top->h_bank = bank;
-            top->h_addr = addr; top->h_part = part;
-            set_wide(top->h_wdata, words);
+            top->host__we = 1; top->host__region = region; top->host__bank = bank;
+            top->host__addr = addr; top->host__part = part;
+            set_wide(top->host__wdata, words);
             tick();
-            top->h_we = 0;
+            top->host__we = 0;
         } else if (op == "run") {
             unsigned repeats;
             s >> repeats;
             auto t0 = std::chrono::steady_clock::now();
             uint64_t c0 = cycles;
             for (unsigned r = 0; r < repeats; r++) {
-                top->start = 1;
+                top->host__start = 1;
                 tick();
-                top->start = 0;
-                while (!top->done) tick();
+                top->host__start = 0;
+                while (!top->host__done) tick();
             }
             seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             run_cycles += cycles - c0;
@@ -81,11 +81,11 @@ int main(int argc, char** argv) {
             unsigned bank, addr, count;
             s >> bank >> addr >> count;
             for (unsigned i = 0; i < count; i++) {
-                top->h_re = 1; top->h_region = 0; top->h_bank = bank; top->h_addr = addr + i;
+                top->host__re = 1; top->host__region = 0; top->host__bank = bank; top->host__addr = addr + i;
                 tick();   // the word read at this edge is on h_rdata now
-                print_wide(top->h_rdata, sizeof(top->h_rdata) / sizeof(uint32_t));
+                print_wide(top->host__rdata, sizeof(top->host__rdata) / sizeof(uint32_t));
             }
-            top->h_re = 0;
+            top->host__re = 0;
         }
     }
     printf("cycles %llu seconds %.6f repeats %llu\n", (unsigned long long)run_cycles, seconds,

@@ -19,4 +19,5 @@ def reference_gemm(A, B, bias=None, quant=None):
         return wrap32(A @ B + bias)
     acc = wrap32((A - quant.input_zero_point) @ B + bias)
     return requantize(acc, np.zeros(N, np.int64), quant.multiplier, quant.shift,
-                      quant.output_zero_point, quant.activation_min, quant.activation_max)
+                      quant.output_zero_point, quant.activation_min, quant.activation_max,
+                      quant.rounding)

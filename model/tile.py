@@ -34,7 +34,7 @@ from lpu.contract.isa import COUNTERS, Op, ProgramError, validate_program
 from lpu.contract.timing import RULES, Rules
 from .arith import wrap32
 from .mxm import Activations, MatmulModel, apply_updates
-from .vxm import requantize
+from .vxm import requantize_row
 
 __all__ = ["TileModel", "Timing", "schedule", "COUNTERS"]
 
@@ -210,8 +210,7 @@ class TileModel:
                 write = reads + R.vx_write_delay
                 out_addr = (insn.base + insn.stride * np.arange(n)) % D
                 if insn.quant:
-                    q = requantize(acc, p["bias"], p["multiplier"], p["shift"],
-                                   p["zero_point"], p["act_min"], p["act_max"])
+                    q = requantize_row(acc, p)
                     self._sram_write(pc, insn.bank, out_addr, q, write,
                                      sram_write_cycle, sram_read_cycle)
                 else:

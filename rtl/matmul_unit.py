@@ -1,5 +1,5 @@
 from amaranth import *
-from amaranth.lib import data, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .accumulator import AccumulatorMemory

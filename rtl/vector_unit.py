@@ -2,7 +2,7 @@ from amaranth import *
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from lpu.contract.isa import param_fields
+from lpu.contract.isa import ROUNDING, param_fields
 
 __all__ = ["VectorUnit", "vxm_params_layout"]
 
@@ -26,11 +26,13 @@ class VectorUnit(wiring.Component):
 
     * ``o_i32 = acc + bias`` (wrapping), and
     * ``o_i8 = clamp(MultiplyByQuantizedMultiplier(acc + bias, multiplier, shift)
-      + zero_point, act_min, act_max)`` with gemmlowp's double rounding, exactly as
-      ``model.vxm.requantize``.
+      + zero_point, act_min, act_max)`` in the row's rounding (``rounding``: single or
+      double, ``lpu.contract.isa.ROUNDING``), exactly as ``model.vxm.requantize``.
 
-    Stages (one register each): bias add and left shift | 32x32 multiply | rounding
-    high half | rounding right shift, zero point, clamp (into the output lanes of the pass).
+    Stages (one register each): bias add (and double's left shift) | one exact 32x32
+    multiply for both roundings | single: add 2**(t-1) and shift right by t = 31 - shift;
+    double: the rounding high half | double's rounding right shift, zero point, clamp (into
+    the output lanes of the pass).
     """
 
     def __init__(self, config):
@@ -82,39 +84,61 @@ class VectorUnit(wiring.Component):
         # the vector is complete when its last pass leaves stage 4
         m.d.sync += self.o_valid.eq(v[2] & (k[2] == P - 1))
         m.d.comb += self.o_quant.eq(q[3])
+        # the row's rounding, through the stages with the data (ROUNDING: 0 single, 1 double)
+        single = [Signal(name=f"single{i}") for i in range(3)]
+        m.d.sync += single[0].eq(p.rounding == ROUNDING["single"])
+        m.d.sync += [single[i].eq(single[i - 1]) for i in (1, 2)]
         for j in range(G):
-            # stage 1: x = acc + bias (wraps), x << left (wraps), right shift amount
+            # stage 1: x = acc + bias (wraps); the multiplier's operand: x itself (single) or
+            # x << left (double, wraps); the shift amounts of both roundings
             x = Signal(signed(32), name=f"x{j}")
             xs = Signal(signed(32), name=f"xs{j}")
             mult1 = Signal(signed(32), name=f"mult{j}")
             right = [Signal(5, name=f"right{j}_{i}") for i in range(3)]
+            total = [Signal(6, name=f"total{j}_{i}") for i in range(2)]   # single: t = 31 - shift
+            half = [Signal(6, name=f"half{j}_{i}") for i in range(2)]     # t - 1
             shift = shift_in[j]
             left = Mux(shift > 0, shift, 0)[:5]
+            biased = (data_in[j] + bias_in[j])[:32]
             m.d.sync += [
-                x.eq(data_in[j] + bias_in[j]),
-                xs.eq(((data_in[j] + bias_in[j])[:32] << left)[:32]),
+                x.eq(biased),
+                xs.eq(Mux(p.rounding == ROUNDING["single"], biased, (biased << left)[:32])),
                 mult1.eq(mult_in[j]),
                 right[0].eq(Mux(shift < 0, -shift, 0)[:5]),
+                total[0].eq(31 - shift), half[0].eq(30 - shift),
             ]
             m.d.sync += [right[i].eq(right[i - 1]) for i in (1, 2)]
-            # stage 2: 64-bit product, and the one case SRDHM saturates
+            m.d.sync += [total[1].eq(total[0]), half[1].eq(half[0])]
+            # stage 2: the exact 64-bit product (shared by both roundings), and the one case
+            # SRDHM saturates
             prod = Signal(signed(64), name=f"prod{j}")
             ovf = Signal(name=f"ovf{j}")
             m.d.sync += [prod.eq(xs * mult1),
                          ovf.eq((xs == -(1 << 31)) & (mult1 == -(1 << 31)))]
-            # stage 3: round(prod / 2**31), ties away from zero (nudge, then C division)
+            # stage 3, double: round(prod / 2**31), ties away from zero (nudge, C division)
             t = Signal(signed(66), name=f"t{j}")
             m.d.comb += t.eq(prod + Mux(prod >= 0, 1 << 30, 1 - (1 << 30)))
-            high = Signal(signed(32), name=f"high{j}")
             quotient = (t >> 31) + ((t < 0) & (t[:31] != 0))
-            m.d.sync += high.eq(Mux(ovf, (1 << 31) - 1, quotient[:32]))
-            # stage 4: rounding right shift, zero point, clamp, into this pass's lanes
+            high = Mux(ovf, (1 << 31) - 1, quotient[:32].as_signed())
+            # stage 3, single: (prod + 2**(t-1)) >> t, t = 31 - shift in [1, 62], saturated to
+            # 34 bits (anything beyond clamps the same way after the zero point)
+            nudged = Signal(signed(66), name=f"nudged{j}")
+            m.d.comb += nudged.eq(prod + (Const(1, 63) << half[1])[:63])
+            scaled = Signal(signed(66), name=f"scaled{j}")
+            m.d.comb += scaled.eq(nudged >> total[1])
+            lim = 1 << 33
+            sat = Mux(scaled < -lim, -lim, Mux(scaled > lim - 1, lim - 1, scaled))
+            stage3 = Signal(signed(34), name=f"stage3_{j}")
+            m.d.sync += stage3.eq(Mux(single[1], sat, high))
+            # stage 4: double's rounding right shift (single passes), zero point, clamp, into
+            # this pass's lanes
             mask = Signal(32, name=f"mask{j}")
             m.d.comb += mask.eq((Const(1, 33) << right[2]) - 1)
-            remainder = high.as_unsigned() & mask
-            threshold = (mask >> 1) + (high < 0)
-            rounded = Signal(signed(34), name=f"rounded{j}")
-            m.d.comb += rounded.eq((high >> right[2]) + (remainder > threshold) + zp[2])
+            remainder = stage3[:32] & mask
+            threshold = (mask >> 1) + (stage3 < 0)
+            shifted = Mux(single[2], stage3, (stage3 >> right[2]) + (remainder > threshold))
+            rounded = Signal(signed(36), name=f"rounded{j}")
+            m.d.comb += rounded.eq(shifted + zp[2])
             clamped = Mux(rounded < lo[2], lo[2], Mux(rounded > hi[2], hi[2], rounded))
             x2, x3 = Signal(signed(32), name=f"x{j}_2"), Signal(signed(32), name=f"x{j}_3")
             m.d.sync += [x2.eq(x), x3.eq(x2)]

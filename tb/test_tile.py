@@ -101,7 +101,8 @@ def random_case(rng, cfg, quant):
         q = Quant(multiplier=np.resize(mult, N), shift=np.resize(shift, N),
                   output_zero_point=int(rng.integers(-128, 128)),
                   input_zero_point=int(rng.integers(-128, 128)) if rng.random() < 0.6 else 0,
-                  activation_min=lo, activation_max=hi)
+                  activation_min=lo, activation_max=hi,
+                  rounding=str(rng.choice(["single", "double"])))
     return A, B, bias, q
 
 

@@ -9,9 +9,9 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from lpu.contract.isa import pack_params
+from lpu.contract.isa import ROUNDING, pack_params
 from model.arith import INT32_MAX, INT32_MIN, wrap32
-from model.vxm import requantize
+from model.vxm import requantize_row
 from tb.common import TB, WATCHDOG, pack, unpack, rng_for, record_stats
 
 
@@ -28,7 +28,7 @@ def random_params(rng, L, corners=False):
     if rng.random() < 0.5:
         amin, amax = -128, 127
     return dict(bias=bias, multiplier=mult, shift=shift, zero_point=int(rng.integers(-128, 128)),
-                act_min=amin, act_max=amax)
+                act_min=amin, act_max=amax, rounding=int(rng.choice(list(ROUNDING.values()))))
 
 
 def random_acc(rng, L, corners=False):
@@ -63,8 +63,7 @@ async def stream(dut, tb, vectors):
             p = params
             if k == 0:
                 expected[c + lat] = (quant, wrap32(acc + p["bias"]),
-                                     requantize(acc, p["bias"], p["multiplier"], p["shift"],
-                                                p["zero_point"], p["act_min"], p["act_max"]))
+                                     requantize_row(acc, p))
         else:
             dut.i_valid.value = 0
         await ReadOnly()

@@ -45,15 +45,22 @@ def test_gemm_int32(files, capsys):
     assert "cycles" in out and "utilisation" in out
 
 
-def test_gemm_quant(files, capsys):
+@pytest.mark.parametrize("rounding", [None, "single", "double"])
+def test_gemm_quant(files, capsys, rounding):
+    """QUANT.json's ``rounding``: single when absent (what LiteRT does today), or double."""
     d, A, B, bias, q = files
+    if rounding:
+        (d / "q.json").write_text(json.dumps({**q, "rounding": rounding}))
     code, out, err = run(["gemm", d / "A.npy", d / "B.npy", "-o", d / "o.npy", "--bias",
                           d / "bias.npy", "--quant", d / "q.json", "--config", "tiny"], capsys)
     assert code == 0, err
-    quant = Quant(np.array(q["multiplier"]), np.full(5, -3), 4, -2, -100, 100)
+    quant = Quant(np.array(q["multiplier"]), np.full(5, -3), 4, -2, -100, 100,
+                  rounding or "single")
     got = np.load(d / "o.npy")
     assert got.dtype == np.int8
     np.testing.assert_array_equal(got, reference_gemm(A, B, bias, quant))
+    other = Quant(**{**quant.__dict__, "rounding": "double" if quant.rounding == "single" else "single"})
+    assert not np.array_equal(reference_gemm(A, B, bias, other), got), "the two roundings agree here"
 
 
 BAD = [
@@ -73,6 +80,7 @@ BAD = [
     (["gemm", "A.npy", "B.npy", "--quant", "qmissing.json"], r"quant key 'shift' is missing"),
     (["gemm", "A.npy", "B.npy", "--quant", "qbad.json"], r"quant file 'qbad.json' is not valid JSON"),
     (["gemm", "A.npy", "B.npy", "--quant", "qfloat.json"], r"quant key 'multiplier' must be an integer, got 1.5"),
+    (["gemm", "A.npy", "B.npy", "--quant", "qround.json"], r"quant key 'rounding' must be one of \"single\", \"double\", got \"up\""),
     (["gemm", "A.npy", "B.npy", "--config", "huge"], r"unknown preset 'huge'"),
     (["gemm", "A.npy", "B.npy", "--backend", "gpu"], r"unknown backend 'gpu'"),
     (["gemm", "A.npy"], r"the following arguments are required"),
@@ -94,7 +102,7 @@ def test_gemm_wrong(files, capsys, monkeypatch, argv, message):
                         ("qshift", {"shift": 31}), ("qmult", {"multiplier": -1}),
                         ("qzp", {"output_zero_point": 128}),
                         ("qminmax", {"activation_min": 10, "activation_max": 5}),
-                        ("qfloat", {"multiplier": 1.5})]:
+                        ("qfloat", {"multiplier": 1.5}), ("qround", {"rounding": "up"})]:
         (d / f"{name}.json").write_text(json.dumps({**base, **extra}))
     (d / "qmissing.json").write_text(json.dumps({"multiplier": 5}))
     (d / "qbad.json").write_text("{nope")

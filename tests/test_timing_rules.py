@@ -22,7 +22,7 @@ from lpu.host.compiler import Quant, compile_gemm
 from model.gemm import reference_gemm
 from model.mxm import Activations, MatmulModel
 from model.tile import TileModel, schedule
-from model.vxm import requantize
+from model.vxm import requantize_row
 
 PRESETS = ["tiny", "default"]     # one-lane-per-cycle VXM (4 passes) and fully parallel VXM
 
@@ -77,9 +77,7 @@ def dataflow(cfg, run, timing):
     for j, (insn, e) in enumerate(vx_rows):
         acc = np.concatenate([rows[j * P + k][k * G:(k + 1) * G] for k in range(P)])
         p = run.params[insn.prow]
-        out[(insn.bank, insn.base + e * insn.stride)] = requantize(
-            acc, p["bias"], p["multiplier"], p["shift"], p["zero_point"], p["act_min"],
-            p["act_max"])
+        out[(insn.bank, insn.base + e * insn.stride)] = requantize_row(acc, p)
     return out
 
 

@@ -11,7 +11,7 @@ uses it, so the decoder slices each field once.
 from dataclasses import dataclass
 
 __all__ = ["INSN_BITS", "FIELDS", "Op", "Insn", "ProgramError", "encode", "decode",
-           "validate_program"]
+           "validate_program", "ROUNDING"]
 
 INSN_BITS = 96
 
@@ -131,10 +131,16 @@ COUNTERS = ("cycles", "mxm_busy", "lw_rows", "vx_rows", "stalls", "insns")
 
 
 # ---- the parameter memory: one row of per-output-channel VXM parameters -------------------
+# The requantisation's rounding, chosen per parameter row (so per layer): the row's
+# ``rounding`` field holds the code. ``single``: TFLite >= 2.20, ruy, XNNPACK (LiteRT's
+# default); ``double``: gemmlowp's (TFLite without TFLITE_SINGLE_ROUNDING, CMSIS-NN).
+ROUNDING = {"single": 0, "double": 1}
+
+
 def param_fields(lanes):
     """(name, bits per element, elements), low bits first. The RTL layout is built from this."""
     return [("bias", 32, lanes), ("multiplier", 32, lanes), ("shift", 8, lanes),
-            ("zero_point", 8, 1), ("act_min", 8, 1), ("act_max", 8, 1)]
+            ("zero_point", 8, 1), ("act_min", 8, 1), ("act_max", 8, 1), ("rounding", 8, 1)]
 
 
 def param_bits(lanes):
@@ -153,10 +159,12 @@ def param_words(lanes, host_data_bits, packed):
             for part in range(param_parts(lanes, host_data_bits))]
 
 
-def pack_params(lanes, bias, multiplier, shift, zero_point, act_min, act_max):
-    """One parameter row as an integer (the host port writes it in ``host_data_bits`` words)."""
+def pack_params(lanes, bias, multiplier, shift, zero_point, act_min, act_max,
+                rounding=ROUNDING["single"]):
+    """One parameter row as an integer (the host port writes it in ``host_data_bits`` words).
+    ``rounding``: a code of :data:`ROUNDING`."""
     values = dict(bias=bias, multiplier=multiplier, shift=shift, zero_point=[zero_point],
-                  act_min=[act_min], act_max=[act_max])
+                  act_min=[act_min], act_max=[act_max], rounding=[rounding])
     word, pos = 0, 0
     for name, bits, n in param_fields(lanes):
         vals = list(values[name]) if n > 1 else list(values[name])[:1]

@@ -71,6 +71,11 @@ def cmd_gemm(args):
     return gemm_command(args)
 
 
+def cmd_run(args):
+    from .runtime import run_command
+    return run_command(args)
+
+
 def cmd_bench(args):
     from ..tools.bench import run_bench
     run_bench(presets=args.config.split(","), with_levers=not args.quick,
@@ -149,6 +154,21 @@ def build_parser():
     s.add_argument("--port", default=None, help="serial port of the board (--backend fpga)")
     s.add_argument("--config", default="default", help="preset (default: default)")
     s.set_defaults(fn=cmd_gemm)
+
+    s = sub.add_parser("run", help="run a full-integer int8 .tflite network on a back end")
+    s.add_argument("model", metavar="MODEL.tflite")
+    s.add_argument("input", metavar="INPUT.npy")
+    s.add_argument("-o", "--output", required=True, metavar="OUTPUT.npy")
+    s.add_argument("--backend", default="model", help="model | sim | fpga")
+    s.add_argument("--port", default=None, help="serial port of the board (--backend fpga)")
+    s.add_argument("--config", default="default", help="preset (default: default)")
+    s.add_argument("--rounding", default="single", choices=["single", "double"],
+                   help="requantisation rounding: single (LiteRT today, default) or double "
+                        "(gemmlowp)")
+    s.add_argument("--clock-mhz", type=float, default=None,
+                   help="clock for latency and inferences/s (default: the ULX3S build's, 25)")
+    s.add_argument("--report", default=None, metavar="REPORT.json")
+    s.set_defaults(fn=cmd_run)
     return p
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from model.arith import wrap32
+from model.vxm import rounding_code
 
 from ..contract.isa import Insn, Op, validate_program
 
@@ -44,6 +45,7 @@ class Quant:
     input_zero_point: int = 0
     activation_min: int = -128
     activation_max: int = 127
+    rounding: str = "single"      # "single" (LiteRT today) or "double" (gemmlowp)
 
 
 @dataclass
@@ -195,7 +197,7 @@ def _one_run(cfg, Ap, Bp, eff_bias, quant, k0, KT, nt0, NTc, m0, Mc, first_k):
         seg = eff_bias[cols] if first_k else np.zeros(0, np.int64)
         b[:len(seg)] = seg
         p = dict(bias=b, multiplier=np.zeros(L, np.int64), shift=np.zeros(L, np.int64),
-                 zero_point=0, act_min=0, act_max=0)
+                 zero_point=0, act_min=0, act_max=0, rounding=0)
         if is_q:
             mult = np.zeros(L, np.int64)
             shift = np.zeros(L, np.int64)
@@ -203,7 +205,8 @@ def _one_run(cfg, Ap, Bp, eff_bias, quant, k0, KT, nt0, NTc, m0, Mc, first_k):
             mult[:len(seg_m)] = seg_m
             shift[:len(seg_m)] = quant.shift[cols]
             p.update(multiplier=mult, shift=shift, zero_point=int(quant.output_zero_point),
-                     act_min=int(quant.activation_min), act_max=int(quant.activation_max))
+                     act_min=int(quant.activation_min), act_max=int(quant.activation_max),
+                     rounding=rounding_code(quant.rounding))
         params[nt] = p
     prog = []
     tile = 0

@@ -20,6 +20,7 @@ from ..contract.config import ConfigError, preset
 from .device import DeviceError
 from .errors import UserError
 from ..contract.hostport import load_run
+from ..contract.isa import ROUNDING
 
 __all__ = ["run_gemm", "gemm_command", "load_quant", "QuantError", "result_regions"]
 
@@ -119,7 +120,7 @@ def _load_npy(path, what):
 
 
 QUANT_KEYS = {"multiplier", "shift", "output_zero_point", "input_zero_point",
-              "activation_min", "activation_max"}
+              "activation_min", "activation_max", "rounding"}
 
 
 def _int(v, key):
@@ -165,8 +166,12 @@ def load_quant(path, N):
     if scalars["activation_min"] > scalars["activation_max"]:
         raise QuantError(f"activation_min {scalars['activation_min']} > activation_max "
                          f"{scalars['activation_max']}")
+    rounding = q.get("rounding", "single")
+    if rounding not in ROUNDING:
+        raise QuantError(f"quant key 'rounding' must be one of {', '.join(map(json.dumps, ROUNDING))}, "
+                         f"got {json.dumps(rounding)}")
     return Quant(multiplier=_per_channel(q, "multiplier", N, 0, (1 << 31) - 1),
-                 shift=_per_channel(q, "shift", N, -31, 30), **scalars)
+                 shift=_per_channel(q, "shift", N, -31, 30), rounding=rounding, **scalars)
 
 
 def _check_matrix(x, name, dtype, ndim):
@@ -217,4 +222,121 @@ def gemm_command(args):
     print(f"{args.backend}: {plan.M}x{plan.K}x{plan.N} {'int8' if plan.quant else 'int32'} "
           f"on {args.config} in {len(plan.runs)} run(s): cycles {cycles}, "
           f"utilisation {util * 100:.2f} % (MXM busy {busy} cycles)")
+    return 0
+
+
+# ---- real networks: lpu run ------------------------------------------------------------
+# the default --clock-mhz: the ULX3S build's clock (its board oscillator, amaranth-boards)
+DEFAULT_CLOCK_MHZ = 25.0
+
+
+def host_port_accesses(cfg, run):
+    """Host-port accesses (one per tile cycle) that load a run, start it and read back its
+    results and counters: the run's transfer cost on a host wired to the port."""
+    from ..contract.isa import COUNTERS, param_parts
+    words = sum(len(w) for _, w in run.sram.values())
+    params = len(run.params) * param_parts(cfg.lanes, cfg.host_data_bits)
+    results = sum(n for _, _, n in result_regions(cfg, run))
+    return words + params + len(run.program) + 1 + results + len(COUNTERS)
+
+
+def network_report(cfg, records, batch, clock_mhz):
+    """Per-layer figures (Vela-like) and totals, as a JSON-able dict."""
+    layers = []
+    for r in records:
+        row = {"layer": r["layer"], "op": r["op"], "where": r["where"]}
+        if r["where"] == "tile":
+            cycles = sum(c["cycles"] for c in r["counters"])
+            row.update(gemm="x".join(map(str, r["gemm"])), macs=r["macs"], runs=r["runs"],
+                       cycles=cycles,
+                       host_port_cycles=sum(host_port_accesses(cfg, run) for run in r["plan"].runs),
+                       mxm_utilisation=r["macs"] / (cfg.lanes ** 2 * cycles))
+        layers.append(row)
+    tile = [row for row in layers if row["where"] == "tile"]
+    compute = sum(row["cycles"] for row in tile)
+    transfer = sum(row["host_port_cycles"] for row in tile)
+    total = compute + transfer
+    seconds = total / (clock_mhz * 1e6)
+    macs = sum(row["macs"] for row in tile)
+    return {"layers": layers, "total": {
+        "batch": batch, "macs": macs, "tile_cycles": compute, "host_port_cycles": transfer,
+        "cycles": total, "tile_share": compute / total if total else 0.0,
+        "mxm_utilisation": macs / (cfg.lanes ** 2 * compute) if compute else 0.0,
+        "clock_mhz": clock_mhz, "latency_ms": seconds * 1e3,
+        "latency_per_inference_ms": seconds * 1e3 / batch,
+        "inferences_per_s": batch / seconds if seconds else 0.0}}
+
+
+def format_report(report):
+    lines = [f"{'layer':>5}  {'operator':<16} {'where':<5} {'GEMM (MxKxN)':>16} {'MACs':>10} "
+             f"{'runs':>4} {'cycles':>9} {'host port':>9} {'MXM util':>8}"]
+    for r in report["layers"]:
+        if r["where"] == "tile":
+            lines.append(f"{r['layer']:>5}  {r['op']:<16} {'tile':<5} {r['gemm']:>16} "
+                         f"{r['macs']:>10,} {r['runs']:>4} {r['cycles']:>9,} "
+                         f"{r['host_port_cycles']:>9,} {r['mxm_utilisation'] * 100:>7.1f}%")
+        else:
+            lines.append(f"{r['layer']:>5}  {r['op']:<16} {'host':<5} {'-':>16} {'-':>10} "
+                         f"{'-':>4} {'-':>9} {'-':>9} {'-':>8}")
+    t = report["total"]
+    lines.append(f"total: {t['cycles']:,} cycles = {t['tile_cycles']:,} on the tile + "
+                 f"{t['host_port_cycles']:,} host-port transfers (tile share "
+                 f"{t['tile_share'] * 100:.1f} %), {t['macs']:,} MACs, MXM utilisation "
+                 f"{t['mxm_utilisation'] * 100:.1f} %")
+    lines.append(f"at {t['clock_mhz']:g} MHz: {t['latency_ms']:.3f} ms for {t['batch']} "
+                 f"inference(s), {t['latency_per_inference_ms']:.3f} ms each, "
+                 f"{t['inferences_per_s']:,.1f} inferences/s")
+    return "\n".join(lines)
+
+
+def network_gemm(cfg, backend, port=None):
+    """A ``gemm(A, B, bias, quant)`` that runs one layer on ``backend``."""
+    if backend not in BACKENDS:
+        raise QuantError(f"unknown backend '{backend}' (choose: {', '.join(BACKENDS)})")
+    if backend == "fpga" and not port:
+        raise QuantError("--backend fpga needs --port PORT (a serial device, or the path "
+                         "printed by 'lpu serve-sim')")
+    return lambda A, B, bias, quant: run_gemm(cfg, A, B, bias, quant, backend, port)
+
+
+def _save_atomic(path, array):
+    """Write ``array`` to ``path`` so a failure never leaves a partial file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, array)
+    tmp.replace(path)
+
+
+def _output_path(path, what):
+    p = Path(path)
+    if p.parent and not p.parent.exists():
+        raise QuantError(f"{what} folder '{p.parent}' does not exist")
+    return p
+
+
+def run_command(args):
+    from .network import NetworkError, load_model, run_network
+    try:
+        cfg = preset(args.config)
+        if args.clock_mhz is not None and not args.clock_mhz > 0:
+            raise QuantError(f"--clock-mhz must be > 0, got {args.clock_mhz}")
+        gemm = network_gemm(cfg, args.backend, args.port)
+        out_path = _output_path(args.output, "output")
+        report_path = _output_path(args.report, "report") if args.report else None
+        net = load_model(args.model)
+        x = _load_npy(args.input, "INPUT")
+        values, records = run_network(net, x, gemm, args.rounding)
+    except (QuantError, ConfigError, CompileError, DeviceError, NetworkError) as e:
+        raise UserError(str(e)) from None
+    report = network_report(cfg, records, x.shape[0], args.clock_mhz or DEFAULT_CLOCK_MHZ)
+    report.update(model=str(args.model), backend=args.backend, config=args.config,
+                  rounding=args.rounding)
+    _save_atomic(out_path, values[net.output])
+    if report_path:
+        tmp = report_path.with_name(report_path.name + ".tmp")
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+        tmp.replace(report_path)
+    print(f"{args.backend}: {Path(args.model).name} on {args.config}, {x.shape[0]} "
+          f"inference(s), rounding {args.rounding}")
+    print(format_report(report))
     return 0

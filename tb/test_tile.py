@@ -158,6 +158,26 @@ async def test_gemm_split(dut):
 
 
 @cocotb.test(**WATCHDOG)
+async def test_gemm_quantised_k_split(dut):
+    """A quantised K too large for one run: consecutive runs continue the same accumulators
+    (they persist in the tile between runs) and only the last one requantises; both
+    roundings."""
+    rng = rng_for("test_gemm_quantised_k_split")
+    cfg = load_config()
+    L = cfg.lanes
+    M, K, N = 3, 2 * cfg.depth + L + 1, L + 1
+    cases = []
+    for rounding in ("single", "double"):
+        A = rng.integers(-128, 128, (M, K), dtype=np.int8)
+        B = rng.integers(-128, 128, (K, N), dtype=np.int8)
+        q = Quant(multiplier=rng.integers(1 << 29, 1 << 31, N), shift=np.full(N, -13),
+                  output_zero_point=-5, input_zero_point=9, rounding=rounding)
+        assert any(not r.emits for r in compile_gemm(cfg, A, B, None, q).runs)
+        cases.append((A, B, rng.integers(-9999, 9999, N).astype(np.int32), q))
+    await gemm_session(dut, "test_gemm_quantised_k_split", cases, monitor=False)
+
+
+@cocotb.test(**WATCHDOG)
 async def test_gemm_utilisation(dut):
     """M = 16 L, K = N = 4 L, quantised: the whole program's cycle count equals the model's;
     utilisation includes fill, the VXM drain of the last tile, and the HALT."""

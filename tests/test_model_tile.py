@@ -70,13 +70,22 @@ def test_int32_k_split_when_k_does_not_fit():
     np.testing.assert_array_equal(out, reference_gemm(A, B, np.arange(3)))
 
 
-def test_quantised_k_too_large_wrong():
-    cfg = preset("tiny")
-    K = cfg.depth * cfg.lanes + 1
-    A = np.zeros((2, K), np.int8)
-    B = np.zeros((K, 2), np.int8)
-    with pytest.raises(CompileError, match=r"K=1025 is too large .* quantised mode"):
-        compile_gemm(cfg, A, B, quant=Quant(np.ones(2, np.int64), np.zeros(2, np.int64)))
+@pytest.mark.parametrize("name", ["tiny", "icebreaker"])
+def test_quantised_k_split_over_runs(name):
+    """A quantised K too large for one run is split into runs that continue the same
+    accumulators (they persist between runs); only the last one requantises."""
+    cfg = preset(name)
+    rng = np.random.default_rng(5)
+    M, K, N = 5, cfg.depth * cfg.lanes + 3, cfg.lanes + 1
+    A = rng.integers(-128, 128, (M, K), dtype=np.int8)
+    B = rng.integers(-128, 128, (K, N), dtype=np.int8)
+    bias = rng.integers(-(1 << 20), 1 << 20, N).astype(np.int32)
+    for rounding in ("single", "double"):
+        q = Quant(rng.integers(1 << 29, 1 << 31, N), np.full(N, -12), 3, -7, rounding=rounding)
+        plan = compile_gemm(cfg, A, B, bias, q)
+        assert sum(not r.emits for r in plan.runs) > 0, "K was not split"
+        out, counters, plan = run_gemm(cfg, A, B, bias, q, "model")
+        np.testing.assert_array_equal(out, reference_gemm(A, B, bias, q))
 
 
 def test_schedule_rules():

@@ -61,6 +61,7 @@ class Run:
     quant: bool
     out_base: int
     k_part: int                # which K slice this run sums (int32 K splitting)
+    emits: bool = True         # leaves results in SRAM (not a quantised run's earlier K slice)
 
 
 @dataclass
@@ -113,10 +114,10 @@ def _fits(cfg, KT, NTc, Mc, quant):
     return _layout(cfg, KT, NTc, Mc, quant) is not None
 
 
-def _choose(cfg, M, KT, NT, quant):
+def _choose(cfg, M, KT, NT, quant, max_ntc=None):
     """The (N tiles, M rows) per run that need the fewest runs (then the most rows)."""
     best = None
-    for NTc in range(min(NT, cfg.param_depth), 0, -1):
+    for NTc in range(min(NT, cfg.param_depth, max_ntc or NT), 0, -1):
         lo, hi = 0, M
         while lo < hi:                      # largest Mc that fits (monotone in Mc)
             mid = (lo + hi + 1) // 2
@@ -143,17 +144,17 @@ def compile_gemm(config, A, B, bias=None, quant=None):
     is_q = quant is not None
     NT = -(-N // L)
     KT_total = -(-K // L)
-    # K slices: as many K tiles per run as fit (int32 only; quantised needs all of K at once)
+    # K slices: as many K tiles per run as fit. int32: each slice's partial result is summed
+    # on the host. Quantised: the slices of one N tile run back to back, accumulating into
+    # the same accumulators (they persist between runs), and only the last one runs the VX
     KT = KT_total
-    while KT >= 1 and _choose(cfg, M, KT, NT, is_q) is None:
-        if is_q:
-            raise CompileError(f"K={K} is too large for preset with lanes={L}, depth="
-                               f"{cfg.depth} in quantised mode (weights of one output tile "
-                               f"must fit one bank)")
+    max_ntc = None
+    while KT >= 1 and _choose(cfg, M, KT, NT, is_q, max_ntc) is None:
         KT = KT - 1 if KT > 1 else 0
+        max_ntc = 1 if is_q else None
     if KT < 1:
         raise CompileError(f"GEMM {M}x{K}x{N} does not fit this configuration")
-    NTc, Mc = _choose(cfg, M, KT, NT, is_q)
+    NTc, Mc = _choose(cfg, M, KT, NT, is_q, max_ntc)
 
     # bias with the input zero point folded in: sum_k (a - izp) * b = a@b - izp * colsum(b)
     if is_q:
@@ -169,6 +170,15 @@ def compile_gemm(config, A, B, bias=None, quant=None):
     Bp = np.zeros((Kp, Np), np.int8)
     Bp[:K, :N] = B
     plan = Plan(M, K, N, is_q, macs=M * K * N)
+    if is_q and KT < KT_total:
+        for nt0 in range(NT):
+            for m0 in range(0, M, Mc):
+                mc = min(Mc, M - m0)
+                for k0 in range(0, KT_total, KT):
+                    plan.runs.append(_one_run(
+                        cfg, Ap, Bp, eff_bias, quant, k0, min(KT, KT_total - k0), nt0, 1,
+                        m0, mc, first_k=(k0 == 0), last_k=(k0 + KT >= KT_total)))
+        return plan
     for k0 in range(0, KT_total, KT):
         kts = min(KT, KT_total - k0)
         for nt0 in range(0, NT, NTc):
@@ -180,9 +190,13 @@ def compile_gemm(config, A, B, bias=None, quant=None):
     return plan
 
 
-def _one_run(cfg, Ap, Bp, eff_bias, quant, k0, KT, nt0, NTc, m0, Mc, first_k):
+def _one_run(cfg, Ap, Bp, eff_bias, quant, k0, KT, nt0, NTc, m0, Mc, first_k, last_k=True):
+    """One run over K tiles ``k0 .. k0+KT-1``. A quantised GEMM split over K continues the
+    accumulators of the run before it (``first_k`` false) and requantises only in the run
+    with the last K slice (``last_k``), which also adds the bias."""
     L = cfg.lanes
     is_q = quant is not None
+    emits = last_k or not is_q          # int32 partial sums are all read back and summed
     a_words = np.concatenate([Ap[m0:m0 + Mc, (k0 + kt) * L:(k0 + kt + 1) * L] for kt in range(KT)])
     places, out_base = _layout(cfg, KT, NTc, Mc, is_q)
     sram = {A_BANK: [(0, a_words)]}
@@ -194,7 +208,7 @@ def _one_run(cfg, Ap, Bp, eff_bias, quant, k0, KT, nt0, NTc, m0, Mc, first_k):
     for nt in range(NTc):
         cols = slice((nt0 + nt) * L, (nt0 + nt + 1) * L)
         b = np.zeros(L, np.int64)
-        seg = eff_bias[cols] if first_k else np.zeros(0, np.int64)
+        seg = eff_bias[cols] if (last_k if is_q else first_k) else np.zeros(0, np.int64)
         b[:len(seg)] = seg
         p = dict(bias=b, multiplier=np.zeros(L, np.int64), shift=np.zeros(L, np.int64),
                  zero_point=0, act_min=0, act_max=0, rounding=0)
@@ -217,22 +231,27 @@ def _one_run(cfg, Ap, Bp, eff_bias, quant, k0, KT, nt0, NTc, m0, Mc, first_k):
             wbank, waddr = places[nt * KT + kt]
             prog.append(Insn(Op.LW, bank=wbank, base=waddr, stride=1, wbuf=buf))
             prog.append(Insn(Op.MM, bank=A_BANK, base=kt * Mc, stride=1, count=Mc,
-                             acc_base=region, wbuf=buf, accumulate=int(kt > 0)))
+                             acc_base=region, wbuf=buf,
+                             accumulate=int(kt > 0 or (is_q and not first_k))))
             tile += 1
-        prog.append(Insn(Op.VX, bank=OUT_BANK, base=out_base + nt * Mc, stride=1, count=Mc,
-                         acc_base=region, quant=int(is_q), prow=nt))
+        if emits:
+            prog.append(Insn(Op.VX, bank=OUT_BANK, base=out_base + nt * Mc, stride=1,
+                             count=Mc, acc_base=region, quant=int(is_q), prow=nt))
     prog.append(Insn(Op.HALT))
     validate_program(prog, cfg)
     sram = {b: (0, np.concatenate([w for _, w in sorted(chunks, key=lambda c: c[0])]))
             for b, chunks in sram.items()}          # each bank's words are contiguous from 0
-    return Run(prog, sram, params, m0, Mc,
-               nt0, NTc, is_q, out_base, k0)
+    return Run(prog, sram, params if emits else {}, m0, Mc, nt0, NTc, is_q, out_base, k0,
+               emits)
 
 
 def collect(cfg, plan, run, read_sram):
     """Pull one run's results out of SRAM with ``read_sram(bank, addr, count)``; returns
-    (m0, n0 column, block) with block int8 (Mc, NTc*L) or int32."""
+    (m0, n0 column, block) with block int8 (Mc, NTc*L) or int32, or None for a run that
+    leaves no result."""
     L = cfg.lanes
+    if not run.emits:
+        return None
     n = run.n_tiles * run.m_count
     if run.quant:
         words = read_sram(OUT_BANK, run.out_base, n)           # (NTc*Mc, L)
@@ -251,6 +270,8 @@ def assemble(cfg, plan, blocks):
     NTp = -(-plan.N // L) * L
     out = np.zeros((plan.M, NTp), np.int8 if plan.quant else np.int64)
     for run, block in zip(plan.runs, blocks):
+        if block is None:
+            continue
         rows = slice(run.m0, run.m0 + run.m_count)
         cols = slice(run.n0 * L, (run.n0 + run.n_tiles) * L)
         if plan.quant:

@@ -31,6 +31,8 @@ class QuantError(ValueError):
 
 def result_regions(cfg, run):
     """(bank, addr, count) of the SRAM words holding a run's results."""
+    if not run.emits:
+        return []
     n = run.n_tiles * run.m_count
     banks = [OUT_BANK] if run.quant else [(OUT_BANK + p) % cfg.banks for p in range(4)]
     return [(b, run.out_base, n) for b in banks]

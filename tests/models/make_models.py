@@ -17,7 +17,12 @@ Models (all trained here, seeded; Keras 3 -> SavedModel -> TFLiteConverter, int8
   AVERAGE_POOL_2D, Flatten and FULLY_CONNECTED;
 * ``anomaly_ae``: MLPerf Tiny's anomaly-detection autoencoder shape,
   640-128-128-128-128-8-128-128-128-128-640, all FULLY_CONNECTED, trained briefly on synthetic
-  low-rank data.
+  low-rank data;
+* ``digits_cnn_variety``: what the others leave out: per-tensor CONV_2D weights, stride 2
+  with SAME padding, 5x5 and 1x1 kernels, AVERAGE_POOL_2D with SAME padding (windows cut by
+  the border), a FULLY_CONNECTED with a fused ReLU6;
+* models ``lpu run`` must refuse: ``bad_float`` (a float model), ``bad_int16`` (16x8
+  quantisation: int16 activations), ``bad_softmax`` (an int8 model ending in SOFTMAX).
 
 Writes ``<name>.tflite``, ``<name>.inputs.npy`` (int8, the model's input quantisation),
 ``digits_labels.npy`` and ``models.json`` (per model: task, accuracy or reconstruction error
@@ -78,6 +83,18 @@ def build(name):
         x = layers.AveragePooling2D(2)(x)
         x = layers.Flatten()(x)
         out = layers.Dense(10)(x)
+    elif name == "digits_cnn_variety":
+        inp = keras.Input((8, 8, 1))
+        x = layers.Conv2D(6, 5, strides=2, padding="same", activation="relu")(inp)
+        x = layers.Conv2D(12, 1, padding="valid")(x)
+        x = layers.AveragePooling2D(3, strides=1, padding="same")(x)
+        x = layers.Flatten()(x)
+        x = layers.Dense(24, activation="relu6")(x)
+        out = layers.Dense(10)(x)
+    elif name.startswith("bad_"):
+        inp = keras.Input((64,))
+        x = layers.Dense(16, activation="relu")(inp)
+        out = layers.Dense(10, activation="softmax" if name == "bad_softmax" else None)(x)
     elif name == "anomaly_ae":
         inp = keras.Input((640,))
         x = inp
@@ -96,15 +113,16 @@ def train(name, model):
         model.fit(x, x, epochs=15, batch_size=64, verbose=0)
         return x[:200]
     xtr, _, ytr, _ = digits()
-    xtr = xtr.reshape(len(xtr), -1) if name.startswith("digits_mlp") else xtr[..., None]
-    model.compile("adam", keras_loss(), metrics=["accuracy"])
-    model.fit(xtr, ytr, epochs=60, batch_size=32, verbose=0)
+    flat = name.startswith(("digits_mlp", "bad_"))
+    xtr = xtr.reshape(len(xtr), -1) if flat else xtr[..., None]
+    model.compile("adam", keras_loss(name), metrics=["accuracy"])
+    model.fit(xtr, ytr, epochs=5 if name.startswith("bad_") else 60, batch_size=32, verbose=0)
     return xtr[:200]
 
 
-def keras_loss():
+def keras_loss(name):
     import keras
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=name != "bad_softmax")
 
 
 def convert(name, model, representative):
@@ -112,13 +130,22 @@ def convert(name, model, representative):
     with tempfile.TemporaryDirectory() as tmp:
         model.export(tmp, format="tf_saved_model", verbose=False)
         conv = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        if name == "bad_float":
+            return conv.convert()
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.representative_dataset = lambda: ([r[None]] for r in representative)
+        if name == "bad_int16":
+            conv.target_spec.supported_ops = [
+                tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+            conv.inference_input_type = conv.inference_output_type = tf.int16
+            return conv.convert()
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         conv.inference_input_type = tf.int8
         conv.inference_output_type = tf.int8
         if name == "digits_mlp_per_tensor":
             conv._experimental_disable_per_channel_quantization_for_dense_layers = True
+        if name == "digits_cnn_variety":
+            conv._experimental_disable_per_channel = True
         return conv.convert()
 
 
@@ -142,8 +169,13 @@ def main():
     _, xte, _, yte = digits()
     np.save(HERE / "digits_labels.npy", yte.astype(np.int64))
     summary = {}
+    for name in ("bad_float", "bad_int16", "bad_softmax"):
+        model = build(name)
+        content = convert(name, model, train(name, model))
+        (HERE / f"{name}.tflite").write_bytes(content)
+        print(name, len(content), "bytes", flush=True)
     for name in ("digits_mlp", "digits_mlp_per_tensor", "digits_cnn", "digits_residual",
-                 "anomaly_ae"):
+                 "digits_cnn_variety", "anomaly_ae"):
         model = build(name)
         rep = train(name, model)
         content = convert(name, model, rep)

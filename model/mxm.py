@@ -71,6 +71,11 @@ class MatmulModel:
         self._newest[key] = self._wd[key][-1]
         self._newest_cycle[key] = int(cycle)
 
+    def write_rows(self, cycles, buf, rows):
+        """Weight rows 0, 1, ... of ``buf`` written on ``cycles`` (one per row)."""
+        for row, (cycle, values) in enumerate(zip(cycles, rows)):
+            self.write_weights(int(cycle), buf, row, values)
+
     def results(self, act):
         """Result vectors (N, L) int32 for ``act``, leaving the array at
         ``act.cycle + mxm_latency``. All weight writes must have been given first."""

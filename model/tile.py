@@ -82,7 +82,8 @@ def schedule(program, config, loosen=()):
                     bound("lw_after_lw", lw_free), bound("weight_guard", guard[insn.wbuf]))
             bank_free[insn.bank] = lw_free = i + R.lw_stream
             lw_done = max(lw_done, i + R.lw_done)
-            t.weight_rows.extend(i + R.weight_write(r) for r in range(L))
+            first = i + R.weight_write(0)              # one row per cycle from here
+            t.weight_rows.extend(range(first, first + L))
             busy["lw_rows"] += L
         elif insn.op == Op.MM:
             i = max(pc_ready, bound("bank_free", bank_free[insn.bank]),
@@ -91,8 +92,9 @@ def schedule(program, config, loosen=()):
             bank_free[insn.bank] = mm_free = i + R.mm_stream(n)
             guard[insn.wbuf] = i + R.weight_guard(n)
             acc_ready = max(acc_ready, i + R.acc_ready(n))
-            t.activations.extend(i + R.activation_enter(m) for m in range(n))
-            t.results.extend(i + R.activation_enter(m) + config.mxm_latency for m in range(n))
+            first = i + R.activation_enter(0)          # one activation per cycle from here
+            t.activations.extend(range(first, first + n))
+            t.results.extend(range(first + config.mxm_latency, first + config.mxm_latency + n))
             busy["mxm_busy"] += n
         elif insn.op == Op.VX:
             i = max(pc_ready, bound("vx_after_vx", vx_free))
@@ -179,8 +181,7 @@ class TileModel:
             i = t.issue[pc]
             if insn.op == Op.LW:
                 rows = sram_read(pc, insn.bank, insn.base, insn.stride, L, i)
-                for r in range(L):
-                    self.mxm.write_weights(base + i + R.weight_write(r), insn.wbuf, r, rows[r])
+                self.mxm.write_rows(base + i + R.weight_write(np.arange(L)), insn.wbuf, rows)
             elif insn.op == Op.MM:
                 n = insn.count
                 data = sram_read(pc, insn.bank, insn.base, insn.stride, n, i)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -57,6 +58,30 @@ def test_fpga_backend_through_virtual_board(name, tmp_path):
                 assert (tmp_path / "model.npy").read_bytes() == (tmp_path / "fpga.npy").read_bytes(), \
                     f"case {i} {extra}: board and model outputs differ"
                 assert lines["model"] == lines["fpga"], lines
+        # a real network through the board path: lpu run --backend fpga equals the model
+        # back end (output and report) and LiteRT's interpreter
+        models = Path(__file__).resolve().parent / "models"
+        x = np.load(models / "digits_mlp.inputs.npy")[:3]
+        np.save(tmp_path / "x.npy", x)
+        reports = {}
+        for backend in ("model", "fpga"):
+            r = subprocess.run([sys.executable, "-m", "lpu", "run", str(models / "digits_mlp.tflite"),
+                                "x.npy", "-o", f"net-{backend}.npy", "--config", name,
+                                "--backend", backend, "--port", port, "--report", f"{backend}.json"],
+                               cwd=tmp_path, capture_output=True, text=True, timeout=900)
+            assert r.returncode == 0, r.stderr
+            reports[backend] = json.loads((tmp_path / f"{backend}.json").read_text())
+        assert (tmp_path / "net-model.npy").read_bytes() == (tmp_path / "net-fpga.npy").read_bytes()
+        assert reports["model"]["layers"] == reports["fpga"]["layers"]
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType
+        it = Interpreter(model_path=str(models / "digits_mlp.tflite"),
+                         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+        inp, out = it.get_input_details()[0], it.get_output_details()[0]
+        it.resize_tensor_input(inp["index"], x.shape)
+        it.allocate_tensors()
+        it.set_tensor(inp["index"], x)
+        it.invoke()
+        np.testing.assert_array_equal(np.load(tmp_path / "net-fpga.npy"), it.get_tensor(out["index"]))
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

@@ -4,7 +4,7 @@ schedule obeys its stated rules; racing programs are refused."""
 import numpy as np
 import pytest
 
-from lpu.host.compiler import CompileError, Quant, compile_gemm
+from lpu.host.compiler import Quant, compile_gemm
 from model.gemm import reference_gemm
 from lpu.contract.config import PRESETS, preset
 from lpu.contract.isa import Insn, Op, ProgramError

@@ -89,6 +89,26 @@ def decode(word):
                    for name, (lsb, width) in FIELDS.items()})
 
 
+def _problem(insn, config):
+    """What is wrong with one instruction ('' if nothing; 'HALT' for the end)."""
+    if insn.op not in Op.NAMES:
+        return f"unknown opcode {insn.op}"
+    if insn.op == Op.HALT:
+        return "HALT"
+    if insn.bank >= config.banks:
+        return f"bank {insn.bank} >= banks {config.banks}"
+    if insn.base >= config.depth or insn.stride >= config.depth:
+        return f"base/stride must be < depth {config.depth}"
+    if insn.op in (Op.MM, Op.VX):
+        if not 1 <= insn.count <= config.acc_depth:
+            return f"count must be in [1, {config.acc_depth}]"
+        if insn.acc_base >= config.acc_depth:
+            return f"acc_base must be < acc_depth {config.acc_depth}"
+    if insn.op == Op.VX and insn.prow >= config.param_depth:
+        return f"prow must be < param_depth {config.param_depth}"
+    return ""
+
+
 def validate_program(insns, config):
     """Check a program against a configuration; raise :class:`ProgramError` naming the
     first bad instruction. Races between units are checked by the model as it runs."""
@@ -98,22 +118,11 @@ def validate_program(insns, config):
         raise ProgramError(f"program has {len(insns)} instructions, instruction memory "
                            f"holds {config.imem_depth}")
     for pc, insn in enumerate(insns):
-        where = f"instruction {pc} ({insn})"
-        if insn.op not in Op.NAMES:
-            raise ProgramError(f"{where}: unknown opcode {insn.op}")
-        if insn.op == Op.HALT:
+        problem = _problem(insn, config)
+        if problem == "HALT":
             return
-        if insn.bank >= config.banks:
-            raise ProgramError(f"{where}: bank {insn.bank} >= banks {config.banks}")
-        if insn.base >= config.depth or insn.stride >= config.depth:
-            raise ProgramError(f"{where}: base/stride must be < depth {config.depth}")
-        if insn.op in (Op.MM, Op.VX):
-            if not 1 <= insn.count <= config.acc_depth:
-                raise ProgramError(f"{where}: count must be in [1, {config.acc_depth}]")
-            if insn.acc_base >= config.acc_depth:
-                raise ProgramError(f"{where}: acc_base must be < acc_depth {config.acc_depth}")
-        if insn.op == Op.VX and insn.prow >= config.param_depth:
-            raise ProgramError(f"{where}: prow must be < param_depth {config.param_depth}")
+        if problem:
+            raise ProgramError(f"instruction {pc} ({insn}): {problem}")
     raise ProgramError("program does not end with HALT")
 
 

@@ -270,6 +270,55 @@ def shapes_table(name="default"):
     return rows, model_rows
 
 
+MODELS = ROOT / "tests" / "models"
+
+
+def network_speed(name="default", presets=("default", "large")):
+    """``model_speed.<model>``: the golden model back end of ``lpu run`` on each committed
+    network fixture (its committed inputs), in verified MAC/s, and LiteRT's interpreter on the
+    same inputs, side by side in one run: reference kernels (the oracle) and its default
+    resolver (XNNPACK), whose outputs are compared with the reference's."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from ..host.network import load_model, run_network
+    from ..host.runtime import network_gemm
+    rows = []
+    for path in sorted(MODELS.glob("*.tflite")):
+        if path.stem.startswith("bad_"):
+            continue
+        x = np.load(MODELS / f"{path.stem}.inputs.npy")
+        outs = {}
+        row = {"model": path.stem, "batch": len(x)}
+        for resolver in ("BUILTIN_REF", "AUTO"):
+            it = Interpreter(model_path=str(path),
+                             experimental_op_resolver_type=getattr(OpResolverType, resolver))
+            inp, out = it.get_input_details()[0], it.get_output_details()[0]
+            it.resize_tensor_input(inp["index"], x.shape)
+            it.allocate_tensors()
+            it.set_tensor(inp["index"], x)
+            t0 = time.perf_counter()
+            it.invoke()
+            row[f"litert_{resolver.lower()}_s"] = time.perf_counter() - t0
+            outs[resolver] = it.get_tensor(out["index"])
+        row["xnnpack_bytes_differing"] = int((outs["AUTO"] != outs["BUILTIN_REF"]).sum())
+        net = load_model(path)
+        for preset_name in presets:
+            t0 = time.perf_counter()
+            values, records = run_network(net, x, network_gemm(preset(preset_name), "model"))
+            seconds = time.perf_counter() - t0
+            if not np.array_equal(values[net.output], outs["BUILTIN_REF"]):
+                raise RuntimeError(f"{path.stem}: lpu run differs from LiteRT's reference kernels")
+            macs = sum(r.get("macs", 0) for r in records)
+            row["macs"] = macs
+            row[f"model_s.{preset_name}"] = seconds
+            row[f"model_speed.{preset_name}"] = macs / seconds
+        rows.append(row)
+        _log(f"  {path.stem}: " + ", ".join(f"{p} {row[f'model_speed.{p}'] / 1e6:.1f} M MAC/s"
+                                              for p in presets) +
+             f"; LiteRT reference {row['litert_builtin_ref_s'] * 1e3:.1f} ms, "
+             f"XNNPACK {row['litert_auto_s'] * 1e3:.2f} ms")
+    return rows
+
+
 def regression_times():
     """`make sim` (SEEDS=1, to keep the bench short) with an empty and then a warm cache."""
     res = {}
@@ -318,6 +367,16 @@ def _md(results):
               "|---|---|---|---|"]
     for r in results["model_speed"]:
         lines.append(f"| {r['shape']} | {r['model_macs_per_s']:,.0f} | {r['numpy_macs_per_s']:,.0f} | {r['ratio']:.3f} |")
+    if results.get("networks"):
+        lines += ["", "## Real networks: golden model (`lpu run --backend model`) and LiteRT", "",
+                  "| model | batch | MACs | model M MAC/s (default) | model M MAC/s (large) | "
+                  "LiteRT reference ms | LiteRT XNNPACK ms | XNNPACK bytes != reference |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in results["networks"]:
+            lines.append(f"| {r['model']} | {r['batch']} | {r['macs']:,} | "
+                         f"{r['model_speed.default'] / 1e6:.1f} | {r['model_speed.large'] / 1e6:.1f} | "
+                         f"{r['litert_builtin_ref_s'] * 1e3:.1f} | {r['litert_auto_s'] * 1e3:.2f} | "
+                         f"{r['xnnpack_bytes_differing']} |")
     if results.get("regression"):
         lines += ["", "## Regression time", ""]
         for k, v in results["regression"].items():
@@ -355,6 +414,10 @@ def run_bench(presets=("default", "large"), with_levers=True, with_regression=Tr
         results["levers"] = levers()
     _log("utilisation table and model speed")
     results["shapes"], results["model_speed"] = shapes_table()
+    _log("real networks: golden model and LiteRT")
+    results["networks"] = network_speed()
+    for r in results["networks"]:
+        results[f"model_speed.{r['model']}"] = r["model_speed.default"]
     if with_regression:
         _log("regression time (cold, warm)")
         results["regression"] = regression_times()

@@ -48,7 +48,7 @@ class Sequencer(wiring.Component):
             "weights": Out(weight_port_signature(cfg)),
             "activations": Out(activation_port_signature(cfg, acc_tag_layout(cfg))),
             # VXM: accumulator and parameter reads, and the unit's input/outputs
-            "acc_rd_addr": Out(cfg.acc_addr_bits), "param_rd_addr": Out(range(cfg.param_depth)),
+            "acc_rd_addr": Out(cfg.acc_addr_bits), "param_rd_addr": Out(range(cfg.param_rows)),
             "vx_valid": Out(1), "vx_pass": Out(cfg.vxm_pass_bits), "vx_quant": Out(1),
             "vx_o_valid": In(1), "vx_o_quant": In(1), "vx_o_i8": In(cfg.word_bits), "vx_o_i32": In(32 * L),
             # SRAM writes of results
@@ -214,7 +214,7 @@ class Sequencer(wiring.Component):
         rules = Rules(cfg)
         wait, left, vx_pass = units["vx_wait"], units["vx_left"], units["vx_pass"]
         acc = Signal(cfg.acc_addr_bits, name="vx_acc")
-        prow = Signal(range(cfg.param_depth), name="vx_prow")
+        prow = Signal(range(cfg.param_rows), name="vx_prow")
         quant = Signal(name="vx_quant")
         self._vx_bank = Signal.like(bank_sel, name="vx_bank")
         self._vx_out = Signal(cfg.addr_bits, name="vx_out")

@@ -86,7 +86,7 @@ class LpuTile(wiring.Component):
 
         # ---- parameter memory: rows of vxm_params_layout, written in host-sized parts ----
         parts = self.param_parts
-        m.submodules.params = pmem = Memory(shape=parts * HB, depth=cfg.param_depth, init=[])
+        m.submodules.params = pmem = Memory(shape=parts * HB, depth=cfg.param_rows, init=[])
         pw = pmem.write_port(granularity=HB)
         pr = pmem.read_port(transparent_for=())
         m.d.comb += [pw.addr.eq(host.addr), pw.data.eq(Cat(*[host.wdata] * parts)),

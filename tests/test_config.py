@@ -15,8 +15,18 @@ def test_presets():
 
 
 def test_preset_wrong():
-    with pytest.raises(ConfigError, match=r"^unknown preset 'huge': choose one of tiny, default, large$"):
+    with pytest.raises(ConfigError, match=r"^unknown preset 'huge': choose one of tiny, default, "
+                                          r"large, icebreaker, ulx3s$"):
         preset("huge")
+
+
+def test_boards_are_built_from_their_presets():
+    """What goes into a bitstream is a preset, so make sim lints and simulates it."""
+    from lpu.contract.config import BOARD_PRESETS
+    from lpu.tools.fpga import BOARDS
+    assert set(BOARDS) == set(BOARD_PRESETS)
+    for board, (cfg, _baud) in BOARDS.items():
+        assert cfg is PRESETS[board]
 
 
 @pytest.mark.parametrize("field,value,message", [

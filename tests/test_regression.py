@@ -5,13 +5,14 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from lpu.contract.config import PRESETS
 from lpu.tools import regression, simulation
 from lpu.tools.regression import Job, merge_junit, plan
 
 
 def test_plan_matrix_and_shards():
     full = plan(seeds=3)
-    assert len(full) == len(simulation.TESTBENCHES) * 3 * 3
+    assert len(full) == len(simulation.TESTBENCHES) * len(PRESETS) * 3
     shards = [plan(seeds=3, shard=f"{i}/4") for i in range(1, 5)]
     names = [j.name for s in shards for j in s]
     assert sorted(names) == sorted(j.name for j in full)        # union is everything

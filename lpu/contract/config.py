@@ -91,6 +91,12 @@ class LpuConfig:
         return max(1, (self.vxm_passes - 1).bit_length())
 
     @property
+    def param_rows(self):
+        """Rows the parameter memory is built with: ``param_depth``, at least 2 (a one-row
+        memory would have a zero-width address, which Verilog cannot declare)."""
+        return max(2, self.param_depth)
+
+    @property
     def host_data_bits(self):
         """Width of the host port's data bus: one int32 vector."""
         return 32 * self.lanes

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from lpu.contract.config import preset
+from lpu.tools.litert import litert_invoke
 
 
 def _virtual_boards_running():
@@ -73,15 +74,8 @@ def test_fpga_backend_through_virtual_board(name, tmp_path):
             reports[backend] = json.loads((tmp_path / f"{backend}.json").read_text())
         assert (tmp_path / "net-model.npy").read_bytes() == (tmp_path / "net-fpga.npy").read_bytes()
         assert reports["model"]["layers"] == reports["fpga"]["layers"]
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType
-        it = Interpreter(model_path=str(models / "digits_mlp.tflite"),
-                         experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-        inp, out = it.get_input_details()[0], it.get_output_details()[0]
-        it.resize_tensor_input(inp["index"], x.shape)
-        it.allocate_tensors()
-        it.set_tensor(inp["index"], x)
-        it.invoke()
-        np.testing.assert_array_equal(np.load(tmp_path / "net-fpga.npy"), it.get_tensor(out["index"]))
+        want, _, _ = litert_invoke(models / "digits_mlp.tflite", x)
+        np.testing.assert_array_equal(np.load(tmp_path / "net-fpga.npy"), want)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

@@ -21,6 +21,7 @@ from lpu.contract.config import PRESETS, preset
 from lpu.host.cli import main
 from lpu.host.network import SHAPE_OPS, load_model, run_network, tile_gemm
 from lpu.host.runtime import network_gemm
+from lpu.tools.litert import litert_invoke
 from model.gemm import reference_gemm
 
 MODELS = Path(__file__).resolve().parent / "models"
@@ -35,22 +36,9 @@ def inputs(name, n=None):
     return x if n is None else x[:n]
 
 
-def litert_tensors(name, x, resolver="BUILTIN_REF"):
-    """Every tensor LiteRT computes for ``x``: {tensor index: array}."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-    it = Interpreter(model_path=str(MODELS / f"{name}.tflite"),
-                     experimental_op_resolver_type=getattr(OpResolverType, resolver),
-                     experimental_preserve_all_tensors=resolver == "BUILTIN_REF")
-    inp = it.get_input_details()[0]
-    it.resize_tensor_input(inp["index"], x.shape)
-    it.allocate_tensors()
-    it.set_tensor(inp["index"], x)
-    it.invoke()
-    if resolver != "BUILTIN_REF":
-        out = it.get_output_details()[0]["index"]
-        return {out: it.get_tensor(out)}
-    return {i: it.get_tensor(i) for i in range(len(it.get_tensor_details()))
-            if it.get_tensor_details()[i]["dtype"] == np.int8}
+def litert_tensors(name, x):
+    """Every int8 tensor LiteRT's reference kernels compute for ``x``: {index: array}."""
+    return litert_invoke(MODELS / f"{name}.tflite", x, all_tensors=True)[0]
 
 
 def assert_every_layer_equal(net, got, want, what):
@@ -111,9 +99,7 @@ def test_accuracy_and_report_as_recorded(tmp_path, capsys):
         if rec["task"] == "digits":
             assert np.mean(np.argmax(y, axis=1) == labels) == rec["accuracy"], name
         else:
-            from ai_edge_litert.interpreter import Interpreter
-            (scale, zp) = Interpreter(model_path=str(MODELS / f"{name}.tflite")) \
-                .get_output_details()[0]["quantization"]
+            _, _, (scale, zp) = litert_invoke(MODELS / f"{name}.tflite", inputs(name, 1))
             xf = _ae_reference_inputs(name)
             mse = float(np.mean(((y.astype(np.float32) - zp) * scale - xf) ** 2))
             assert abs(mse - rec["mse"]) <= 1e-9 * rec["mse"], (mse, rec["mse"])

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lpu.tools.litert import litert_invoke
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 HERE = Path(__file__).resolve().parent
@@ -149,18 +151,6 @@ def convert(name, model, representative):
         return conv.convert()
 
 
-def reference_outputs(content, x):
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-    it = Interpreter(model_content=content,
-                     experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
-    it.resize_tensor_input(inp["index"], x.shape)
-    it.allocate_tensors()
-    it.set_tensor(inp["index"], x)
-    it.invoke()
-    return it.get_tensor(out["index"]), inp["quantization"], out["quantization"]
-
-
 def quantize(x, scale, zp):
     return np.clip(np.round(x / scale) + zp, -128, 127).astype(np.int8)
 
@@ -189,7 +179,7 @@ def main():
             xf = xte.reshape(len(xte), -1) if name.startswith("digits_mlp") else xte[..., None]
         xq = quantize(xf, iscale, izp)
         np.save(HERE / f"{name}.inputs.npy", xq)
-        y, _, (oscale, ozp) = reference_outputs(content, xq)
+        y, _, (oscale, ozp) = litert_invoke(content, xq)
         if name == "anomaly_ae":
             recon = (y.astype(np.float32) - ozp) * oscale
             summary[name] = {"task": "reconstruction", "inputs": N_AE,

@@ -16,7 +16,7 @@ SHARD  ?=
 JOBS   ?=
 BOARD  ?= icebreaker
 
-.PHONY: help install sim test verilog lint bench bitstream clean distclean configs iverilog
+.PHONY: help install sim test verilog lint bench bitstream mutate clean distclean configs iverilog
 
 help:
 	@echo "make sim      cocotb regression over every preset (CONFIG= TEST= SEED= SEEDS= WAVES=1 SIM= SHARD=i/n)"
@@ -24,6 +24,7 @@ help:
 	@echo "make verilog  generated Verilog in build/verilog/<preset>/ (CONFIG=preset)"
 	@echo "make lint     verilator --lint-only -Wall on the generated Verilog"
 	@echo "make bench    simulation speed vs native Verilator, utilisation, model speed"
+	@echo "make mutate   mutation score of the regression (MUTANTS= SEED= CONFIG= JOBS=)"
 	@echo "make install  create .venv with the pinned dependencies"
 
 $(STAMP): pyproject.toml
@@ -67,6 +68,12 @@ lint: $(STAMP)
 
 bitstream: $(STAMP)
 	$(BIN)/lpu bitstream --board $(BOARD) $(if $(filter 1 yes true,$(SYNTH_ONLY)),--synth-only)
+
+# mutation testing of the tile: build/mutate/report.{json,md}
+MUTANTS ?= 40
+mutate: $(STAMP)
+	$(BIN)/lpu mutate --count $(MUTANTS) $(if $(SEED),--seed $(SEED)) \
+	  $(if $(CONFIG),--config $(CONFIG)) $(if $(JOBS),--jobs $(JOBS))
 
 bench: $(STAMP)
 	$(BIN)/lpu bench

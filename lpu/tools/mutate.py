@@ -1,0 +1,194 @@
+"""`make mutate`: how strong is the regression? Mutation testing of the tile's RTL.
+
+Mutants are made at the netlist level, as YosysHQ's mcy does: Amaranth emits the tile as
+RTLIL with source attributes, Yosys flattens it (``proc; flatten``) and ``mutate -list``
+proposes single-bit mutations (a cell's port bit inverted, or tied to 0 or 1), each carrying
+the Amaranth source line of the statement it breaks. Only mutations located in ``rtl/`` are
+kept, a seeded sample of them is taken, and every mutant is:
+
+* **stillborn** when Yosys or Verilator cannot build it;
+* **equivalent** when its netlist, optimised (``opt -full``), is identical to the original's;
+* otherwise run through the regression's testbenches for the tile (``tile`` on the chosen
+  preset, one seed): **killed** if any fails (a wrong result, a wrong cycle, a hang caught by
+  the watchdog or the wall-clock timeout), **survived** if all pass.
+
+The un-mutated netlist goes through the same flow first and must pass: otherwise the flow,
+not a mutant, is broken. Results are cached per mutant (hash of the mutant netlist, the
+testbench and model sources, preset and seed) in ``build/mutate/cache``, so a rerun only runs
+what changed. ``build/mutate/report.json`` and ``report.md``: killed, survived, equivalent,
+stillborn, ``score = killed / (killed + survived)``, and every survivor with its source file
+and line.
+"""
+
+import hashlib
+import json
+import os
+import random
+import re
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from ..contract.config import preset
+from .simulation import BUILD, ROOT, elaborate, run_testbench
+
+__all__ = ["mutation_candidates", "run_mutation", "MUTATE"]
+
+MUTATE = BUILD / "mutate"
+FLOW = "read_rtlil {il}; hierarchy -top top; proc; flatten; opt_clean"
+TESTBENCHES = ("tile",)
+
+
+def _yosys(script, cwd):
+    from .toolchain import yosys_command
+    r = subprocess.run(yosys_command() + ["-q", "-p", script], cwd=cwd, capture_output=True,
+                       text=True, timeout=600)
+    if r.returncode != 0:
+        raise RuntimeError((r.stderr or r.stdout).strip().splitlines()[-1:] or ["yosys failed"])
+    return r
+
+
+def _rtlil(config, work):
+    from amaranth.back import rtlil
+    path = work / "tile.il"
+    text = rtlil.convert(elaborate("tile", config), name="top", emit_src=True)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
+def _source(cmd):
+    """The first Amaranth source line in ``rtl/`` a mutation command names, relative."""
+    for src in re.findall(r"-src (\S+)", cmd):
+        path, _, line = src.rpartition(":")
+        p = Path(path)
+        try:
+            rel = p.resolve().relative_to(ROOT)
+        except ValueError:
+            continue
+        if rel.parts[0] == "rtl":
+            return str(rel), int(line)
+    return None
+
+
+def mutation_candidates(config, work, count, seed, filters="", located_only=True):
+    """``count`` mutation commands located in ``rtl/``, a seeded sample of Yosys's list;
+    ``filters``: Yosys ``mutate`` options that narrow the list (``-wire``, ``-mode``, ...)."""
+    il = _rtlil(config, work)
+    listing = work / f"list-{seed}-{count}.ys"
+    _yosys(f"{FLOW.format(il=il.name)}; mutate -list {max(8 * count, 64)} -seed {seed} "
+           f"{filters} -o {listing.name}", work)
+    cmds = [c for c in listing.read_text().splitlines() if c.startswith("mutate ")]
+    located = [c for c in cmds if _source(c) or not located_only]
+    random.Random(seed).shuffle(located)
+    return located[:count]
+
+
+def _netlist(work, il, mutation, name):
+    """The flow's Verilog with ``mutation`` applied (``None``: the original), raw and
+    optimised."""
+    raw, opt = work / f"{name}.v", work / f"{name}.opt.v"
+    _yosys(f"{FLOW.format(il=il.name)}; {mutation or ''}; opt_clean; "
+           f"write_verilog -noattr {raw.name}; opt -full; opt_clean -purge; "
+           f"write_verilog -noattr {opt.name}", work)
+    return raw.read_text(), opt.read_text()
+
+
+def _sources_hash():
+    h = hashlib.sha256()
+    for folder in ("tb", "model", "lpu/contract", "lpu/host"):
+        for p in sorted((ROOT / folder).glob("*.py")):
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def _evaluate(config, preset_name, work, il, mutation, index, seed, base_opt, timeout, log):
+    name = f"m{index:04d}"
+    rec = {"mutation": mutation, "index": index}
+    loc = _source(mutation)
+    if loc:
+        rec["file"], rec["line"] = loc
+    try:
+        text, opt = _netlist(work, il, mutation, name)
+    except (RuntimeError, subprocess.SubprocessError) as e:
+        return {**rec, "status": "stillborn", "why": f"yosys: {e}"}
+    if opt == base_opt:
+        return {**rec, "status": "equivalent", "why": "identical optimised netlist"}
+    key = hashlib.sha256((text + _sources_hash() + preset_name + str(seed)).encode()).hexdigest()[:20]
+    cache = MUTATE / "cache" / f"{key}.json"
+    if cache.exists():
+        return {**json.loads(cache.read_text()), **rec, "cached": True}
+    result = {"status": "survived"}
+    for tb in TESTBENCHES:
+        try:
+            res = run_testbench(tb, config, seed=seed, run_dir=work / "runs" / f"{name}-{tb}",
+                                timeout=timeout, verilog=text, log=lambda s: None)
+        except RuntimeError as e:           # Verilator could not build it
+            result = {"status": "stillborn", "why": str(e).splitlines()[0]}
+            break
+        if not res.passed:
+            result = {"status": "killed", "by": tb, "why": res.message[:200]}
+            break
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps(result))
+    log(f"  {name} {result['status']:<10} {rec.get('file', '?')}:{rec.get('line', '?')}")
+    return {**rec, **result}
+
+
+def run_mutation(preset_name="tiny", count=20, seed=1, jobs=None, timeout=300, mutations=None,
+                 log=print, out=None):
+    """Evaluate ``count`` seeded mutants (or the explicit ``mutations``); returns the report
+    dict and writes ``report.json`` / ``report.md`` to ``out`` (default build/mutate)."""
+    config = preset(preset_name)
+    out = Path(out or MUTATE)
+    work = out / f"work-{preset_name}"
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    il = _rtlil(config, work)
+    base_text, base_opt = _netlist(work, il, None, "original")
+    for tb in TESTBENCHES:              # the flow itself must pass the regression
+        res = run_testbench(tb, config, seed=seed, run_dir=work / "runs" / f"original-{tb}",
+                            timeout=timeout, verilog=base_text, log=lambda s: None)
+        if not res.passed:
+            raise RuntimeError(f"the un-mutated netlist fails the {tb} testbench: {res.message}")
+    if mutations is None:
+        mutations = mutation_candidates(config, work, count, seed)
+    log(f"mutate: {len(mutations)} mutants of the tile on {preset_name}, seed {seed}")
+    jobs = jobs or os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        results = list(pool.map(
+            lambda im: _evaluate(config, preset_name, work, il, im[1], im[0], seed, base_opt,
+                                 timeout, log), enumerate(mutations)))
+    counts = {k: sum(r["status"] == k for r in results)
+              for k in ("killed", "survived", "equivalent", "stillborn")}
+    decided = counts["killed"] + counts["survived"]
+    report = {**counts, "score": counts["killed"] / decided if decided else None,
+              "preset": preset_name, "seed": seed, "mutants": len(results),
+              "testbenches": list(TESTBENCHES), "wall_s": round(time.monotonic() - t0, 1),
+              "survivors": [{"file": r.get("file"), "line": r.get("line"),
+                             "mutation": r["mutation"]} for r in results
+                            if r["status"] == "survived"],
+              "results": results}
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.md").write_text(_markdown(report))
+    score = "n/a" if report["score"] is None else f"{report['score'] * 100:.1f} %"
+    log(f"mutate: killed {counts['killed']}, survived {counts['survived']}, equivalent "
+        f"{counts['equivalent']}, stillborn {counts['stillborn']}: score {score} "
+        f"({report['wall_s']:.0f} s); {out / 'report.md'}")
+    return report
+
+
+def _markdown(r):
+    score = "n/a" if r["score"] is None else f"{r['score'] * 100:.1f} %"
+    lines = ["# Mutation testing of the tile", "",
+             f"Preset `{r['preset']}`, seed {r['seed']}, {r['mutants']} mutants, testbenches "
+             f"{', '.join(r['testbenches'])}; {r['wall_s']:.0f} s.", "",
+             "| killed | survived | equivalent | stillborn | score |", "|---|---|---|---|---|",
+             f"| {r['killed']} | {r['survived']} | {r['equivalent']} | {r['stillborn']} | {score} |",
+             "", "## Survivors", ""]
+    if not r["survivors"]:
+        lines.append("None.")
+    for s in r["survivors"]:
+        lines.append(f"- `{s['file']}:{s['line']}`: `{s['mutation']}`")
+    return "\n".join(lines) + "\n"

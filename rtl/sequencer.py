@@ -82,7 +82,14 @@ class Sequencer(wiring.Component):
 
     # counters count down to 0, the cycle a rule's condition holds; a rule ``d`` cycles after
     # the load cycle ``i`` is loaded as ``d - 1`` (the load lands on ``i + 1``)
-    COUNT_BITS = 24
+    @property
+    def count_bits(self):
+        """Width of the rule counters: the largest load any legal program makes (a VX waiting
+        for a full accumulator's MM, then reading every row, ``count <= acc_depth``), so no
+        counter has bits that can never be set."""
+        rules = Rules(self.config)
+        depth = self.config.acc_depth
+        return (rules.acc_ready(depth) + rules.vx_done(depth)).bit_length()
 
     def _fetch(self, m):
         """Instruction memory, program counter and decode. Returns (busy, opcode, fields,
@@ -105,7 +112,7 @@ class Sequencer(wiring.Component):
     def _unit_state(self, m):
         """The down-counters of the rules (``lpu.contract.timing``), named by what they wait
         for; each reaches 0 on the cycle its condition holds."""
-        bits = self.COUNT_BITS
+        bits = self.count_bits
         units = {
             "lw": Signal(bits, name="lw_cnt"),          # 0: previous LW's rows all written
             "mm": Signal(bits, name="mm_cnt"),          # 0: previous MM's stream done

@@ -14,6 +14,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from lpu.host.compiler import Quant, assemble, collect, compile_gemm
 from model.gemm import reference_gemm
 from lpu.contract.hostport import load_run
+from lpu.contract.isa import Insn, Op, ProgramError
 from lpu.host.runtime import result_regions
 from model.tile import TileModel
 from rtl.tile import PROBE_LAYOUT
@@ -211,3 +212,90 @@ async def test_gemm_utilisation(dut):
     B = rng.integers(-128, 128, (K, N), dtype=np.int8)
     q = Quant(multiplier=np.full(N, 1 << 30), shift=np.full(N, -8))
     await gemm_session(dut, "test_gemm_utilisation", [(A, B, None, q)], monitor=False)
+
+
+def random_program(rng, cfg):
+    """A random program over the whole ISA, not what the compiler writes: any bank, base,
+    stride (0, 1, odd, wrapping), count and accumulator row; LW/MM/VX back to back, so they
+    issue at exactly the timing rules' limits; accumulate and overwrite; int8 and int32 VX."""
+    L, D = cfg.lanes, cfg.depth
+
+    def stride():
+        return int(rng.choice([0, 1, 2 * int(rng.integers(0, D // 2)) + 1, D - 1,
+                               int(rng.integers(0, D))]))
+
+    program = []
+    for _ in range(int(rng.integers(2, 10))):
+        kind = int(rng.choice([Op.LW, Op.MM, Op.VX]))
+        bank, base = int(rng.integers(0, cfg.banks)), int(rng.integers(0, D))
+        count = int(rng.integers(1, min(cfg.acc_depth, 3 * L) + 1))
+        acc_base = int(rng.integers(0, cfg.acc_depth))
+        if kind == Op.LW:
+            program.append(Insn(Op.LW, bank=bank, base=base, stride=stride(),
+                                wbuf=int(rng.integers(0, 2))))
+        elif kind == Op.MM:
+            program.append(Insn(Op.MM, bank=bank, base=base, stride=stride(), count=count,
+                                acc_base=acc_base, wbuf=int(rng.integers(0, 2)),
+                                accumulate=int(rng.integers(0, 2))))
+        else:
+            program.append(Insn(Op.VX, bank=bank, base=base, stride=stride(), count=count,
+                                acc_base=acc_base, quant=int(rng.integers(0, 2)),
+                                prow=int(rng.integers(0, cfg.param_depth))))
+    return program + [Insn(Op.HALT)]
+
+
+@cocotb.test(**WATCHDOG)
+async def test_random_legal_programs(dut):
+    """Random legal programs (the model refuses racing ones; the generator keeps the rest):
+    every SRAM word of every bank, the counters and every unit-boundary event's cycle equal
+    the model's."""
+    rng = rng_for("test_random_legal_programs")
+    cfg = load_config()
+    host = HostDriver(dut)
+    await host.start_clock_and_reset()
+    model = TileModel(cfg)
+    L, D = cfg.lanes, cfg.depth
+    for b in range(cfg.banks):                      # the same random contents everywhere
+        words = rng.integers(-128, 128, (D, L), dtype=np.int8)
+        await host.write_sram(b, 0, words)
+        model.write_sram(b, 0, words)
+    for row in range(cfg.param_depth):
+        p = dict(bias=rng.integers(-(1 << 20), 1 << 20, L), multiplier=rng.integers(0, 1 << 31, L),
+                 shift=rng.integers(-31, 31, L), zero_point=int(rng.integers(-128, 128)),
+                 act_min=-128, act_max=127, rounding=int(rng.integers(0, 2)))
+        await host.write_params(row, p)
+        model.write_params(row, p)
+    ran = refused = cycles = 0
+    while ran < 8:
+        program = random_program(rng, cfg)
+        trial = TileModel(cfg)                      # refuse racing programs before running
+        trial.sram, trial.params = model.sram.copy(), dict(model.params)
+        try:
+            trial.run(program)
+        except ProgramError:
+            refused += 1
+            continue
+        expected = model.run(program)
+        timing = model.last_timing
+        mon = Monitor(dut, cfg)
+        task = cocotb.start_soon(mon.watch())
+        counters = await host.run(program)
+        mon.running = False
+        await RisingEdge(dut.clk)
+        task.cancel()
+        listing = "; ".join(str(i) for i in program)
+        for name, got in mon.events.items():
+            assert got == sorted(getattr(timing, name)), (
+                f"program {ran} [{listing}]: {name} on cycles {got[:12]}..., model predicts "
+                f"{sorted(getattr(timing, name))[:12]}...")
+        assert counters == expected, f"program {ran} [{listing}]: counters {counters} != {expected}"
+        for b in range(cfg.banks):
+            got = await host.read_sram(b, 0, D)
+            want = model.read_sram(b, 0, D)
+            assert np.array_equal(got, want), (
+                f"program {ran} [{listing}]: bank {b} differs from the model at word "
+                f"{int(np.argmax((got != want).any(axis=1)))}")
+        ran += 1
+        cycles += counters["cycles"]
+    dut._log.info(f"{ran} random legal programs ({refused} racing ones refused), {cycles} cycles")
+    record_stats("test_random_legal_programs", cycles, programs=ran, refused=refused)

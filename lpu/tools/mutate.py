@@ -89,12 +89,18 @@ def mutation_candidates(config, work, count, seed, filters="", located_only=True
 
 def _netlist(work, il, mutation, name):
     """The flow's Verilog with ``mutation`` applied (``None``: the original), raw and
-    optimised."""
+    optimised (``None`` when Yosys's optimiser rejects the mutant, e.g. a constant forced onto
+    a register with another init value: then it is simply not shown equivalent)."""
     raw, opt = work / f"{name}.v", work / f"{name}.opt.v"
     _yosys(f"{FLOW.format(il=il.name)}; {mutation or ''}; opt_clean; "
-           f"write_verilog -noattr {raw.name}; opt -full; opt_clean -purge; "
-           f"write_verilog -noattr {opt.name}", work)
-    return raw.read_text(), opt.read_text()
+           f"write_verilog -noattr {raw.name}", work)
+    try:
+        _yosys(f"read_verilog {raw.name}; hierarchy -top top; opt -full; opt_clean -purge; "
+               f"write_verilog -noattr {opt.name}", work)
+        optimised = opt.read_text()
+    except RuntimeError:
+        optimised = None
+    return raw.read_text(), optimised
 
 
 def _sources_hash():
@@ -115,7 +121,7 @@ def _evaluate(config, preset_name, work, il, mutation, index, seed, base_opt, ti
         text, opt = _netlist(work, il, mutation, name)
     except (RuntimeError, subprocess.SubprocessError) as e:
         return {**rec, "status": "stillborn", "why": f"yosys: {e}"}
-    if opt == base_opt:
+    if opt is not None and opt == base_opt:
         return {**rec, "status": "equivalent", "why": "identical optimised netlist"}
     key = hashlib.sha256((text + _sources_hash() + preset_name + str(TB_SEED)).encode()).hexdigest()[:20]
     cache = MUTATE / "cache" / f"{key}.json"

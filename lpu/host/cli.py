@@ -87,8 +87,8 @@ def cmd_mutate(args):
     from ..tools.mutate import run_mutation
     if args.count < 1:
         raise UserError(f"--count must be >= 1, got {args.count}")
-    cfg_name = preset(args.config) and args.config
-    report = run_mutation(cfg_name, count=args.count, seed=args.seed, jobs=args.jobs)
+    preset(args.config)                 # an unknown preset: one line, exit 2
+    report = run_mutation(args.config, count=args.count, seed=args.seed, jobs=args.jobs)
     return 1 if report["survived"] else 0
 
 

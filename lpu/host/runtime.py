@@ -205,9 +205,7 @@ def gemm_command(args):
             if bias.shape[0] != N:
                 raise QuantError(f"BIAS has {bias.shape[0]} values, N is {N}")
         quant = load_quant(args.quant, N) if args.quant else None
-        out_path = Path(args.output)
-        if out_path.parent and not out_path.parent.exists():
-            raise QuantError(f"output folder '{out_path.parent}' does not exist")
+        out_path = _output_path(args.output, "output")
         if args.backend == "fpga" and not args.port:
             raise QuantError("--backend fpga needs --port PORT (a serial device, or the path "
                              "printed by 'lpu serve-sim')")
@@ -217,10 +215,7 @@ def gemm_command(args):
     cycles = sum(c["cycles"] for c in counters)
     busy = sum(c["mxm_busy"] for c in counters)
     util = plan.macs / (cfg.lanes ** 2 * cycles)
-    # write atomically: a failure never leaves a partial output file
-    tmp = out_path.with_name(out_path.name + ".tmp.npy")
-    np.save(tmp, out)
-    tmp.replace(out_path)
+    _save_atomic(out_path, out)
     print(f"{args.backend}: {plan.M}x{plan.K}x{plan.N} {'int8' if plan.quant else 'int32'} "
           f"on {args.config} in {len(plan.runs)} run(s): cycles {cycles}, "
           f"utilisation {util * 100:.2f} % (MXM busy {busy} cycles)")

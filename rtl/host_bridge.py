@@ -2,9 +2,7 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from lpu.contract.isa import param_parts
-from lpu.contract.protocol import CRC, SYNC_REP, SYNC_REQ, Cmd, Status
-
+from .bridge_core import BridgeCore
 from .interfaces import host_port_signature
 from .uart import UartRx, UartTx
 
@@ -12,15 +10,8 @@ __all__ = ["HostBridge"]
 
 
 class HostBridge(wiring.Component):
-    """UART <-> the tile's host port, with the framed, CRC-protected protocol of
-    ``lpu/contract/protocol.py`` (docs/protocol.md).
-
-    Every request gets exactly one reply. A frame is executed only after its CRC checks, so a
-    corrupted frame changes nothing. A frame that stops arriving for ``timeout`` cycles is
-    answered ``TIMEOUT``; a length too long for any command is answered ``BAD_LENGTH`` once the
-    line has been quiet for ``timeout`` cycles; bytes outside a frame are ignored. Writes,
-    reads and START while the tile is busy are answered ``BUSY``.
-    """
+    """UART <-> the tile's host port: an 8N1 receiver and transmitter (``divisor`` cycles per
+    bit) around :class:`BridgeCore`, which speaks the framed protocol on bytes."""
 
     def __init__(self, config, divisor, timeout):
         self.config = config
@@ -32,183 +23,12 @@ class HostBridge(wiring.Component):
         })
 
     def elaborate(self, platform):
-        cfg = self.config
-        HB = cfg.host_data_bits // 8
-        MAXP = 5 + HB
         m = Module()
         m.submodules.urx = urx = UartRx(self.divisor)
         m.submodules.utx = utx = UartTx(self.divisor)
+        m.submodules.core = core = BridgeCore(self.config, self.timeout)
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
-        host = self.host
-
-        cmd = Signal(8)
-        length = Signal(16)
-        idx = Signal(16)
-        buf = Signal(MAXP * 8)
-        rcrc = Signal(16)
-        quiet = Signal(range(self.timeout + 1))     # cycles since the last byte
-        status = Signal(8)
-        rlen = Signal(16)
-        rbuf = Signal(HB * 8)
-        byte = urx.o.payload
-        got = urx.o.valid
-
-        # the frame's CRC, one byte per cycle as it arrives (the host computes it with the
-        # same algorithm, lpu.contract.protocol.CRC)
-        m.submodules.rx_crc = rx_crc = CRC(data_width=8).create()
-        m.d.comb += rx_crc.data.eq(byte)
-        crc = rx_crc.crc
-
-        with m.If(got):
-            m.d.sync += quiet.eq(0)
-        with m.Elif(quiet != self.timeout):
-            m.d.sync += quiet.eq(quiet + 1)
-        timed_out = quiet == self.timeout
-
-        field = lambda i: buf[8 * i:8 * i + 8]
-        m.d.comb += [host.region.eq(field(0)), host.bank.eq(field(1)),
-                     host.addr.eq(Cat(field(2), field(3))), host.part.eq(field(4)),
-                     host.wdata.eq(buf[40:40 + 8 * HB])]
-
-        # reply transmitter: 0xA5, status, len, payload, crc
-        tx_idx = Signal(16)
-        tx_byte = Signal(8)
-        m.submodules.tx_crc = tx_crc_unit = CRC(data_width=8).create()
-        m.d.comb += tx_crc_unit.data.eq(tx_byte)
-        tx_crc = tx_crc_unit.crc
-        n_before_crc = 4 + rlen
-        with m.If(tx_idx == 0):
-            m.d.comb += tx_byte.eq(SYNC_REP)
-        with m.Elif(tx_idx == 1):
-            m.d.comb += tx_byte.eq(status)
-        with m.Elif(tx_idx == 2):
-            m.d.comb += tx_byte.eq(rlen[:8])
-        with m.Elif(tx_idx == 3):
-            m.d.comb += tx_byte.eq(rlen[8:])
-        with m.Elif(tx_idx < n_before_crc):
-            m.d.comb += tx_byte.eq(rbuf[:8])            # rbuf shifts down as bytes go out
-        with m.Elif(tx_idx == n_before_crc):
-            m.d.comb += tx_byte.eq(tx_crc[:8])
-        with m.Else():
-            m.d.comb += tx_byte.eq(tx_crc[8:])
-
-        def reply(code, n=0):
-            m.d.sync += [status.eq(code), rlen.eq(n), tx_idx.eq(0)]
-            m.d.comb += tx_crc_unit.start.eq(1)
-            m.next = "REPLY"
-
-        with m.FSM():
-            with m.State("IDLE"):
-                with m.If(got & (byte == SYNC_REQ)):
-                    m.d.comb += rx_crc.start.eq(1)
-                    m.d.sync += idx.eq(0)
-                    m.next = "CMD"
-            with m.State("CMD"):
-                with m.If(got):
-                    m.d.sync += cmd.eq(byte)
-                    m.d.comb += rx_crc.valid.eq(1)
-                    m.next = "LEN0"
-                with m.Elif(timed_out):
-                    reply(Status.TIMEOUT)
-            with m.State("LEN0"):
-                with m.If(got):
-                    m.d.sync += length[:8].eq(byte)
-                    m.d.comb += rx_crc.valid.eq(1)
-                    m.next = "LEN1"
-                with m.Elif(timed_out):
-                    reply(Status.TIMEOUT)
-            with m.State("LEN1"):
-                with m.If(got):
-                    m.d.sync += length[8:].eq(byte)
-                    m.d.comb += rx_crc.valid.eq(1)
-                    with m.If(Cat(length[:8], byte) > MAXP):
-                        m.next = "DISCARD"
-                    with m.Elif(Cat(length[:8], byte) == 0):
-                        m.next = "CRC0"
-                    with m.Else():
-                        m.next = "PAYLOAD"
-                with m.Elif(timed_out):
-                    reply(Status.TIMEOUT)
-            with m.State("PAYLOAD"):
-                with m.If(got):
-                    for i in range(MAXP):              # one byte enable per position
-                        with m.If(idx == i):
-                            m.d.sync += buf[8 * i:8 * i + 8].eq(byte)
-                    m.d.sync += idx.eq(idx + 1)
-                    m.d.comb += rx_crc.valid.eq(1)
-                    with m.If(idx + 1 == length):
-                        m.next = "CRC0"
-                with m.Elif(timed_out):
-                    reply(Status.TIMEOUT)
-            with m.State("CRC0"):
-                with m.If(got):
-                    m.d.sync += rcrc[:8].eq(byte)
-                    m.next = "CRC1"
-                with m.Elif(timed_out):
-                    reply(Status.TIMEOUT)
-            with m.State("CRC1"):
-                with m.If(got):
-                    m.d.sync += rcrc[8:].eq(byte)
-                    m.next = "CHECK"
-                with m.Elif(timed_out):
-                    reply(Status.TIMEOUT)
-            with m.State("DISCARD"):                 # too long for any command: resync on silence
-                with m.If(timed_out):
-                    reply(Status.BAD_LENGTH)
-            with m.State("CHECK"):
-                with m.If(rcrc != crc):
-                    reply(Status.BAD_CRC)
-                with m.Else():
-                    parts = param_parts(cfg.lanes, cfg.host_data_bits)
-                    info = [cfg.lanes, cfg.banks, cfg.addr_bits, cfg.acc_addr_bits, HB, parts]
-
-                    def do_write():
-                        m.d.comb += host.we.eq(1)
-                        reply(Status.OK)
-
-                    def do_read():
-                        m.d.comb += host.re.eq(1)
-                        m.next = "READ"
-
-                    def do_start():
-                        m.d.comb += host.start.eq(1)
-                        reply(Status.OK)
-
-                    def do_status():
-                        m.d.sync += rbuf.eq(Cat(host.busy, Const(0, 7), host.done))
-                        reply(Status.OK, 2)
-
-                    def do_info():
-                        m.d.sync += rbuf.eq(Cat(*[Const(v, 8) for v in info]))
-                        reply(Status.OK, len(info))
-
-                    # command: (payload length, refused while the tile is busy, action)
-                    commands = {Cmd.WRITE: (MAXP, True, do_write), Cmd.READ: (4, True, do_read),
-                                Cmd.START: (0, True, do_start), Cmd.STATUS: (0, False, do_status),
-                                Cmd.INFO: (0, False, do_info)}
-                    with m.Switch(cmd):
-                        for code, (n, idle_only, action) in commands.items():
-                            with m.Case(code):
-                                with m.If(length != n):
-                                    reply(Status.BAD_LENGTH)
-                                with m.Elif(host.busy if idle_only else 0):
-                                    reply(Status.BUSY)
-                                with m.Else():
-                                    action()
-                        with m.Default():
-                            reply(Status.UNKNOWN_CMD)
-            with m.State("READ"):
-                with m.If(host.rvalid):
-                    m.d.sync += rbuf.eq(host.rdata)
-                    reply(Status.OK, HB)
-            with m.State("REPLY"):
-                m.d.comb += [utx.i.payload.eq(tx_byte), utx.i.valid.eq(1)]
-                with m.If(utx.i.ready):
-                    m.d.sync += tx_idx.eq(tx_idx + 1)
-                    with m.If((tx_idx >= 1) & (tx_idx < n_before_crc)):
-                        m.d.comb += tx_crc_unit.valid.eq(1)
-                    with m.If((tx_idx >= 4) & (tx_idx < n_before_crc)):
-                        m.d.sync += rbuf.eq(rbuf >> 8)
-                    with m.If(tx_idx == n_before_crc + 1):
-                        m.next = "IDLE"
+        wiring.connect(m, urx.o, core.i)
+        wiring.connect(m, core.o, utx.i)
+        wiring.connect(m, core.host, wiring.flipped(self.host))
         return m

@@ -16,7 +16,7 @@ SHARD  ?=
 JOBS   ?=
 BOARD  ?= icebreaker
 
-.PHONY: help install sim test verilog lint bench bitstream mutate clean distclean configs iverilog
+.PHONY: help install sim test verilog lint bench bitstream mutate formal clean distclean configs iverilog
 
 help:
 	@echo "make sim      cocotb regression over every preset (CONFIG= TEST= SEED= SEEDS= WAVES=1 SIM= SHARD=i/n)"
@@ -25,6 +25,7 @@ help:
 	@echo "make lint     verilator --lint-only -Wall on the generated Verilog"
 	@echo "make bench    simulation speed vs native Verilator, utilisation, model speed"
 	@echo "make mutate   mutation score of the regression (MUTANTS= SEED= CONFIG= JOBS=)"
+	@echo "make formal   formal proofs of the components' contracts (CONFIG= TASK=)"
 	@echo "make install  create .venv with the pinned dependencies"
 
 $(STAMP): pyproject.toml
@@ -74,6 +75,11 @@ MUTANTS ?= 40
 mutate: $(STAMP)
 	$(BIN)/lpu mutate --count $(MUTANTS) $(if $(SEED),--seed $(SEED)) \
 	  $(if $(CONFIG),--config $(CONFIG)) $(if $(JOBS),--jobs $(JOBS))
+
+# formal properties (formal/): SymbiYosys + smtbmc + Yices, all from PyPI
+formal: $(STAMP)
+	$(BIN)/lpu formal $(if $(CONFIG),--config $(CONFIG)) $(if $(TASK),--task $(TASK)) \
+	  $(if $(JOBS),--jobs $(JOBS))
 
 bench: $(STAMP)
 	$(BIN)/lpu bench

@@ -53,6 +53,9 @@ class Timing:
     vx_reads: list = field(default_factory=list)        # accumulator row read by the VXM
     sram_writes: list = field(default_factory=list)     # VXM result written to SRAM
     counters: dict = field(default_factory=dict)
+    # per instruction: the rules it issued at exactly the limit of (its cycle is the first
+    # the rule allows), for functional coverage
+    limits: list = field(default_factory=list)
 
 
 def schedule(program, config, loosen=()):
@@ -70,6 +73,9 @@ def schedule(program, config, loosen=()):
     def bound(rule, cycle):
         return cycle - (rule in loosen)
 
+    def at_limit(cycle, **bounds):
+        return {rule for rule, b in bounds.items() if b == cycle and b >= pc_ready and b > 0}
+
     t = Timing()
     pc_ready = 0
     bank_free = [0] * config.banks
@@ -80,6 +86,8 @@ def schedule(program, config, loosen=()):
         if insn.op == Op.LW:
             i = max(pc_ready, bound("bank_free", bank_free[insn.bank]),
                     bound("lw_after_lw", lw_free), bound("weight_guard", guard[insn.wbuf]))
+            t.limits.append(at_limit(i, bank_free=bank_free[insn.bank], lw_after_lw=lw_free,
+                                     weight_guard=guard[insn.wbuf]))
             bank_free[insn.bank] = lw_free = i + R.lw_stream
             lw_done = max(lw_done, i + R.lw_done)
             first = i + R.weight_write(0)              # one row per cycle from here
@@ -88,6 +96,7 @@ def schedule(program, config, loosen=()):
         elif insn.op == Op.MM:
             i = max(pc_ready, bound("bank_free", bank_free[insn.bank]),
                     bound("mm_after_mm", mm_free))
+            t.limits.append(at_limit(i, bank_free=bank_free[insn.bank], mm_after_mm=mm_free))
             n = insn.count
             bank_free[insn.bank] = mm_free = i + R.mm_stream(n)
             guard[insn.wbuf] = i + R.weight_guard(n)
@@ -100,6 +109,8 @@ def schedule(program, config, loosen=()):
             i = max(pc_ready, bound("vx_after_vx", vx_free))
             n = insn.count
             r0 = max(i + 1, bound("acc_ready", acc_ready))
+            t.limits.append(at_limit(i, vx_after_vx=vx_free) |
+                            ({"acc_ready"} if acc_ready == r0 and acc_ready > i else set()))
             t.vx_first_read[pc] = r0
             vx_free = r0 + R.vx_next(n)
             vx_done = max(vx_done, r0 + R.vx_done(n))
@@ -108,6 +119,7 @@ def schedule(program, config, loosen=()):
             busy["vx_rows"] += n
         elif insn.op == Op.HALT:
             i = max(pc_ready, bound("halt", max(lw_done, mm_free, acc_ready, vx_done)))
+            t.limits.append(at_limit(i, halt=max(lw_done, mm_free, acc_ready, vx_done)))
             t.issue.append(i)
             t.cycles = i + 1
             break

@@ -35,6 +35,9 @@ def rng_for(name):
 
 
 def record_stats(test, cycles, **extra):
+    """Record a test's figures for the regression's summary, and the coverage so far."""
+    from tb.coverage import export
+    export()
     path = os.environ.get("LPU_STATS_FILE")
     if path:
         with open(path, "a") as f:
@@ -48,6 +51,8 @@ class TB:
         self.dut = dut
         self.config = load_config()
         self.cycle = 0
+        from tb.coverage import declare
+        declare(self.config)        # every run's coverage file declares every cover point
         # The clock: cocotb's, in C++ ("gpi", default) or Python ("py"); or "verilog": the
         # design's wrapper toggles clk itself (lpu.tools.simulation.clocked_wrapper)
         impl = os.environ.get("LPU_CLOCK_IMPL", "gpi")

@@ -12,8 +12,10 @@ import numpy as np
 
 from lpu.contract.protocol import SYNC_REQ, Cmd, Status, frame, parse_reply
 from rtl.board import SIM_DIVISOR
-from lpu.contract.isa import Region
+from lpu.contract.isa import Insn, Op, Region, encode
+from tb.coverage import sample_status
 from tb.common import TB, WATCHDOG, pack, unpack, rng_for, record_stats
+from model.tile import schedule
 from tb.uart import UartPort
 
 BYTE_TIMES = 10
@@ -45,6 +47,7 @@ class BridgeTB(TB):
             if r is not None:
                 status, payload, used = r
                 assert used == len(got), f"extra bytes after the reply: {got[used:].hex()}"
+                sample_status(self.config, status)
                 return status, payload
             assert waited < limit, f"no reply within {limit} byte times (got {got.hex()})"
 
@@ -152,3 +155,46 @@ async def test_random_corruption(dut):
         status, _ = await tb.request(Cmd.STATUS)
         assert status == Status.OK, f"case {i}: bridge did not recover"
     record_stats("test_random_corruption", 0)
+
+
+@cocotb.test(**WATCHDOG)
+async def test_busy(dut):
+    """While a program runs, START, READ and WRITE are answered BUSY and change nothing
+    (as many of them as fit in the program's run, which the model's schedule predicts);
+    after the program, the same WRITE is done."""
+    tb = BridgeTB(dut)
+    await tb.start()
+    cfg = tb.config
+    byte = BYTE_TIMES * SIM_DIVISOR                  # cycles per byte on the line
+    program = [Insn(Op.VX, bank=0, count=cfg.acc_depth, quant=1)
+               for _ in range(min(cfg.imem_depth - 1, 8000 // (cfg.acc_depth * cfg.vxm_passes) + 1))]
+    program.append(Insn(Op.HALT))
+    budget = schedule(program, cfg).cycles - 10 * byte      # minus START's reply, a margin
+    for pc, insn in enumerate(program):
+        assert (await tb.write(Region.IMEM, 0, pc, 0, encode(insn)))[0] == Status.OK
+    marker = pack(np.arange(cfg.lanes) + 1, 8)
+    assert (await tb.write(Region.SRAM, 3, 7, 0, 0))[0] == Status.OK
+    requests = [(Cmd.START, b""),
+                (Cmd.READ, bytes([Region.SRAM, 3]) + struct.pack("<H", 7)),
+                (Cmd.WRITE, bytes([Region.SRAM, 3]) + struct.pack("<H", 7) + bytes([0]) +
+                 marker.to_bytes(tb.hb, "little"))]
+    assert (await tb.request(Cmd.START))[0] == Status.OK
+    refused = []
+    for cmd, payload in requests:
+        cost = (len(payload) + 6 + 6 + tb.hb) * byte        # frame and the longest reply
+        if cost > budget:
+            break
+        budget -= cost
+        refused.append((cmd, (await tb.request(cmd, payload))[0]))
+    assert refused, "the program is too short to send any request while it runs"
+    assert all(s == Status.BUSY for _, s in refused), \
+        f"while busy: {[(c, Status.NAMES.get(s)) for c, s in refused]}, expected BUSY each"
+    for _ in range(1000):
+        status, payload = await tb.request(Cmd.STATUS)
+        if payload[0] == 0:
+            break
+    assert payload == bytes([0, 1]), f"program did not finish: STATUS {payload.hex()}"
+    assert await tb.read(Region.SRAM, 3, 7) == 0, "a WRITE refused as BUSY changed SRAM"
+    assert (await tb.write(Region.SRAM, 3, 7, 0, marker))[0] == Status.OK
+    assert await tb.read(Region.SRAM, 3, 7) == marker
+    record_stats("test_busy", 0, refused=len(refused))

@@ -18,9 +18,12 @@ from lpu.contract.isa import Insn, Op, ProgramError
 from lpu.host.runtime import result_regions
 from model.tile import TileModel
 from rtl.tile import PROBE_LAYOUT
+from tb.coverage import STRIDES, holes, sample_program
 from tb.common import WATCHDOG, load_config, rng_for, record_stats
 from tb.host import HostDriver
 
+TILE_POINTS = ("tile.insn.kind_stride_bank", "tile.insn.kind_wraps", "tile.vx.int32_bank",
+               "tile.mm.accumulate", "tile.limit")
 PRIMES = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37]
 
 
@@ -60,6 +63,7 @@ async def run_plan(host, cfg, plan, model, monitor_runs=True):
         load_run(model, run)
         expected = model.run(run.program)
         timing = model.last_timing
+        sample_program(cfg, run.program, timing)
         mon = Monitor(host.dut, cfg) if monitor_runs else None
         task = cocotb.start_soon(mon.watch()) if mon else None
         counters = await host.run(run.program, max_cycles=2 * expected["cycles"] + 1000)
@@ -214,32 +218,56 @@ async def test_gemm_utilisation(dut):
     await gemm_session(dut, "test_gemm_utilisation", [(A, B, None, q)], monitor=False)
 
 
-def random_program(rng, cfg):
+def _stride(rng, cfg, kind):
+    """A stride of class ``kind`` (``tb.coverage.STRIDES``), or of any class."""
+    D = cfg.depth
+    if kind is None:
+        kind = str(rng.choice(STRIDES))
+    return {"0": 0, "1": 1, "odd": 2 * int(rng.integers(1, D // 2)) + 1,
+            "even": 2 * int(rng.integers(1, D // 2))}[kind]
+
+
+def random_program(rng, cfg, steer=True):
     """A random program over the whole ISA, not what the compiler writes: any bank, base,
-    stride (0, 1, odd, wrapping), count and accumulator row; LW/MM/VX back to back, so they
-    issue at exactly the timing rules' limits; accumulate and overwrite; int8 and int32 VX."""
+    stride (0, 1, odd, even, wrapping past the bank's end), count and accumulator row;
+    LW/MM/VX back to back, so they issue at exactly the timing rules' limits; accumulate and
+    overwrite; int8 and int32 VX. ``steer``: constrained random towards the functional
+    coverage's holes (``tb/coverage.py``): half of the instructions are drawn from the
+    kind x stride x bank and kind x wrap bins not hit yet."""
     L, D = cfg.lanes, cfg.depth
-
-    def stride():
-        return int(rng.choice([0, 1, 2 * int(rng.integers(0, D // 2)) + 1, D - 1,
-                               int(rng.integers(0, D))]))
-
+    targets = holes("tile.insn.kind_stride_bank") if steer else []
+    wrap_targets = holes("tile.insn.kind_wraps") if steer else []
+    int32_banks = holes("tile.vx.int32_bank") if steer else []
     program = []
     for _ in range(int(rng.integers(2, 10))):
-        kind = int(rng.choice([Op.LW, Op.MM, Op.VX]))
-        bank, base = int(rng.integers(0, cfg.banks)), int(rng.integers(0, D))
+        kind, skind, bank = None, None, int(rng.integers(0, cfg.banks))
+        if targets and rng.random() < 0.5:
+            kind, skind, bank = targets[int(rng.integers(0, len(targets)))]
+        elif wrap_targets and rng.random() < 0.3:
+            kind, wraps = wrap_targets[int(rng.integers(0, len(wrap_targets)))]
+            skind = str(rng.choice(["1", "odd", "even"])) if wraps else "0"
+        op = {"LW": Op.LW, "MM": Op.MM, "VX": Op.VX}[kind] if kind else \
+            int(rng.choice([Op.LW, Op.MM, Op.VX]))
+        stride = _stride(rng, cfg, skind)
         count = int(rng.integers(1, min(cfg.acc_depth, 3 * L) + 1))
+        n = L if op == Op.LW else count
+        base = int(rng.integers(0, D))
+        if rng.random() < 0.3:                       # wrap past the end, or stay inside
+            base = D - 1 if rng.random() < 0.5 else max(0, D - 1 - (n - 1) * stride)
         acc_base = int(rng.integers(0, cfg.acc_depth))
-        if kind == Op.LW:
-            program.append(Insn(Op.LW, bank=bank, base=base, stride=stride(),
+        if op == Op.LW:
+            program.append(Insn(Op.LW, bank=bank, base=base, stride=stride,
                                 wbuf=int(rng.integers(0, 2))))
-        elif kind == Op.MM:
-            program.append(Insn(Op.MM, bank=bank, base=base, stride=stride(), count=count,
+        elif op == Op.MM:
+            program.append(Insn(Op.MM, bank=bank, base=base, stride=stride, count=count,
                                 acc_base=acc_base, wbuf=int(rng.integers(0, 2)),
                                 accumulate=int(rng.integers(0, 2))))
         else:
-            program.append(Insn(Op.VX, bank=bank, base=base, stride=stride(), count=count,
-                                acc_base=acc_base, quant=int(rng.integers(0, 2)),
+            quant = int(rng.integers(0, 2))
+            if int32_banks and rng.random() < 0.5:
+                quant, bank = 0, int32_banks[int(rng.integers(0, len(int32_banks)))]
+            program.append(Insn(Op.VX, bank=bank, base=base, stride=stride, count=count,
+                                acc_base=acc_base, quant=quant,
                                 prow=int(rng.integers(0, cfg.param_depth))))
     return program + [Insn(Op.HALT)]
 
@@ -274,7 +302,8 @@ async def test_random_legal_programs(dut):
         await host.write_params(row, p)
         model.write_params(row, p)
     ran = refused = cycles = 0
-    while ran < 8:
+    # at least 8 programs; then on until the tile's cover points are closed (at most 40)
+    while ran < 8 or (ran < 40 and any(holes(p) for p in TILE_POINTS)):
         program = random_program(rng, cfg)
         trial = TileModel(cfg)                      # refuse racing programs before running
         trial.sram, trial.params = model.sram.copy(), dict(model.params)
@@ -285,6 +314,7 @@ async def test_random_legal_programs(dut):
             continue
         expected = model.run(program)
         timing = model.last_timing
+        sample_program(cfg, program, timing)
         mon = Monitor(dut, cfg)
         task = cocotb.start_soon(mon.watch())
         counters = await host.run(program)
@@ -306,5 +336,6 @@ async def test_random_legal_programs(dut):
                 f"{bad}: {got[bad].tolist()} != model {want[bad].tolist()}")
         ran += 1
         cycles += counters["cycles"]
-    dut._log.info(f"{ran} random legal programs ({refused} racing ones refused), {cycles} cycles")
+    dut._log.info(f"{ran} random legal programs ({refused} racing ones refused), {cycles} cycles; "
+                  f"tile coverage holes left: {sum(len(holes(p)) for p in TILE_POINTS)}")
     record_stats("test_random_legal_programs", cycles, programs=ran, refused=refused)

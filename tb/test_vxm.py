@@ -12,6 +12,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from lpu.contract.isa import ROUNDING, pack_params
 from model.arith import INT32_MAX, INT32_MIN, wrap32
 from model.vxm import requantize_row
+from tb.coverage import sample_requant
 from tb.common import TB, WATCHDOG, pack, unpack, rng_for, record_stats
 
 
@@ -64,6 +65,8 @@ async def stream(dut, tb, vectors):
             if k == 0:
                 expected[c + lat] = (quant, wrap32(acc + p["bias"]),
                                      requantize_row(acc, p))
+                if quant:
+                    sample_requant(cfg, np.asarray(acc, np.int64) + p["bias"], p)
         else:
             dut.i_valid.value = 0
         await ReadOnly()

@@ -3,6 +3,7 @@
 import argparse
 import signal
 import sys
+from pathlib import Path
 
 from ..contract.config import ConfigError, PRESETS, preset
 from .errors import UserError
@@ -92,6 +93,31 @@ def cmd_mutate(args):
     return 1 if report["survived"] else 0
 
 
+def cmd_formal(args):
+    from ..tools.formal import TASKS, replay, run_formal
+    if args.replay:
+        path = Path(args.replay)
+        if not path.is_file():
+            raise UserError(f"no counterexample trace at {path} (lpu formal writes "
+                            f"build/formal/<preset>/<task>/check_trace.json)")
+        first, result = replay(path)
+        if first is None:
+            print(f"replay of {path}: every assertion holds on every cycle ({result.message})")
+            return 1
+        print(f"replay of {path}: an assertion fails on cycle {first}, as the proof found "
+              f"(log {result.log})")
+        return 0
+    preset(args.config)
+    unknown = [t for t in args.task or [] if t not in TASKS]
+    if unknown:
+        raise UserError(f"unknown formal task '{unknown[0]}' (tasks: {', '.join(TASKS)})")
+    report = run_formal(args.config, args.task, jobs=args.jobs)
+    ok = sum(r["passed"] for r in report["tasks"])
+    print(f"formal: {ok}/{len(report['tasks'])} tasks proved on '{args.config}': "
+          f"build/formal/{args.config}/report.json")
+    return 0 if report["passed"] else 1
+
+
 def cmd_bitstream(args):
     from ..tools.fpga import BitstreamError, build_bitstream
     try:
@@ -148,6 +174,14 @@ def build_parser():
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--jobs", type=int, default=None, help="parallel mutants (default: cores)")
     s.set_defaults(fn=cmd_mutate)
+
+    s = sub.add_parser("formal", help="prove the components' properties (make formal)")
+    s.add_argument("--config", default="tiny", help="preset the components are built for")
+    s.add_argument("--task", action="append", help="one task (repeatable; default: all)")
+    s.add_argument("--jobs", type=int, default=None, help="parallel tasks (default: cores)")
+    s.add_argument("--replay", metavar="TRACE.json",
+                   help="replay a counterexample in a cocotb simulation; exit 0 if it fails there too")
+    s.set_defaults(fn=cmd_formal)
 
     s = sub.add_parser("bitstream", help="build tile + bridge for an FPGA board")
     s.add_argument("--board", default="icebreaker", help="icebreaker | ulx3s")

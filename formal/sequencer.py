@@ -1,0 +1,94 @@
+import dataclasses
+
+from amaranth import *
+from amaranth.lib.wiring import In
+
+from lpu.contract.isa import FIELDS, INSN_BITS, Op
+from rtl.address_generator import AddressGenerator
+from rtl.delay import delay
+from rtl.sequencer import Sequencer
+
+from .harness import Harness
+
+__all__ = ["SequencerHarness", "SequencerIssueHarness", "SequencerDoneHarness"]
+
+
+class SequencerHarness(Harness):
+    """The sequencer (``rtl/sequencer.py``) with its banks' address generators, and the MXM,
+    accumulator and VXM as their latencies (``lpu.contract.config``): the solver writes any
+    program of legal instructions (``lpu.contract.isa``'s field ranges; races between units
+    are the model's to refuse, not the sequencer's) and starts it on any cycle. Then:
+
+    * one instruction issues per cycle at most: at most one bank stream starts per cycle;
+    * no stream starts on a bank that is still streaming;
+    * ``done`` never rises before the last write: while ``done`` is high no SRAM write, no
+      weight row, no activation, no accumulator write and no VXM input happens.
+
+    Bounded model checking (``depth`` cycles: every program that reaches ``done`` within it).
+    """
+
+    PROPERTIES = ("issue", "done")
+    IMEM_DEPTH = 8      # programs of up to 8 instructions (the issue logic is the same for any)
+
+    def __init__(self, config):
+        config = dataclasses.replace(config, imem_depth=min(config.imem_depth, self.IMEM_DEPTH))
+        super().__init__(config, {"start": In(1), "imem_we": In(1), "imem_addr": In(16),
+                                  "imem_data": In(INSN_BITS)})
+
+    def _legal(self, word):
+        cfg = self.config
+        f = {name: word[lsb:lsb + width] for name, (lsb, width) in FIELDS.items()}
+        op = f["op"]
+        common = (f["bank"] < cfg.banks) & (f["base"] < cfg.depth) & (f["stride"] < cfg.depth)
+        counted = (f["count"] >= 1) & (f["count"] <= cfg.acc_depth) & (f["acc_base"] < cfg.acc_depth)
+        return ((op == Op.HALT) |
+                ((op == Op.LW) & common) |
+                ((op == Op.MM) & common & counted) |
+                ((op == Op.VX) & common & counted & (f["prow"] < cfg.param_depth)))
+
+    def build(self, m):
+        cfg = self.config
+        P = cfg.vxm_passes
+        m.submodules.seq = seq = Sequencer(cfg)
+        m.d.comb += [seq.start.eq(self.start), seq.imem_we.eq(self.imem_we),
+                     seq.imem_addr.eq(self.imem_addr), seq.imem_data.eq(self.imem_data)]
+        self.assume(m, ~self.imem_we | ((self.imem_addr < cfg.imem_depth) & self._legal(self.imem_data)))
+        for b in range(cfg.banks):
+            agen = AddressGenerator(cfg.addr_bits)
+            m.submodules[f"agen{b}"] = agen
+            m.d.comb += [agen.start.eq(seq.bank_start[b]), agen.base.eq(seq.bank_base),
+                         agen.stride.eq(seq.bank_stride), agen.count.eq(seq.bank_count),
+                         seq.bank_busy[b].eq(agen.busy),
+                         seq.bank_valid[b].eq(delay(m, agen.valid, cfg.sram_read_latency, f"bv{b}"))]
+        # the VXM's result leaves vxm_latency after a row's first pass, i.e. after its last
+        vx_last = seq.vx_valid & (seq.vx_pass == P - 1)
+        m.d.comb += [seq.vx_o_valid.eq(delay(m, vx_last, cfg.vxm_latency - (P - 1), "vxo")),
+                     seq.vx_o_quant.eq(delay(m, seq.vx_quant, cfg.vxm_latency - (P - 1), "vxq"))]
+        # an activation entering the array on t updates its accumulator on t + A + update_delay
+        acc_write = delay(m, seq.activations.valid, cfg.mxm_latency + cfg.acc_update_delay, "accw")
+
+        starts = seq.bank_start
+        if "issue" in self.PROPERTIES:
+            self.check(m, (starts & (starts - 1)) == 0, "one_issue")
+            self.check(m, (starts & seq.bank_busy) == 0, "bank_free")
+        if "done" in self.PROPERTIES:
+            activity = Cat(seq.wr_en != 0, seq.weights.valid, seq.activations.valid, acc_write,
+                           seq.vx_valid)
+            self.check(m, activity == 0, "done_after_writes", when=seq.done)
+        # non-vacuity: a program that writes SRAM runs to done
+        wrote = Signal()
+        with m.If(self.start & ~seq.busy):
+            m.d.sync += wrote.eq(0)
+        with m.Elif(seq.wr_en != 0):
+            m.d.sync += wrote.eq(1)
+        self.cover(m, seq.done & wrote, "program_done")
+
+
+class SequencerIssueHarness(SequencerHarness):
+    """One issue per cycle and no stream on a busy bank: proved by k-induction."""
+    PROPERTIES = ("issue",)
+
+
+class SequencerDoneHarness(SequencerHarness):
+    """``done`` only after the last write: bounded model checking."""
+    PROPERTIES = ("done",)

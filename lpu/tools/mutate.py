@@ -40,6 +40,9 @@ FLOW = "read_rtlil {il}; hierarchy -top top; proc -nomux -norom; flatten; memory
 TESTBENCHES = ("tile",)
 TB_SEED = 1000          # the testbench seed `make sim` runs first
 TESTCASE = None          # every test of the tile testbench
+# Mutants are built with the C++ compiler's -O0 (verilated.mk's OPT_FAST): a mutant's build
+# dominates its cost and its simulation is short, so unoptimised code is the faster trade
+MUTANT_OPT = "-O0"
 
 
 def _yosys(script, cwd):
@@ -123,7 +126,8 @@ def _evaluate(config, preset_name, work, il, mutation, index, seed, base_opt, ti
         return {**rec, "status": "stillborn", "why": f"yosys: {e}"}
     if opt is not None and opt == base_opt:
         return {**rec, "status": "equivalent", "why": "identical optimised netlist"}
-    key = hashlib.sha256((text + _sources_hash() + preset_name + str(TB_SEED)).encode()).hexdigest()[:20]
+    key = hashlib.sha256((text + _sources_hash() + preset_name + str(TB_SEED) + MUTANT_OPT)
+                         .encode()).hexdigest()[:20]
     cache = MUTATE / "cache" / f"{key}.json"
     if cache.exists():
         return {**json.loads(cache.read_text()), **rec, "cached": True}
@@ -132,7 +136,7 @@ def _evaluate(config, preset_name, work, il, mutation, index, seed, base_opt, ti
         try:
             res = run_testbench(tb, config, seed=TB_SEED, run_dir=work / "runs" / f"{name}-{tb}",
                                 timeout=timeout, verilog=text, testcase=TESTCASE,
-                                log=lambda s: None)
+                                opt_fast=MUTANT_OPT, log=lambda s: None)
         except RuntimeError as e:           # Verilator could not build it
             result = {"status": "stillborn", "why": str(e).splitlines()[0]}
             break
@@ -159,7 +163,7 @@ def run_mutation(preset_name="tiny", count=20, seed=1, jobs=None, timeout=300, m
     for tb in TESTBENCHES:              # the flow itself must pass the regression
         res = run_testbench(tb, config, seed=TB_SEED, run_dir=work / "runs" / f"original-{tb}",
                             timeout=timeout, verilog=base_text, testcase=TESTCASE,
-                            log=lambda s: None)
+                            opt_fast=MUTANT_OPT, log=lambda s: None)
         if not res.passed:
             raise RuntimeError(f"the un-mutated netlist fails the {tb} testbench: {res.message}")
     if mutations is None:

@@ -63,7 +63,7 @@ TASKS = {
         "done never rises before the last SRAM, weight, activation or accumulator write",
         ("flatten", "memory_map", "opt -fast")),
     "bridge": Task(
-        "formal.host_bridge:BridgeHarness", "bmc", 34, 34,
+        "formal.host_bridge:BridgeHarness", "bmc", 30, 34,
         "every frame is answered within 4 cycles with the right status; a bad CRC writes "
         "nothing; a good WRITE writes exactly what it carried", quick_depth=24),
     "bridge_resync": Task(

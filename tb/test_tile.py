@@ -302,8 +302,8 @@ async def test_random_legal_programs(dut):
         await host.write_params(row, p)
         model.write_params(row, p)
     ran = refused = cycles = 0
-    # at least 8 programs; then on until the tile's cover points are closed (at most 40)
-    while ran < 8 or (ran < 40 and any(holes(p) for p in TILE_POINTS)):
+    # at least 8 programs; then on until the tile's cover points are closed (at most 24)
+    while ran < 8 or (ran < 24 and any(holes(p) for p in TILE_POINTS)):
         program = random_program(rng, cfg)
         trial = TileModel(cfg)                      # refuse racing programs before running
         trial.sram, trial.params = model.sram.copy(), dict(model.params)

@@ -61,7 +61,7 @@ TASKS = {
     "sequencer_done": Task(
         "formal.sequencer:SequencerDoneHarness", "bmc", 22, 22,
         "done never rises before the last SRAM, weight, activation or accumulator write",
-        ("flatten", "memory_map", "opt -fast")),
+        ("flatten", "memory_map", "opt -fast"), quick_depth=20),
     "bridge": Task(
         "formal.host_bridge:BridgeHarness", "bmc", 30, 34,
         "every frame is answered within 4 cycles with the right status; a bad CRC writes "

@@ -83,8 +83,9 @@ def _env():
     return env
 
 
-def harness_for(task, config):
-    module, cls = task.harness.split(":")
+def harness_for(harness, config):
+    """The harness ``"module:Class"`` (a :attr:`Task.harness`) built for ``config``."""
+    module, cls = harness.split(":")
     return getattr(importlib.import_module(module), cls)(config)
 
 
@@ -139,7 +140,7 @@ def check_task(name, task, preset_name, work, *, timeout=1800, log=print, quick=
     work = Path(work)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    harness = harness_for(task, config)
+    harness = harness_for(task.harness, config)
     (work / "design.il").write_text(rtlil.convert(harness, name="top"))
     depth = task.quick_depth if quick and task.quick_depth else task.depth
     (work / f"{name}.sby").write_text(_sby_file(task, depth))
@@ -210,8 +211,7 @@ def replay(trace_path, *, log=print, timeout=600):
     trace_path = Path(trace_path).resolve()
     trace = json.loads(trace_path.read_text())
     config = preset(trace["preset"])
-    module, cls = trace["harness"].split(":")
-    harness = getattr(importlib.import_module(module), cls)(config)
+    harness = harness_for(trace["harness"], config)
     harness.formal = False
     text = verilog.convert(harness, name="top", emit_src=False)
     run_dir = trace_path.parent / "replay"

@@ -16,7 +16,7 @@ SHARD  ?=
 JOBS   ?=
 BOARD  ?= icebreaker
 
-.PHONY: help install sim test verilog lint bench bitstream mutate formal clean distclean configs iverilog
+.PHONY: help install sim test verilog lint bench bitstream mutate formal coverage clean distclean configs iverilog ccache
 
 help:
 	@echo "make sim      cocotb regression over every preset (CONFIG= TEST= SEED= SEEDS= WAVES=1 SIM= SHARD=i/n)"
@@ -25,6 +25,7 @@ help:
 	@echo "make lint     verilator --lint-only -Wall on the generated Verilog"
 	@echo "make bench    simulation speed vs native Verilator, utilisation, model speed"
 	@echo "make mutate   mutation score of the regression (MUTANTS= SEED= CONFIG= JOBS=)"
+	@echo "make coverage source-line coverage of rtl/ by the testbenches (CONFIG= TEST= JOBS=)"
 	@echo "make formal   formal proofs of the components' contracts (CONFIG= TASK=)"
 	@echo "make install  create .venv with the pinned dependencies"
 
@@ -43,22 +44,32 @@ install: $(STAMP)
 configs: $(STAMP)
 	$(BIN)/lpu configs
 
-# Icarus Verilog for the cross-check: installed from Debian when missing and possible
-iverilog:
-	@command -v iverilog >/dev/null 2>&1 || { \
+# Optional Debian tools, installed when missing and possible (root + apt-get), else a warning:
+# $(call apt_tool,COMMAND,PACKAGE,what happens without it)
+define apt_tool
+	@command -v $(1) >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing iverilog (apt-get)"; \
-	    (apt-get install -y -qq iverilog >/dev/null 2>&1 || \
-	     (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq iverilog >/dev/null 2>&1)) || \
-	    echo "warning: could not install iverilog; the Icarus cross-check will be skipped" >&2; \
-	  else echo "warning: iverilog missing (apt-get install -y iverilog); the Icarus cross-check will be skipped" >&2; fi; }
+	    echo "installing $(2) (apt-get)"; \
+	    (apt-get install -y -qq $(2) >/dev/null 2>&1 || \
+	     (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $(2) >/dev/null 2>&1)) || \
+	    echo "warning: could not install $(2); $(3)" >&2; \
+	  else echo "warning: $(1) missing (apt-get install -y $(2)); $(3)" >&2; fi; }
+endef
 
-sim: $(STAMP) $(if $(filter icarus,$(SIM)),iverilog)
+# Icarus Verilog for the cross-check
+iverilog:
+	$(call apt_tool,iverilog,iverilog,the Icarus cross-check will be skipped)
+
+# ccache: Verilator's runtime is compiled once, not once per build (5x faster mutant builds)
+ccache:
+	$(call apt_tool,ccache,ccache,every Verilator build compiles its runtime again)
+
+sim: $(STAMP) ccache $(if $(filter icarus,$(SIM)),iverilog)
 	$(BIN)/lpu sim $(if $(CONFIG),--config $(CONFIG)) $(if $(TEST),--test $(TEST)) \
 	  $(if $(SEED),--seed $(SEED)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(filter 1 yes true,$(WAVES)),--waves) \
 	  --sim $(SIM) $(if $(SHARD),--shard $(SHARD)) $(if $(JOBS),--jobs $(JOBS))
 
-test: $(STAMP) iverilog
+test: $(STAMP) iverilog ccache
 	$(BIN)/python -m pytest -n auto -q
 
 verilog: $(STAMP)
@@ -72,9 +83,14 @@ bitstream: $(STAMP)
 
 # mutation testing of the tile: build/mutate/report.{json,md}
 MUTANTS ?= 40
-mutate: $(STAMP)
+mutate: $(STAMP) ccache
 	$(BIN)/lpu mutate --count $(MUTANTS) $(if $(SEED),--seed $(SEED)) \
 	  $(if $(CONFIG),--config $(CONFIG)) $(if $(JOBS),--jobs $(JOBS))
+
+# source-line coverage: build/coverage/report.{json,md}
+coverage: $(STAMP) ccache
+	$(BIN)/lpu coverage $(if $(CONFIG),--config $(CONFIG)) $(if $(TEST),--test $(TEST)) \
+	  $(if $(JOBS),--jobs $(JOBS))
 
 # formal properties (formal/): SymbiYosys + smtbmc + Yices, all from PyPI
 formal: $(STAMP)

@@ -54,7 +54,7 @@ class SequencerHarness(Harness):
                      seq.imem_addr.eq(self.imem_addr), seq.imem_data.eq(self.imem_data)]
         self.assume(m, ~self.imem_we | ((self.imem_addr < cfg.imem_depth) & self._legal(self.imem_data)))
         for b in range(cfg.banks):
-            agen = AddressGenerator(cfg.addr_bits)
+            agen = AddressGenerator(cfg.addr_bits, cfg.count_bits)
             m.submodules[f"agen{b}"] = agen
             m.d.comb += [agen.start.eq(seq.bank_start[b]), agen.base.eq(seq.bank_base),
                          agen.stride.eq(seq.bank_stride), agen.count.eq(seq.bank_count),

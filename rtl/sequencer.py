@@ -42,7 +42,7 @@ class Sequencer(wiring.Component):
             "imem_we": In(1), "imem_addr": In(16), "imem_data": In(INSN_BITS),
             # banks
             "bank_start": Out(NB), "bank_base": Out(cfg.addr_bits), "bank_stride": Out(cfg.addr_bits),
-            "bank_count": Out(16), "bank_busy": In(NB), "bank_valid": In(NB),
+            "bank_count": Out(cfg.count_bits), "bank_busy": In(NB), "bank_valid": In(NB),
             "bank_data": In(data.ArrayLayout(cfg.word_bits, NB)),
             # MXM
             "weights": Out(weight_port_signature(cfg)),
@@ -82,14 +82,16 @@ class Sequencer(wiring.Component):
 
     # counters count down to 0, the cycle a rule's condition holds; a rule ``d`` cycles after
     # the load cycle ``i`` is loaded as ``d - 1`` (the load lands on ``i + 1``)
-    @property
-    def count_bits(self):
-        """Width of the rule counters: the largest load any legal program makes (a VX waiting
-        for a full accumulator's MM, then reading every row, ``count <= acc_depth``), so no
-        counter has bits that can never be set."""
-        rules = Rules(self.config)
-        depth = self.config.acc_depth
-        return (rules.acc_ready(depth) + rules.vx_done(depth)).bit_length()
+    def counter_widths(self):
+        """Width of each rule counter: the largest value any legal program loads into it
+        (``count <= acc_depth``; a VX waits at most for a full accumulator's MM), so no
+        counter has a bit that can never be set."""
+        rules, depth = Rules(self.config), self.config.acc_depth
+        acc = rules.acc_ready(depth) - 1
+        most = {"lw": rules.lw_done - 1, "mm": rules.mm_stream(depth) - 1, "acc": acc,
+                "guard": rules.weight_guard(depth) - 1, "vx": acc + rules.vx_done(depth) - 1,
+                "vx_wait": acc - 1, "vx_left": depth}
+        return {name: max(v, 1).bit_length() for name, v in most.items()}
 
     def _fetch(self, m):
         """Instruction memory, program counter and decode. Returns (busy, opcode, fields,
@@ -105,6 +107,7 @@ class Sequencer(wiring.Component):
         self._done = Signal()
         m.d.comb += [self.busy.eq(busy), self.done.eq(self._done)]
         field = {name: ir.data[lsb:lsb + width] for name, (lsb, width) in FIELDS.items()}
+        field["count"] = field["count"][:cfg.count_bits]     # legal counts fit
         issue = Signal()
         m.d.comb += ir.addr.eq(Mux(busy, Mux(issue, pc + 1, pc), 0))
         return busy, Opcode(field["op"]), field, issue
@@ -112,15 +115,15 @@ class Sequencer(wiring.Component):
     def _unit_state(self, m):
         """The down-counters of the rules (``lpu.contract.timing``), named by what they wait
         for; each reaches 0 on the cycle its condition holds."""
-        bits = self.count_bits
+        w = self.counter_widths()
         units = {
-            "lw": Signal(bits, name="lw_cnt"),          # 0: previous LW's rows all written
-            "mm": Signal(bits, name="mm_cnt"),          # 0: previous MM's stream done
-            "acc": Signal(bits, name="acc_cnt"),        # 0: every MM update readable
-            "guard": [Signal(bits, name=f"guard{b}") for b in (0, 1)],  # 0: LW into b allowed
-            "vx": Signal(bits, name="vx_cnt"),          # 0: every VX write landed
-            "vx_wait": Signal(bits),                    # VX: cycles before its first read
-            "vx_left": Signal(bits),                    # VX: accumulator rows left to read
+            "lw": Signal(w["lw"], name="lw_cnt"),       # 0: previous LW's rows all written
+            "mm": Signal(w["mm"], name="mm_cnt"),       # 0: previous MM's stream done
+            "acc": Signal(w["acc"], name="acc_cnt"),    # 0: every MM update readable
+            "guard": [Signal(w["guard"], name=f"guard{b}") for b in (0, 1)],  # 0: LW into b ok
+            "vx": Signal(w["vx"], name="vx_cnt"),       # 0: every VX write landed
+            "vx_wait": Signal(w["vx_wait"]),            # VX: cycles before its first read
+            "vx_left": Signal(w["vx_left"]),            # VX: accumulator rows left to read
             "vx_pass": Signal(self.config.vxm_pass_bits),   # VX: pass of the row being read
         }
         units["last_pass"] = units["vx_pass"] == self.config.vxm_passes - 1

@@ -11,9 +11,9 @@ __all__ = ["SramBank", "bank_port_signature"]
 def bank_port_signature(config):
     """The ports of one bank, from the bank's side."""
     return wiring.Signature({
-        # streaming read: (base, stride, count) -> one word per cycle on o_data
+        # streaming read: (base, stride, count <= depth) -> one word per cycle on o_data
         "rd_start": In(1), "rd_base": In(config.addr_bits), "rd_stride": In(config.addr_bits),
-        "rd_count": In(16), "rd_busy": Out(1),
+        "rd_count": In(config.depth.bit_length()), "rd_busy": Out(1),
         "o_valid": Out(1), "o_data": Out(config.word_bits),
         # random-access read (used by the host port when no stream runs)
         "rd_addr": In(config.addr_bits),
@@ -52,7 +52,7 @@ class SramBank(wiring.Component):
     def elaborate(self, platform):
         cfg = self.config
         m = Module()
-        m.submodules.agen = agen = AddressGenerator(cfg.addr_bits)
+        m.submodules.agen = agen = AddressGenerator(cfg.addr_bits, cfg.depth.bit_length())
         m.submodules.mem = mem = Memory(shape=unsigned(cfg.word_bits), depth=cfg.depth, init=[])
         wr = mem.write_port(granularity=8)
         rd = mem.read_port(transparent_for=())  # read-first, see the docstring

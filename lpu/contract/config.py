@@ -81,6 +81,12 @@ class LpuConfig:
         return (self.acc_depth - 1).bit_length()
 
     @property
+    def count_bits(self):
+        """Width of a stream length: an MM/VX ``count`` (at most ``acc_depth``) or an LW's
+        ``lanes`` rows. The ISA's field is wider; a legal program never sets the rest."""
+        return max(self.acc_depth, self.lanes).bit_length()
+
+    @property
     def vxm_group(self):
         """Lanes the VXM requantises per cycle."""
         return self.lanes // self.vxm_passes

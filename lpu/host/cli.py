@@ -118,6 +118,20 @@ def cmd_formal(args):
     return 0 if report["passed"] else 1
 
 
+def cmd_coverage(args):
+    from ..tools.simulation import TESTBENCHES
+    from ..tools.source_coverage import run_source_coverage
+    presets = args.config.split(",")
+    for name in presets:
+        preset(name)                    # an unknown preset: one line, exit 2
+    designs = args.test.split(",") if args.test else None
+    unknown = [d for d in designs or [] if d not in TESTBENCHES]
+    if unknown:
+        raise UserError(f"unknown testbench '{unknown[0]}' (testbenches: {', '.join(TESTBENCHES)})")
+    run_source_coverage(presets, designs, jobs=args.jobs)
+    return 0
+
+
 def cmd_bitstream(args):
     from ..tools.fpga import BitstreamError, build_bitstream
     try:
@@ -182,6 +196,12 @@ def build_parser():
     s.add_argument("--replay", metavar="TRACE.json",
                    help="replay a counterexample in a cocotb simulation; exit 0 if it fails there too")
     s.set_defaults(fn=cmd_formal)
+
+    s = sub.add_parser("coverage", help="source-line coverage of rtl/ by the testbenches")
+    s.add_argument("--config", default="tiny", help="preset or comma list")
+    s.add_argument("--test", default=None, help="testbench or comma list (default: all)")
+    s.add_argument("--jobs", type=int, default=None, help="parallel runs (default: cores)")
+    s.set_defaults(fn=cmd_coverage)
 
     s = sub.add_parser("bitstream", help="build tile + bridge for an FPGA board")
     s.add_argument("--board", default="icebreaker", help="icebreaker | ulx3s")

@@ -55,9 +55,11 @@ def elaborate(design, config):
     return getattr(importlib.import_module(module), cls)(config)
 
 
-def generate_verilog(design, config):
+def generate_verilog(design, config, emit_src=False):
+    """The design's Verilog; ``emit_src``: with ``(* src = "rtl/....py:N" *)`` attributes
+    (source-line coverage maps Verilator's points back to Amaranth through them)."""
     from amaranth.back import verilog
-    return verilog.convert(elaborate(design, config), name="top", emit_src=False)
+    return verilog.convert(elaborate(design, config), name="top", emit_src=emit_src)
 
 
 def _config_tag(config):
@@ -124,7 +126,8 @@ def _public_ports_vlt(build_dir, text):
     return vlt
 
 
-def _verilator_build_cmds(build_dir, vfile, waves, public_all=False, clock="gpi"):
+def _verilator_build_cmds(build_dir, vfile, waves, public_all=False, clock="gpi",
+                          coverage=False):
     import cocotb_tools.config as cc
     cpp = cc.share_dir / "lib" / "verilator" / "verilator.cpp"
     public = _public_ports_vlt(build_dir, vfile.read_text())
@@ -136,6 +139,8 @@ def _verilator_build_cmds(build_dir, vfile, waves, public_all=False, clock="gpi"
     if waves:
         from .toolchain import waves_format
         cmd += ["--trace-fst" if waves_format() == "fst" else "--trace", "--trace-structs"]
+    if coverage:
+        cmd += ["--coverage-line", "--coverage-toggle"]
     if clock == "verilog":
         cmd += ["--timing", "--timescale", "1ns/1ps", "-CFLAGS", "-std=c++20 -fcoroutines"]
     cmd += [str(VLT), str(public), str(cpp), str(vfile)]
@@ -167,13 +172,15 @@ def default_clock(sim):
 
 
 def build(design, config, *, sim="verilator", waves=False, log=print, public_all=False,
-          opt_fast="-O2", clock=None, verilog=None):
+          opt_fast="-O2", clock=None, verilog=None, coverage=False):
     """Build (or reuse) the simulator for ``design`` at ``config``; returns the build folder.
     ``verilog``: a netlist of the design to build instead of the generated Verilog (a mutant,
-    ``lpu.tools.mutate``), cached under its own hash like any other."""
+    ``lpu.tools.mutate``), cached under its own hash like any other. ``coverage``: Verilator
+    line and toggle coverage on Verilog with source attributes (a run writes
+    ``coverage.dat``; ``lpu.tools.source_coverage``)."""
     clock = clock or default_clock(sim)
     from .toolchain import verilator_env, ToolError
-    text = generate_verilog(design, config) if verilog is None else verilog
+    text = generate_verilog(design, config, coverage) if verilog is None else verilog
     if clock == "verilog":
         text = clocked_wrapper(text)
     if sim == "icarus" and shutil.which("iverilog") is None:
@@ -185,12 +192,17 @@ def build(design, config, *, sim="verilator", waves=False, log=print, public_all
     if public_all or opt_fast != "-O2" or clock != default_clock(sim):   # bench variants
         flags.update(public_all=public_all, opt_fast=opt_fast, clock=clock)
         variant = f"-{'public' if public_all else 'ports'}{opt_fast}-clk{clock}"
+    if coverage:
+        flags["coverage"] = True
+        variant += "-coverage"
     h = hashlib.sha256()
     h.update(text.encode())
     h.update(VLT.read_bytes())
     h.update(json.dumps(flags, sort_keys=True).encode())
     if sim == "verilator":
-        h.update(json.dumps(verilator_env({}, opt_fast).get("MAKEFLAGS")).encode())
+        makeflags = verilator_env({}, opt_fast).get("MAKEFLAGS", "").split()
+        h.update(json.dumps(" ".join(f for f in makeflags if not f.startswith("OBJCACHE=")))
+                 .encode())      # ccache or not, the same binary
     key = h.hexdigest()[:16]
     if verilog is not None:
         variant += "-netlist"
@@ -209,7 +221,8 @@ def build(design, config, *, sim="verilator", waves=False, log=print, public_all
         vfile = tmp / "top.v"
         vfile.write_text(text)
         env = verilator_env(opt_fast=opt_fast) if sim == "verilator" else dict(os.environ)
-        cmds = (_verilator_build_cmds(tmp, vfile, waves, public_all, clock) if sim == "verilator"
+        cmds = (_verilator_build_cmds(tmp, vfile, waves, public_all, clock, coverage)
+                if sim == "verilator"
                 else _icarus_build_cmds(tmp, vfile, waves))
         t0 = time.monotonic()
         logf = tmp / "build.log"

@@ -38,6 +38,7 @@ class Sequencer(wiring.Component):
         L, NB = cfg.lanes, cfg.banks
         super().__init__({
             "start": In(1), "busy": Out(1), "done": Out(1),
+            "issue": Out(1),            # an instruction issues this cycle (for monitors)
             # instruction memory write port (host)
             "imem_we": In(1), "imem_addr": In(16), "imem_data": In(INSN_BITS),
             # banks
@@ -64,7 +65,7 @@ class Sequencer(wiring.Component):
         bank_sel = field["bank"][:self.config.bank_bits]
         units = self._unit_state(m)
         ready = self._issue_rules(m, op, field, bank_sel, units)
-        m.d.comb += issue.eq(busy & ready)
+        m.d.comb += [issue.eq(busy & ready), self.issue.eq(issue)]
         with m.If(self.start & ~busy):
             m.d.sync += [busy.eq(1), self._done.eq(0), self._pc.eq(0)]
         with m.Elif(issue):

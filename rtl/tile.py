@@ -4,6 +4,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from lpu.contract.isa import param_bits, param_parts
+from lpu.contract.timing import EVENTS
 
 from .interfaces import HostRegion, host_port_signature
 from .matmul_unit import MatmulUnit
@@ -13,11 +14,10 @@ from .vector_unit import VectorUnit
 
 __all__ = ["LpuTile", "PROBE_LAYOUT"]
 
-# The observation port: one bit per unit-boundary event, named as ``model.tile.Timing`` names
-# the event's cycle list. ``vx_reads`` is seen at the VXM's input (pass 0), which is
+# The observation port: one bit per unit-boundary event (``lpu.contract.timing.EVENTS``), named
+# as ``model.tile.Timing`` names the event's cycle list. ``vx_reads`` is seen at the VXM's input (pass 0), which is
 # ``acc_read_latency`` after the accumulator read the model predicts.
-PROBE_LAYOUT = data.StructLayout({
-    "weight_rows": 1, "activations": 1, "results": 1, "vx_reads": 1, "sram_writes": 1})
+PROBE_LAYOUT = data.StructLayout({name: 1 for name in EVENTS})
 
 
 class LpuTile(wiring.Component):
@@ -78,7 +78,8 @@ class LpuTile(wiring.Component):
         wiring.connect(m, seq.activations, mxm.activations)
         m.d.comb += mxm.rd_addr.eq(seq.acc_rd_addr)
 
-        m.d.comb += [self.probe.weight_rows.eq(seq.weights.valid),
+        m.d.comb += [self.probe.issue.eq(seq.issue),
+                     self.probe.weight_rows.eq(seq.weights.valid),
                      self.probe.activations.eq(seq.activations.valid),
                      self.probe.results.eq(mxm.r_valid),
                      self.probe.vx_reads.eq(vxm.i_valid & (vxm.i_pass == 0)),

@@ -5,11 +5,41 @@ Used by the top-level testbench, the ``sim`` back end (``tb/run_job.py``) and th
 Whole programs run with no Python per cycle: after ``start`` the driver waits for ``done``.
 """
 
+import cocotb
 from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
 
 from lpu.contract.hostport import HostPort
 from model.tile import schedule
+from rtl.tile import PROBE_LAYOUT
 from tb.common import CLOCK_NS, TB
+
+
+class Monitor:
+    """Cycle (from the first busy cycle) of every event at the unit boundaries, read from the
+    tile's probe port through its layout (``rtl.tile.PROBE_LAYOUT``), named as
+    ``model.tile.Timing`` names the model's predictions of them."""
+
+    def __init__(self, dut, config):
+        self.dut = dut
+        self.names = [name for name, _ in PROBE_LAYOUT]
+        self.events = {name: [] for name in self.names}
+        # each event's lag behind the cycle the model predicts
+        self.lag = {name: 0 for name in self.names}
+        self.lag["vx_reads"] = config.acc_read_latency
+        self.running = True
+
+    async def watch(self):
+        d = self.dut
+        k = 0
+        while self.running:
+            await RisingEdge(d.clk)
+            await ReadOnly()
+            if int(d.host__busy.value):
+                probe = PROBE_LAYOUT.from_bits(d.probe.value.to_unsigned())
+                for name in self.names:
+                    if getattr(probe, name):
+                        self.events[name].append(k - self.lag[name])
+                k += 1
 
 
 class HostDriver(TB):
@@ -72,14 +102,22 @@ class HostDriver(TB):
         await RisingEdge(d.clk)
         d.host__start.value = 0
 
-    async def run(self, program, max_cycles=None):
-        """Load ``program``, start it and wait for ``done`` with no Python per cycle, under a
-        simulated-time limit of ``max_cycles`` (default: twice the model's prediction, plus
-        1000); returns the counters."""
+    async def run(self, program, max_cycles=None, monitor=False):
+        """Load ``program``, start it and wait for ``done`` under a simulated-time limit of
+        ``max_cycles`` (default: twice the model's prediction, plus 1000); returns the
+        counters. With no Python per cycle, unless ``monitor``: then a :class:`Monitor`
+        records every unit-boundary event, in ``self.last_events``."""
         if max_cycles is None:
             max_cycles = 2 * schedule(program, self.config).cycles + 1000
         await self.write_program(program)
+        mon = Monitor(self.dut, self.config) if monitor else None
+        task = cocotb.start_soon(mon.watch()) if mon else None
         await self.start_program()
         await with_timeout(RisingEdge(self.dut.host__done), max_cycles * CLOCK_NS, "ns")
         await RisingEdge(self.dut.clk)
+        if mon:
+            mon.running = False
+            await RisingEdge(self.dut.clk)
+            task.cancel()
+            self.last_events = mon.events
         return await self.read_counters()

@@ -27,9 +27,10 @@ async def run_job(dut):
     for item in job["runs"]:
         run = item["run"]
         await load_run(host, run)
-        counters = await host.run(run.program)
+        counters = await host.run(run.program, monitor=job.get("monitor", False))
         read = [((b, a, n), await host.read_sram(b, a, n)) for b, a, n in item["read"]]
-        out["runs"].append({"counters": counters, "read": read})
+        out["runs"].append({"counters": counters, "read": read,
+                            "events": host.last_events if job.get("monitor") else None})
         total += counters["cycles"]
     with open(os.environ["LPU_JOB_OUT"], "wb") as f:
         pickle.dump(out, f)

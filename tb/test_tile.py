@@ -9,15 +9,14 @@ the GEMM semantics.
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ReadOnly, RisingEdge
 
 from lpu.host.compiler import Quant, assemble, collect, compile_gemm
 from model.gemm import reference_gemm
 from lpu.contract.hostport import load_run
 from lpu.contract.isa import Insn, Op, ProgramError
 from lpu.host.runtime import result_regions
+from lpu.host.trace import build_trace, diff_traces, timing_events
 from model.tile import TileModel
-from rtl.tile import PROBE_LAYOUT
 from tb.coverage import STRIDES, holes, sample_program
 from tb.common import WATCHDOG, load_config, rng_for, record_stats
 from tb.host import HostDriver
@@ -25,33 +24,6 @@ from tb.host import HostDriver
 TILE_POINTS = ("tile.insn.kind_stride_bank", "tile.insn.kind_wraps", "tile.vx.int32_bank",
                "tile.mm.accumulate", "tile.limit")
 PRIMES = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37]
-
-
-class Monitor:
-    """Cycle (from the first busy cycle) of every event at the unit boundaries, read from the
-    tile's probe port through its layout (``rtl.tile.PROBE_LAYOUT``)."""
-
-    def __init__(self, dut, config):
-        self.dut = dut
-        self.names = [name for name, _ in PROBE_LAYOUT]
-        self.events = {name: [] for name in self.names}
-        # each event's lag behind the cycle the model predicts
-        self.lag = {name: 0 for name in self.names}
-        self.lag["vx_reads"] = config.acc_read_latency
-        self.running = True
-
-    async def watch(self):
-        d = self.dut
-        k = 0
-        while self.running:
-            await RisingEdge(d.clk)
-            await ReadOnly()
-            if int(d.host__busy.value):
-                probe = PROBE_LAYOUT.from_bits(d.probe.value.to_unsigned())
-                for name in self.names:
-                    if getattr(probe, name):
-                        self.events[name].append(k - self.lag[name])
-                k += 1
 
 
 async def run_plan(host, cfg, plan, model, monitor_runs=True):
@@ -64,14 +36,10 @@ async def run_plan(host, cfg, plan, model, monitor_runs=True):
         expected = model.run(run.program)
         timing = model.last_timing
         sample_program(cfg, run.program, timing)
-        mon = Monitor(host.dut, cfg) if monitor_runs else None
-        task = cocotb.start_soon(mon.watch()) if mon else None
-        counters = await host.run(run.program, max_cycles=2 * expected["cycles"] + 1000)
-        if mon:
-            mon.running = False
-            await RisingEdge(host.dut.clk)
-            task.cancel()
-            for name, got in mon.events.items():
+        counters = await host.run(run.program, max_cycles=2 * expected["cycles"] + 1000,
+                                  monitor=monitor_runs)
+        if monitor_runs:
+            for name, got in host.last_events.items():
                 want = sorted(getattr(timing, name))
                 assert got == want, (f"run {ri}: {name} on cycles {got[:12]}..., model "
                                      f"predicts {want[:12]}... ({len(got)} vs {len(want)})")
@@ -315,18 +283,18 @@ async def test_random_legal_programs(dut):
         expected = model.run(program)
         timing = model.last_timing
         sample_program(cfg, program, timing)
-        mon = Monitor(dut, cfg)
-        task = cocotb.start_soon(mon.watch())
-        counters = await host.run(program)
-        mon.running = False
-        await RisingEdge(dut.clk)
-        task.cancel()
+        counters = await host.run(program, monitor=True)
         listing = "; ".join(str(i) for i in program)
-        for name, got in mon.events.items():
+        for name, got in host.last_events.items():
             assert got == sorted(getattr(timing, name)), (
                 f"program {ran} [{listing}]: {name} on cycles {got[:12]}..., model predicts "
                 f"{sorted(getattr(timing, name))[:12]}...")
         assert counters == expected, f"program {ran} [{listing}]: counters {counters} != {expected}"
+        # and so the timelines (`--trace`) of what the RTL did and of the prediction agree
+        traces = [build_trace(cfg, [{"program": program, "events": ev, "counters": counters,
+                                     "host": (0, 0)}], backend=b, config_name="tb")
+                  for b, ev in (("model", timing_events(timing)), ("sim", host.last_events))]
+        assert diff_traces(*traces) is None, f"program {ran}: {diff_traces(*traces)}"
         for b in range(cfg.banks):
             got = await host.read_sram(b, 0, D)
             want = model.read_sram(b, 0, D)

@@ -22,7 +22,19 @@ moves one of them a cycle earlier, which ``tests/test_timing_rules.py`` uses to 
 is necessary (a result changes, or a port carries two transfers in one cycle) and safe.
 """
 
-__all__ = ["Rules", "RULES"]
+__all__ = ["Rules", "RULES", "EVENTS"]
+
+# The unit-boundary events whose cycles the model predicts (``model.tile.Timing`` has a list
+# of cycles for each) and the tile's probe port shows the testbenches (``rtl.tile``): one
+# definition for both, and for the timelines of ``lpu.host.trace``.
+EVENTS = {
+    "issue": "an instruction issues (program order, HALT included)",
+    "weight_rows": "a weight row is written into the array (LW, one per lane)",
+    "activations": "an activation vector enters the array (MM)",
+    "results": "a result vector leaves the array for the accumulators (MM)",
+    "vx_reads": "an accumulator row's first pass is read for the VXM (VX)",
+    "sram_writes": "a VXM result row is written to SRAM (VX)",
+}
 
 # rule name: what it protects
 RULES = {

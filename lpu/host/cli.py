@@ -77,6 +77,14 @@ def cmd_run(args):
     return run_command(args)
 
 
+def cmd_trace_diff(args):
+    from .trace import TraceError, trace_diff_command
+    try:
+        return trace_diff_command(args.a, args.b)
+    except TraceError as e:
+        raise UserError(str(e)) from None
+
+
 def cmd_bench(args):
     from ..tools.bench import run_bench
     run_bench(presets=args.config.split(","), with_levers=not args.quick,
@@ -223,6 +231,8 @@ def build_parser():
     s.add_argument("--backend", default="model", help="model | sim | fpga")
     s.add_argument("--port", default=None, help="serial port of the board (--backend fpga)")
     s.add_argument("--config", default="default", help="preset (default: default)")
+    s.add_argument("--trace", default=None, metavar="TRACE.json",
+                   help="write the timeline (Chrome trace events: Perfetto, chrome://tracing)")
     s.set_defaults(fn=cmd_gemm)
 
     s = sub.add_parser("run", help="run a full-integer int8 .tflite network on a back end")
@@ -238,7 +248,14 @@ def build_parser():
     s.add_argument("--clock-mhz", type=float, default=None,
                    help="clock for latency and inferences/s (default: the ULX3S build's, 25)")
     s.add_argument("--report", default=None, metavar="REPORT.json")
+    s.add_argument("--trace", default=None, metavar="TRACE.json",
+                   help="write the timeline (Chrome trace events: Perfetto, chrome://tracing)")
     s.set_defaults(fn=cmd_run)
+
+    s = sub.add_parser("trace-diff", help="do two timelines (--trace) agree? where first not?")
+    s.add_argument("a", metavar="A.json")
+    s.add_argument("b", metavar="B.json")
+    s.set_defaults(fn=cmd_trace_diff)
     return p
 
 

@@ -38,45 +38,59 @@ def result_regions(cfg, run):
     return [(b, run.out_base, n) for b in banks]
 
 
-def run_on_device(cfg, plan, dev):
+def run_on_device(cfg, plan, dev, timeline=None):
     """Run every run of ``plan`` on a device with the host-port operations (the golden
-    model, or a board behind its serial bridge); (blocks, counters)."""
+    model, or a board behind its serial bridge); (blocks, counters). ``timeline``: a list to
+    append each run's events to (``lpu.host.trace``): the model's own, or for a board (which
+    shows none) the model's prediction of them."""
     blocks, counters = [], []
     for run in plan.runs:
         load_run(dev, run)
         counters.append(dev.run(run.program))
+        if timeline is not None:
+            from model.tile import schedule
+            from .trace import timing_events
+            timing = getattr(dev, "last_timing", None) or schedule(run.program, cfg)
+            timeline.append(_timeline_entry(cfg, run, counters[-1], timing_events(timing)))
         blocks.append(collect(cfg, plan, run, dev.read_sram))
     return blocks, counters
 
 
-def _model_backend(cfg, plan, port=None):
+def _timeline_entry(cfg, run, counters, events):
+    return {"program": run.program, "events": events, "counters": counters,
+            "host": host_port_split(cfg, run)}
+
+
+def _model_backend(cfg, plan, port=None, timeline=None):
     from model.tile import TileModel
-    return run_on_device(cfg, plan, TileModel(cfg))
+    return run_on_device(cfg, plan, TileModel(cfg), timeline)
 
 
-def _fpga_backend(cfg, plan, port=None):
+def _fpga_backend(cfg, plan, port=None, timeline=None):
     from .device import BridgeDevice, open_serial
     if not port:
         raise QuantError("--backend fpga needs --port PORT (a serial device, or the path "
                          "printed by 'lpu serve-sim')")
     with open_serial(port) as ser:
-        return run_on_device(cfg, plan, BridgeDevice(ser, cfg))
+        return run_on_device(cfg, plan, BridgeDevice(ser, cfg), timeline)
 
 
-def sim_job(cfg, runs):
+def sim_job(cfg, runs, monitor=False):
     """The pickled job ``tb/run_job.py`` (and the benchmarks) execute: each run and the
-    SRAM regions to read back after it."""
-    return {"runs": [{"run": run, "read": result_regions(cfg, run)} for run in runs]}
+    SRAM regions to read back after it; ``monitor``: record every run's unit events."""
+    return {"runs": [{"run": run, "read": result_regions(cfg, run)} for run in runs],
+            "monitor": monitor}
 
 
-def sim_plans(cfg, plans, timeout=1800):
-    """Run every run of ``plans`` in one simulator process; (blocks, counters) per plan."""
+def sim_plans(cfg, plans, timeout=1800, timeline=None):
+    """Run every run of ``plans`` in one simulator process; (blocks, counters) per plan.
+    ``timeline``: a list to append each run's observed events to (the tile's probe port)."""
     from ..tools.simulation import BUILD, run_testbench
     runs = [run for plan in plans for run in plan.runs]
     (BUILD / "sim").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="gemm-", dir=BUILD / "sim") as tmp:
         work = Path(tmp)
-        (work / "job.pkl").write_bytes(pickle.dumps(sim_job(cfg, runs)))
+        (work / "job.pkl").write_bytes(pickle.dumps(sim_job(cfg, runs, timeline is not None)))
         res = run_testbench("tile", cfg, seed=0, run_dir=work / "run", timeout=timeout,
                             test_module="tb.run_job",
                             extra_env={"LPU_JOB": work / "job.pkl", "LPU_JOB_OUT": work / "out.pkl"},
@@ -92,21 +106,23 @@ def sim_plans(cfg, plans, timeout=1800):
             regions = {(b, a, n): words for (b, a, n), words in r["read"]}
             blocks.append(collect(cfg, plan, run, lambda b, a, n, regions=regions: regions[(b, a, n)]))
             counters.append(r["counters"])
+            if timeline is not None:
+                timeline.append(_timeline_entry(cfg, run, r["counters"], r["events"]))
         results.append((blocks, counters))
     return results
 
 
-def _sim_backend(cfg, plan, port=None):
-    return sim_plans(cfg, [plan])[0]
+def _sim_backend(cfg, plan, port=None, timeline=None):
+    return sim_plans(cfg, [plan], timeline=timeline)[0]
 
 
 BACKENDS = {"model": _model_backend, "sim": _sim_backend, "fpga": _fpga_backend}
 
 
-def run_gemm(cfg, A, B, bias=None, quant=None, backend="model", port=None):
-    """Returns (result, per-run counters, plan)."""
+def run_gemm(cfg, A, B, bias=None, quant=None, backend="model", port=None, timeline=None):
+    """Returns (result, per-run counters, plan); ``timeline``: see :func:`run_on_device`."""
     plan = compile_gemm(cfg, A, B, bias, quant)
-    blocks, counters = BACKENDS[backend](cfg, plan, port)
+    blocks, counters = BACKENDS[backend](cfg, plan, port, timeline)
     return assemble(cfg, plan, blocks), counters, plan
 
 
@@ -206,12 +222,18 @@ def gemm_command(args):
                 raise QuantError(f"BIAS has {bias.shape[0]} values, N is {N}")
         quant = load_quant(args.quant, N) if args.quant else None
         out_path = _output_path(args.output, "output")
+        trace_path = _output_path(args.trace, "trace") if args.trace else None
         if args.backend == "fpga" and not args.port:
             raise QuantError("--backend fpga needs --port PORT (a serial device, or the path "
                              "printed by 'lpu serve-sim')")
-        out, counters, plan = run_gemm(cfg, A, B, bias, quant, args.backend, args.port)
+        timeline = [] if trace_path else None
+        out, counters, plan = run_gemm(cfg, A, B, bias, quant, args.backend, args.port, timeline)
     except (QuantError, ConfigError, CompileError, DeviceError) as e:
         raise UserError(str(e)) from None
+    if trace_path:
+        from .trace import build_trace, write_trace
+        write_trace(trace_path, build_trace(cfg, timeline, backend=args.backend,
+                                            config_name=args.config))
     cycles = sum(c["cycles"] for c in counters)
     busy = sum(c["mxm_busy"] for c in counters)
     util = plan.macs / (cfg.lanes ** 2 * cycles)
@@ -227,14 +249,19 @@ def gemm_command(args):
 DEFAULT_CLOCK_MHZ = 25.0
 
 
-def host_port_accesses(cfg, run):
-    """Host-port accesses (one per tile cycle) that load a run, start it and read back its
-    results and counters: the run's transfer cost on a host wired to the port."""
+def host_port_split(cfg, run):
+    """Host-port accesses (one per tile cycle) that load a run and start it, and that read
+    back its results and counters."""
     from ..contract.isa import COUNTERS, param_parts
     words = sum(len(w) for _, w in run.sram.values())
     params = len(run.params) * param_parts(cfg.lanes, cfg.host_data_bits)
     results = sum(n for _, _, n in result_regions(cfg, run))
-    return words + params + len(run.program) + 1 + results + len(COUNTERS)
+    return words + params + len(run.program) + 1, results + len(COUNTERS)
+
+
+def host_port_accesses(cfg, run):
+    """The run's transfer cost on a host wired to the port (:func:`host_port_split`)."""
+    return sum(host_port_split(cfg, run))
 
 
 def network_report(cfg, records, batch, clock_mhz):
@@ -286,14 +313,14 @@ def format_report(report):
     return "\n".join(lines)
 
 
-def network_gemm(cfg, backend, port=None):
+def network_gemm(cfg, backend, port=None, timeline=None):
     """A ``gemm(A, B, bias, quant)`` that runs one layer on ``backend``."""
     if backend not in BACKENDS:
         raise QuantError(f"unknown backend '{backend}' (choose: {', '.join(BACKENDS)})")
     if backend == "fpga" and not port:
         raise QuantError("--backend fpga needs --port PORT (a serial device, or the path "
                          "printed by 'lpu serve-sim')")
-    return lambda A, B, bias, quant: run_gemm(cfg, A, B, bias, quant, backend, port)
+    return lambda A, B, bias, quant: run_gemm(cfg, A, B, bias, quant, backend, port, timeline)
 
 
 def _save_atomic(path, array):
@@ -317,9 +344,11 @@ def run_command(args):
         cfg = preset(args.config)
         if args.clock_mhz is not None and not args.clock_mhz > 0:
             raise QuantError(f"--clock-mhz must be > 0, got {args.clock_mhz}")
-        gemm = network_gemm(cfg, args.backend, args.port)
         out_path = _output_path(args.output, "output")
         report_path = _output_path(args.report, "report") if args.report else None
+        trace_path = _output_path(args.trace, "trace") if args.trace else None
+        timeline = [] if trace_path else None
+        gemm = network_gemm(cfg, args.backend, args.port, timeline)
         net = load_model(args.model)
         x = _load_npy(args.input, "INPUT")
         values, records = run_network(net, x, gemm, args.rounding)
@@ -329,6 +358,15 @@ def run_command(args):
     report.update(model=str(args.model), backend=args.backend, config=args.config,
                   rounding=args.rounding)
     _save_atomic(out_path, values[net.output])
+    if trace_path:
+        from .trace import build_trace, write_trace
+        layers, first = [], 0
+        for r in records:
+            if r["where"] == "tile":
+                layers.append((f"layer {r['layer']} {r['op']}", first, len(r["plan"].runs)))
+                first += len(r["plan"].runs)
+        write_trace(trace_path, build_trace(cfg, timeline, backend=args.backend,
+                                            config_name=args.config, layers=layers))
     if report_path:
         tmp = report_path.with_name(report_path.name + ".tmp")
         tmp.write_text(json.dumps(report, indent=2) + "\n")

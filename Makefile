@@ -16,7 +16,7 @@ SHARD  ?=
 JOBS   ?=
 BOARD  ?= icebreaker
 
-.PHONY: help install sim test verilog lint bench bitstream mutate formal coverage clean distclean configs iverilog ccache
+.PHONY: help install sim test verilog lint bench bitstream mutate formal coverage plots clean distclean configs iverilog ccache fst-headers
 
 help:
 	@echo "make sim      cocotb regression over every preset (CONFIG= TEST= SEED= SEEDS= WAVES=1 SIM= SHARD=i/n)"
@@ -26,6 +26,7 @@ help:
 	@echo "make bench    simulation speed vs native Verilator, utilisation, model speed"
 	@echo "make mutate   mutation score of the regression (MUTANTS= SEED= CONFIG= JOBS=)"
 	@echo "make coverage source-line coverage of rtl/ by the testbenches (CONFIG= TEST= JOBS=)"
+	@echo "make plots    redraw every plot whose results exist into build/plots/"
 	@echo "make formal   formal proofs of the components' contracts (CONFIG= TASK=)"
 	@echo "make install  create .venv with the pinned dependencies"
 
@@ -44,32 +45,36 @@ install: $(STAMP)
 configs: $(STAMP)
 	$(BIN)/lpu configs
 
-# Optional Debian tools, installed when missing and possible (root + apt-get), else a warning:
-# $(call apt_tool,COMMAND,PACKAGE,what happens without it)
-define apt_tool
-	@command -v $(1) >/dev/null 2>&1 || { \
+# Optional Debian packages, installed when missing and possible (root + apt-get), else a warning:
+# $(call apt_install,CHECK (a shell test),PACKAGES,what happens without them)
+define apt_install
+	@$(1) >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing $(2) (apt-get)"; \
 	    (apt-get install -y -qq $(2) >/dev/null 2>&1 || \
 	     (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $(2) >/dev/null 2>&1)) || \
 	    echo "warning: could not install $(2); $(3)" >&2; \
-	  else echo "warning: $(1) missing (apt-get install -y $(2)); $(3)" >&2; fi; }
+	  else echo "warning: $(2) missing (apt-get install -y $(2)); $(3)" >&2; fi; }
 endef
 
 # Icarus Verilog for the cross-check
 iverilog:
-	$(call apt_tool,iverilog,iverilog,the Icarus cross-check will be skipped)
+	$(call apt_install,command -v iverilog,iverilog,the Icarus cross-check will be skipped)
 
 # ccache: Verilator's runtime is compiled once, not once per build (5x faster mutant builds)
 ccache:
-	$(call apt_tool,ccache,ccache,every Verilator build compiles its runtime again)
+	$(call apt_install,command -v ccache,ccache,every Verilator build compiles its runtime again)
 
-sim: $(STAMP) ccache $(if $(filter icarus,$(SIM)),iverilog)
+# the headers Verilator's FST wave writer compiles against: WAVES=1 gives FST, else VCD
+fst-headers:
+	$(call apt_install,printf '#include <lz4.h>\n#include <zlib.h>\n' | c++ -x c++ -fsyntax-only -,liblz4-dev zlib1g-dev,WAVES=1 writes VCD instead of FST)
+
+sim: $(STAMP) ccache fst-headers $(if $(filter icarus,$(SIM)),iverilog)
 	$(BIN)/lpu sim $(if $(CONFIG),--config $(CONFIG)) $(if $(TEST),--test $(TEST)) \
 	  $(if $(SEED),--seed $(SEED)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(filter 1 yes true,$(WAVES)),--waves) \
 	  --sim $(SIM) $(if $(SHARD),--shard $(SHARD)) $(if $(JOBS),--jobs $(JOBS))
 
-test: $(STAMP) iverilog ccache
+test: $(STAMP) iverilog ccache fst-headers
 	$(BIN)/python -m pytest -n auto -q
 
 verilog: $(STAMP)
@@ -86,6 +91,10 @@ MUTANTS ?= 40
 mutate: $(STAMP) ccache
 	$(BIN)/lpu mutate --count $(MUTANTS) $(if $(SEED),--seed $(SEED)) \
 	  $(if $(CONFIG),--config $(CONFIG)) $(if $(JOBS),--jobs $(JOBS))
+
+# the README's figures: every plot whose results exist, into build/plots/
+plots: $(STAMP)
+	$(BIN)/lpu plots
 
 # source-line coverage: build/coverage/report.{json,md}
 coverage: $(STAMP) ccache

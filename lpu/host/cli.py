@@ -85,6 +85,12 @@ def cmd_trace_diff(args):
         raise UserError(str(e)) from None
 
 
+def cmd_plots(args):
+    from ..tools.plots import plot_all
+    plot_all(args.out)
+    return 0
+
+
 def cmd_bench(args):
     from ..tools.bench import run_bench
     run_bench(presets=args.config.split(","), with_levers=not args.quick,
@@ -189,6 +195,10 @@ def build_parser():
     s.add_argument("--config", default="default,large")
     s.add_argument("--quick", action="store_true", help="skip the levers and regression timing")
     s.set_defaults(fn=cmd_bench)
+
+    s = sub.add_parser("plots", help="redraw every plot whose results exist (make plots)")
+    s.add_argument("--out", default=None, help="folder (default: build/plots)")
+    s.set_defaults(fn=cmd_plots)
 
     s = sub.add_parser("mutate", help="mutation testing of the tile's RTL (make mutate)")
     s.add_argument("--config", default="tiny", help="preset the mutated tile is built for")

@@ -280,7 +280,7 @@ def network_speed(name="default", presets=("default", "large")):
     resolver (XNNPACK), whose outputs are compared with the reference's."""
     from ..host.network import load_model, run_network
     from .litert import litert_invoke
-    from ..host.runtime import network_gemm
+    from ..host.runtime import network_gemm, network_report
     rows = []
     for path in sorted(MODELS.glob("*.tflite")):
         if path.stem.startswith("bad_"):
@@ -302,6 +302,11 @@ def network_speed(name="default", presets=("default", "large")):
                 raise RuntimeError(f"{path.stem}: lpu run differs from LiteRT's reference kernels")
             macs = sum(r.get("macs", 0) for r in records)
             row["macs"] = macs
+            if preset_name == "default":        # per tile layer, for the plot
+                report = network_report(preset(preset_name), records, len(x), 25.0)
+                row["layers"] = [{k: layer[k] for k in ("layer", "op", "cycles",
+                                                        "host_port_cycles")}
+                                 for layer in report["layers"] if layer["where"] == "tile"]
             row[f"model_s.{preset_name}"] = seconds
             row[f"model_speed.{preset_name}"] = macs / seconds
         rows.append(row)
@@ -333,6 +338,24 @@ def fpga_figures():
         r = json.loads(report.read_text())
         if r.get("stage") != "synthesis":            # full builds only
             out[report.parent.name] = r
+    return out
+
+
+def verification_figures():
+    """The regression's strength as last measured: mutation score (``make mutate``),
+    functional coverage (``make sim``) and source-line coverage (``make coverage``)."""
+    out = {}
+    sources = {"mutation": (BUILD / "mutate" / "report.json",
+                            ("score", "killed", "survived", "equivalent", "stillborn", "mutants",
+                             "preset", "seed", "wall_s")),
+               "functional_coverage": (BUILD / "sim" / "coverage.json",
+                                       ("percent", "hit", "declared", "runs")),
+               "source_coverage": (BUILD / "coverage" / "report.json",
+                                   ("percent", "lines_covered", "lines", "presets"))}
+    for name, (path, keys) in sources.items():
+        if path.exists():
+            r = json.loads(path.read_text())
+            out[name] = {k: r.get(k) for k in keys}
     return out
 
 
@@ -374,6 +397,11 @@ def _md(results):
         lines += ["", "## Regression time", ""]
         for k, v in results["regression"].items():
             lines.append(f"- {k}: {v:.0f} s")
+    if results.get("verification"):
+        lines += ["", "## Strength of the regression (last `make mutate`, `make sim`, "
+                  "`make coverage`)", ""]
+        for k, v in results["verification"].items():
+            lines.append(f"- {k}: " + ", ".join(f"{a} {b}" for a, b in v.items()))
     lines += ["", "## FPGA", ""]
     if results["fpga"]:
         lines += ["| board | preset | LUT/LC | FF | DSP | BRAM | Fmax (MHz) | target | peak GOPS |",
@@ -415,7 +443,10 @@ def run_bench(presets=("default", "large"), with_levers=True, with_regression=Tr
         _log("regression time (cold, warm)")
         results["regression"] = regression_times()
     results["fpga"] = fpga_figures()
+    results["verification"] = verification_figures()
     (OUT / "results.json").write_text(json.dumps(results, indent=2))
     (OUT / "results.md").write_text(_md(results))
-    _log(f"wrote {OUT / 'results.json'} and {OUT / 'results.md'}")
+    from .plots import plot_bench
+    pngs = plot_bench(results, OUT)
+    _log(f"wrote {OUT / 'results.json'}, {OUT / 'results.md'} and {len(pngs)} plots")
     return results

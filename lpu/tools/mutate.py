@@ -186,6 +186,8 @@ def run_mutation(preset_name="tiny", count=20, seed=1, jobs=None, timeout=300, m
               "results": results}
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "report.md").write_text(_markdown(report))
+    from .plots import plot_mutation
+    plot_mutation(report, out / "report.png")
     score = "n/a" if report["score"] is None else f"{report['score'] * 100:.1f} %"
     log(f"mutate: killed {counts['killed']}, survived {counts['survived']}, equivalent "
         f"{counts['equivalent']}, stillborn {counts['stillborn']}: score {score} "

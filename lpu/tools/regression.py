@@ -185,6 +185,8 @@ def run_regression(jobs, *, sim="verilator", waves=False, jobs_parallel=None, ou
     if cov is not None:
         for line in format_coverage(cov, results_dir / "coverage.json"):
             say(line)
+        from .plots import plot_functional_coverage
+        plot_functional_coverage(cov, results_dir / "coverage.png")
     return len(failed) + (len(jobs) - len(done))
 
 

@@ -232,6 +232,8 @@ def write_report(summary, out_dir):
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(summary, indent=1) + "\n")
     (out_dir / "report.md").write_text(markdown(summary))
+    from .plots import plot_source_coverage
+    plot_source_coverage(summary, out_dir / "report.png")
     return out_dir / "report.md"
 
 

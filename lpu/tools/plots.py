@@ -1,0 +1,167 @@
+"""Plots (matplotlib, PNG) of what the tools measured, written next to their JSON results.
+
+Each function takes the dict a tool wrote (``results.json``, ``report.json``,
+``coverage.json``) and draws it; nothing here measures anything. ``make bench``, ``make
+mutate``, ``make coverage`` and ``make sim`` draw their own; ``make plots`` (``lpu plots``)
+redraws every plot whose results exist into ``build/plots/``, which is where the README's
+figures come from.
+"""
+
+import json
+from pathlib import Path
+
+from .simulation import BUILD
+
+__all__ = ["plot_bench", "plot_mutation", "plot_functional_coverage", "plot_source_coverage",
+           "plot_all", "PLOTS"]
+
+PLOTS = BUILD / "plots"
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.tight_layout()
+    fig.savefig(tmp, dpi=110)
+    tmp.replace(path)
+    _pyplot().close(fig)
+    return path
+
+
+def plot_bench(results, out_dir):
+    """``make bench``: simulation speed per preset (framework, native, naive), utilisation per
+    GEMM shape, per-layer tile cycles of the real-network fixtures. Returns the paths."""
+    plt = _pyplot()
+    out_dir = Path(out_dir)
+    paths = []
+    sims = results.get("sim_throughput") or {}
+    if sims:
+        fig, ax = plt.subplots(figsize=(7, 3.6))
+        kinds = [("native_cycles_per_s", "native Verilator (C++ harness)"),
+                 ("framework_cycles_per_s", "this framework (cocotb)"),
+                 ("naive_cycles_per_s", "naive cocotb (Python per cycle)")]
+        names = list(sims)
+        width = 0.8 / len(kinds)
+        for k, (key, label) in enumerate(kinds):
+            ax.bar([i + k * width for i in range(len(names))], [sims[n][key] for n in names],
+                   width, label=label)
+        ax.set_xticks([i + width for i in range(len(names))], names)
+        ax.set_yscale("log")
+        ax.set_ylabel("simulated cycles / s")
+        ax.set_title("Simulation speed (same GEMM program, results verified)")
+        ax.legend(fontsize=8)
+        paths.append(_save(fig, out_dir / "sim_speed.png"))
+    shapes = results.get("shapes") or []
+    if shapes:
+        fig, ax = plt.subplots(figsize=(7, 3.6))
+        labels = [r["shape"] for r in shapes]
+        ax.barh(labels, [100 * r["utilisation"] for r in shapes], label="MAC utilisation")
+        ax.barh(labels, [100 * r["mxm_busy"] for r in shapes], fill=False, edgecolor="black",
+                label="MXM busy")
+        ax.set_xlabel("% of the run's cycles (RTL cycles = model cycles)")
+        ax.set_xlim(0, 100)
+        ax.invert_yaxis()
+        ax.set_title("Utilisation per GEMM shape (default preset)")
+        ax.legend(fontsize=8, loc="lower right")
+        paths.append(_save(fig, out_dir / "utilisation.png"))
+    nets = [r for r in results.get("networks") or [] if r.get("layers")]
+    if nets:
+        fig, axes = plt.subplots(len(nets), 1, figsize=(7, 1.4 + 1.1 * len(nets)), squeeze=False)
+        for ax, r in zip(axes[:, 0], nets):
+            layers = r["layers"]
+            ax.bar([str(x["layer"]) for x in layers], [x["cycles"] for x in layers],
+                   label="tile cycles")
+            ax.bar([str(x["layer"]) for x in layers], [x["host_port_cycles"] for x in layers],
+                   bottom=[x["cycles"] for x in layers], label="host-port cycles", alpha=0.6)
+            ax.set_ylabel(r["model"], fontsize=8)
+        axes[0, 0].set_title("Per-layer cycles of the network fixtures (default preset, batch "
+                             "as committed)")
+        axes[0, 0].legend(fontsize=7)
+        axes[-1, 0].set_xlabel("layer (tile layers)")
+        paths.append(_save(fig, out_dir / "network_layers.png"))
+    return paths
+
+
+def plot_mutation(report, path):
+    """``make mutate``: the outcome of every mutant, and the survivors per source file."""
+    plt = _pyplot()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.2))
+    keys = ["killed", "survived", "equivalent", "stillborn"]
+    a.bar(keys, [report[k] for k in keys], color=["tab:green", "tab:red", "tab:gray", "tab:olive"])
+    score = "n/a" if report["score"] is None else f"{100 * report['score']:.1f} %"
+    a.set_title(f"{report['mutants']} mutants, score {score}")
+    files = {}
+    for s in report["survivors"]:
+        files[s.get("file") or "?"] = files.get(s.get("file") or "?", 0) + 1
+    if files:
+        b.barh(list(files), list(files.values()), color="tab:red")
+        b.set_xlabel("survivors")
+    else:
+        b.text(0.5, 0.5, "no survivors", ha="center", va="center")
+        b.set_axis_off()
+    b.set_title("survivors per file")
+    return _save(fig, path)
+
+
+def plot_functional_coverage(summary, path):
+    """``make sim``: each cover point's bins hit, of its size."""
+    plt = _pyplot()
+    points = summary["points"]
+    fig, ax = plt.subplots(figsize=(7, 0.8 + 0.3 * len(points)))
+    names = list(points)
+    ax.barh(names, [p["size"] for p in points.values()], color="lightgray", label="declared")
+    ax.barh(names, [p["hit"] for p in points.values()], color="tab:blue", label="hit")
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("bins")
+    ax.set_title(f"Functional coverage: {summary['hit']}/{summary['declared']} bins "
+                 f"({summary['percent']} %)")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_source_coverage(summary, path):
+    """``make coverage``: per ``rtl/`` file, the source lines fully covered."""
+    plt = _pyplot()
+    files = summary["files"]
+    fig, ax = plt.subplots(figsize=(7, 0.8 + 0.3 * len(files)))
+    names = list(files)
+    ax.barh(names, [f["lines"] for f in files.values()], color="lightgray", label="lines")
+    ax.barh(names, [f["lines_covered"] for f in files.values()], color="tab:green",
+            label="fully covered")
+    ax.invert_yaxis()
+    ax.set_xlabel("Amaranth source lines with coverage points")
+    ax.set_title(f"Source-line coverage: {summary['lines_covered']}/{summary['lines']} "
+                 f"({summary['percent']} %)")
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_all(out_dir=None, log=print):
+    """Redraw every plot whose results exist (``make plots``); returns the paths."""
+    out_dir = Path(out_dir or PLOTS)
+    sources = [
+        (BUILD / "bench" / "results.json", lambda r: plot_bench(r, out_dir)),
+        (BUILD / "mutate" / "report.json", lambda r: [plot_mutation(r, out_dir / "mutation.png")]),
+        (BUILD / "sim" / "coverage.json",
+         lambda r: [plot_functional_coverage(r, out_dir / "functional_coverage.png")]),
+        (BUILD / "coverage" / "report.json",
+         lambda r: [plot_source_coverage(r, out_dir / "source_coverage.png")]),
+    ]
+    paths = []
+    for src, draw in sources:
+        if src.exists():
+            paths += draw(json.loads(src.read_text()))
+        else:
+            log(f"plots: no {src.relative_to(BUILD.parent)} yet (run the target that makes it)")
+    for p in paths:
+        log(f"plots: {p}")
+    return paths

@@ -14,17 +14,19 @@ WAVES  ?=
 SIM    ?= verilator
 SHARD  ?=
 JOBS   ?=
+CLUSTER ?=
+CLUSTER_BUILDS ?=
 BOARD  ?= icebreaker
 
 .PHONY: help install sim test verilog lint bench bitstream mutate formal coverage plots clean distclean configs iverilog ccache fst-headers
 
 help:
-	@echo "make sim      cocotb regression over every preset (CONFIG= TEST= SEED= SEEDS= WAVES=1 SIM= SHARD=i/n)"
+	@echo "make sim      cocotb regression over every preset (CONFIG= TEST= SEED= SEEDS= WAVES=1 SIM= SHARD=i/n CLUSTER=)"
 	@echo "make test     the whole test suite (model, lint, CLI, simulations)"
 	@echo "make verilog  generated Verilog in build/verilog/<preset>/ (CONFIG=preset)"
 	@echo "make lint     verilator --lint-only -Wall on the generated Verilog"
 	@echo "make bench    simulation speed vs native Verilator, utilisation, model speed"
-	@echo "make mutate   mutation score of the regression (MUTANTS= SEED= CONFIG= JOBS=)"
+	@echo "make mutate   mutation score of the regression (MUTANTS= SEED= CONFIG= JOBS= CLUSTER=)"
 	@echo "make coverage source-line coverage of rtl/ by the testbenches (CONFIG= TEST= JOBS=)"
 	@echo "make plots    redraw every plot whose results exist into build/plots/"
 	@echo "make formal   formal proofs of the components' contracts (CONFIG= TASK=)"
@@ -72,7 +74,8 @@ fst-headers:
 sim: $(STAMP) ccache fst-headers $(if $(filter icarus,$(SIM)),iverilog)
 	$(BIN)/lpu sim $(if $(CONFIG),--config $(CONFIG)) $(if $(TEST),--test $(TEST)) \
 	  $(if $(SEED),--seed $(SEED)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(filter 1 yes true,$(WAVES)),--waves) \
-	  --sim $(SIM) $(if $(SHARD),--shard $(SHARD)) $(if $(JOBS),--jobs $(JOBS))
+	  --sim $(SIM) $(if $(SHARD),--shard $(SHARD)) $(if $(JOBS),--jobs $(JOBS)) \
+	  $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(CLUSTER_BUILDS),--cluster-builds $(CLUSTER_BUILDS))
 
 test: $(STAMP) iverilog ccache fst-headers
 	$(BIN)/python -m pytest -n auto -q
@@ -90,7 +93,7 @@ bitstream: $(STAMP)
 MUTANTS ?= 40
 mutate: $(STAMP) ccache
 	$(BIN)/lpu mutate --count $(MUTANTS) $(if $(SEED),--seed $(SEED)) \
-	  $(if $(CONFIG),--config $(CONFIG)) $(if $(JOBS),--jobs $(JOBS))
+	  $(if $(CONFIG),--config $(CONFIG)) $(if $(JOBS),--jobs $(JOBS)) $(if $(CLUSTER),--cluster $(CLUSTER))
 
 # the README's figures: every plot whose results exist, into build/plots/
 plots: $(STAMP)

@@ -55,3 +55,16 @@ def test_small_seeded_sample(tmp_path):
     assert r["score"] == (r["killed"] / decided if decided else None)
     for s in r["survivors"]:
         assert s["file"].startswith("rtl/") and s["line"] > 0
+
+
+def test_mutants_on_a_dask_cluster(tmp_path):
+    """`make mutate CLUSTER=local:2`: the mutants are jobs on the cluster's workers, with the
+    same verdicts."""
+    work = tmp_path / "work"
+    work.mkdir()
+    dead = _select(work, "-mode inv -wire host__rvalid -wirebit 0")
+    same = "log lpu: a netlist left unchanged"
+    report = run_mutation("tiny", mutations=[dead, same], out=tmp_path, seed=1,
+                          cluster="local:2", log=lambda _m: None)
+    assert [r["status"] for r in report["results"]] == ["killed", "equivalent"]
+    assert report["score"] == 1.0

@@ -57,7 +57,13 @@ def cmd_sim(args):
     if not jobs:
         print("lpu sim: this shard has no jobs")
         return 0
-    return 1 if run_regression(jobs, sim=args.sim, waves=args.waves, jobs_parallel=args.jobs) else 0
+    from ..tools.executor import ClusterError
+    try:
+        failed = run_regression(jobs, sim=args.sim, waves=args.waves, jobs_parallel=args.jobs,
+                                cluster=args.cluster, cluster_builds=args.cluster_builds)
+    except ClusterError as e:
+        raise UserError(str(e)) from None
+    return 1 if failed else 0
 
 
 def cmd_merge_junit(args):
@@ -103,7 +109,12 @@ def cmd_mutate(args):
     if args.count < 1:
         raise UserError(f"--count must be >= 1, got {args.count}")
     preset(args.config)                 # an unknown preset: one line, exit 2
-    report = run_mutation(args.config, count=args.count, seed=args.seed, jobs=args.jobs)
+    from ..tools.executor import ClusterError
+    try:
+        report = run_mutation(args.config, count=args.count, seed=args.seed, jobs=args.jobs,
+                              cluster=args.cluster)
+    except ClusterError as e:
+        raise UserError(str(e)) from None
     return 1 if report["survived"] else 0
 
 
@@ -184,6 +195,10 @@ def build_parser():
     s.add_argument("--sim", choices=["verilator", "icarus"], default="verilator")
     s.add_argument("--shard", default=None, help="i/n: run the i-th of n disjoint slices")
     s.add_argument("--jobs", type=int, default=None, help="parallel simulations (default: cores)")
+    s.add_argument("--cluster", default=None, metavar="local:N|tcp://HOST:PORT",
+                   help="run the jobs on a Dask cluster (a LocalCluster of N workers, or a scheduler)")
+    s.add_argument("--cluster-builds", default="shared", choices=["shared", "worker"],
+                   help="builds in the shared build/ (default) or in each worker's own cache")
     s.set_defaults(fn=cmd_sim)
 
     s = sub.add_parser("merge-junit", help="merge the results.xml of several shards")
@@ -205,6 +220,8 @@ def build_parser():
     s.add_argument("--count", type=int, default=40, help="mutants to sample")
     s.add_argument("--seed", type=int, default=1)
     s.add_argument("--jobs", type=int, default=None, help="parallel mutants (default: cores)")
+    s.add_argument("--cluster", default=None, metavar="local:N|tcp://HOST:PORT",
+                   help="evaluate the mutants on a Dask cluster")
     s.set_defaults(fn=cmd_mutate)
 
     s = sub.add_parser("formal", help="prove the components' properties (make formal)")

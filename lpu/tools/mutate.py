@@ -27,7 +27,6 @@ import random
 import re
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ..contract.config import preset
@@ -149,8 +148,17 @@ def _evaluate(config, preset_name, work, il, mutation, index, seed, base_opt, ti
     return {**rec, **result}
 
 
+def _mutant_task(item):
+    """One mutant, on any executor (a thread here, or a Dask worker): (record, log lines)."""
+    preset_name, work, il, mutation, index, seed, base_opt, timeout = item
+    lines = []
+    rec = _evaluate(preset(preset_name), preset_name, Path(work), Path(il), mutation, index,
+                    seed, base_opt, timeout, lines.append)
+    return rec, lines
+
+
 def run_mutation(preset_name="tiny", count=20, seed=1, jobs=None, timeout=300, mutations=None,
-                 log=print, out=None):
+                 log=print, out=None, cluster=None):
     """Evaluate ``count`` seeded mutants (or the explicit ``mutations``); returns the report
     dict and writes ``report.json`` / ``report.md`` to ``out`` (default build/mutate)."""
     config = preset(preset_name)
@@ -168,12 +176,25 @@ def run_mutation(preset_name="tiny", count=20, seed=1, jobs=None, timeout=300, m
             raise RuntimeError(f"the un-mutated netlist fails the {tb} testbench: {res.message}")
     if mutations is None:
         mutations = mutation_candidates(config, work, count, seed)
-    log(f"mutate: {len(mutations)} mutants of the tile on {preset_name}, seed {seed}")
-    jobs = jobs or os.cpu_count() or 1
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        results = list(pool.map(
-            lambda im: _evaluate(config, preset_name, work, il, im[1], im[0], seed, base_opt,
-                                 timeout, log), enumerate(mutations)))
+    from .executor import make_executor
+    executor = make_executor(cluster, jobs or os.cpu_count() or 1)
+    where = f" on the Dask cluster {executor.name}" if cluster else ""
+    log(f"mutate: {len(mutations)} mutants of the tile on {preset_name}, seed {seed}{where}")
+    items = [(preset_name, str(work), str(il), m, i, seed, base_opt, timeout)
+             for i, m in enumerate(mutations)]
+    results = [None] * len(items)
+    try:
+        for item, res, _info in executor.map_unordered(_mutant_task, items):
+            if isinstance(res, Exception):      # a lost worker (twice), not a verdict
+                raise RuntimeError(f"mutant {item[4]} could not be evaluated: {res}")
+            results[item[4]], lines = res
+            for line in lines:
+                log(line)
+    except KeyboardInterrupt:
+        executor.cancel()
+        executor.close()
+        raise
+    executor.close()
     counts = {k: sum(r["status"] == k for r in results)
               for k in ("killed", "survived", "equivalent", "stillborn")}
     decided = counts["killed"] + counts["survived"]

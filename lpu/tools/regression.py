@@ -11,11 +11,11 @@ import re
 import sys
 import time
 import xml.etree.ElementTree as ET
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..contract.config import PRESETS, preset
-from .simulation import BUILD, ROOT, TESTBENCHES, build, kill_all, run_testbench
+from .simulation import BUILD, ROOT, TESTBENCHES, build, run_testbench
 
 __all__ = ["Job", "plan", "run_regression", "merge_junit"]
 
@@ -94,68 +94,84 @@ def _fmt_cycles(n):
     return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else str(n)
 
 
+def _build_task(item):
+    """(testbench, preset, sim, waves) -> the build's log lines (runs on any executor)."""
+    tb, p, sim, waves = item
+    lines = []
+    build(tb, preset(p), sim=sim, waves=waves, log=lines.append)
+    return lines
+
+
+def _job_task(item):
+    """(job, sim, waves, timeout, runs folder) -> (SimResult, log lines) (runs on any
+    executor; the client chooses the folder, which the workers share)."""
+    job, sim, waves, timeout, runs = item
+    lines = []
+    run_dir = Path(runs) / sim / job.name.replace("/", "-")
+    res = run_testbench(job.testbench, preset(job.preset), seed=job.seed, run_dir=run_dir,
+                        sim=sim, waves=waves, timeout=timeout, testcase=job.testcase,
+                        log=lines.append)
+    return res, lines
+
+
 def run_regression(jobs, *, sim="verilator", waves=False, jobs_parallel=None, out=None,
-                   timeout=TIMEOUT_S):
+                   timeout=TIMEOUT_S, cluster=None, cluster_builds="shared"):
     """Run ``jobs``; print progress and a summary; write build/sim/results.xml.
-    Returns the number of failed jobs."""
+    ``cluster``: run them on a Dask cluster (``lpu.tools.executor``). Returns the number of
+    failed jobs."""
+    from .executor import make_executor
     out = out or sys.stdout
     say = lambda s: (out.write(s + "\n"), out.flush())
     t0 = time.monotonic()
-    par = jobs_parallel or os.cpu_count() or 1
+    executor = make_executor(cluster, jobs_parallel or os.cpu_count() or 1, cluster_builds)
     results_dir = BUILD / "sim"
     results_dir.mkdir(parents=True, exist_ok=True)
-    say(f"lpu sim: {len(jobs)} jobs ({sim}), {par} in parallel")
-
-    # Build every (design, preset) first, in parallel: later jobs only run.
-    pairs = sorted({(j.testbench, j.preset) for j in jobs})
-    build_errors = {}
-    with ThreadPoolExecutor(max_workers=par) as ex:
-        futs = {ex.submit(build, tb, preset(p), sim=sim, waves=waves,
-                          log=lambda s: say("  " + s)): (tb, p) for tb, p in pairs}
-        for f in as_completed(futs):
-            try:
-                f.result()
-            except Exception as e:       # a failed build fails its jobs, not the regression
-                build_errors[futs[f]] = str(e)
-                say(f"  BUILD FAILED {futs[f][0]}/{futs[f][1]}: {str(e).splitlines()[0]}")
-    t_build = time.monotonic() - t0
-
+    where = f" on the Dask cluster {executor.name}" if cluster else ""
+    say(f"lpu sim: {len(jobs)} jobs ({sim}), {executor.parallel} in parallel{where}")
     done = []
-    stop = {"flag": False}
-
-    def one(job):
-        if stop["flag"]:
-            return job, None
-        if (job.testbench, job.preset) in build_errors:
-            return job, build_errors[(job.testbench, job.preset)]
-        run_dir = results_dir / "runs" / sim / job.name.replace("/", "-")
-        return job, run_testbench(job.testbench, preset(job.preset), seed=job.seed,
-                                  run_dir=run_dir, sim=sim, waves=waves, timeout=timeout,
-                                  testcase=job.testcase, log=lambda s: say("  " + s))
-
-    ex = ThreadPoolExecutor(max_workers=par)
+    rescheduled = []
     try:
-        futs = [ex.submit(one, j) for j in jobs]
-        for f in as_completed(futs):
-            job, res = f.result()
-            if res is None:
-                continue
-            if isinstance(res, str):
+        # Build every (design, preset) first, in parallel: later jobs only run.
+        pairs = sorted({(j.testbench, j.preset) for j in jobs})
+        build_errors = {}
+        for (tb, p, _s, _w), res, _info in executor.map_unordered(
+                _build_task, [(tb, p, sim, waves) for tb, p in pairs]):
+            if isinstance(res, Exception):  # a failed build fails its jobs, not the regression
+                build_errors[(tb, p)] = str(res)
+                say(f"  BUILD FAILED {tb}/{p}: {str(res).splitlines()[0]}")
+            else:
+                for line in res:
+                    say("  " + line)
+        t_build = time.monotonic() - t0
+        for job in jobs:
+            if (job.testbench, job.preset) in build_errors:
                 say(f"FAIL  {job.name:32s} build failed")
-                done.append((job, None, res))
+                done.append((job, None, build_errors[(job.testbench, job.preset)]))
+        todo = [(j, sim, waves, timeout, str(results_dir / "runs")) for j in jobs
+                if (j.testbench, j.preset) not in build_errors]
+        for (job, *_rest), res, info in executor.map_unordered(_job_task, todo):
+            if info.get("rescheduled"):
+                rescheduled.append(job)
+                say(f"RESCHEDULED {job.name}: its worker died before it finished; run again")
+            if isinstance(res, Exception):
+                msg = (f"lost: its worker died twice ({type(res).__name__})"
+                       if type(res).__name__ == "KilledWorker" else f"{type(res).__name__}: {res}")
+                say(f"FAIL  {job.name:32s} {msg}")
+                done.append((job, None, msg))
                 continue
+            res, lines = res
+            for line in lines:
+                say("  " + line)
             status = "PASS" if res.passed else "FAIL"
             say(f"{status}  {job.testbench:5s} {job.preset:8s} seed={job.seed:<6d} "
                 f"{res.tests:2d} tests  {_fmt_cycles(res.sim_cycles):>8s} cycles  {res.wall:6.1f} s")
             done.append((job, res, res.message))
     except KeyboardInterrupt:
-        stop["flag"] = True
         say("interrupted: stopping; running simulators are killed")
-        kill_all()
-        ex.shutdown(wait=False, cancel_futures=True)
-        kill_all()
+        executor.cancel()
+        executor.close()
         raise
-    ex.shutdown(wait=True)
+    executor.close()
 
     failed = [(j, r, m) for j, r, m in done if r is None or not r.passed]
     # Failures: re-run with waves when the first run had none, then print how to reproduce.
@@ -178,6 +194,9 @@ def run_regression(jobs, *, sim="verilator", waves=False, jobs_parallel=None, ou
     _write_junit(done, results_dir / "results.xml", sim)
     wall = time.monotonic() - t0
     _summary(say, done, wall, t_build)
+    if rescheduled:
+        say(f"rescheduled: {len(rescheduled)} job(s) whose worker died: "
+            + ", ".join(j.name for j in rescheduled))
     say(f"JUnit: {results_dir / 'results.xml'}")
     from .coverage import format_coverage, merge_coverage_files
     cov = merge_coverage_files([r.log.parent / "coverage.yml" for _, r, _ in done if r is not None],

@@ -62,6 +62,20 @@ def generate_verilog(design, config, emit_src=False):
     return verilog.convert(elaborate(design, config), name="top", emit_src=emit_src)
 
 
+def builds_dir():
+    """Where builds are cached: ``build/sim/builds``, or ``$LPU_BUILDS_DIR`` (a cluster worker
+    with a cache of its own, ``lpu.tools.executor``)."""
+    return Path(os.environ.get("LPU_BUILDS_DIR") or BUILD / "sim" / "builds")
+
+
+def _die_with_parent(cmd):
+    """``cmd`` run so that it gets SIGKILL when the process that started it dies (a killed
+    regression or cluster worker leaves no simulator running): util-linux's ``setpriv
+    --pdeathsig``, where it exists (a ``preexec_fn`` is not safe with threads)."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] + cmd if setpriv else cmd
+
+
 def _config_tag(config):
     from ..contract.config import PRESETS
     for name, cfg in PRESETS.items():
@@ -206,7 +220,7 @@ def build(design, config, *, sim="verilator", waves=False, log=print, public_all
     key = h.hexdigest()[:16]
     if verilog is not None:
         variant += "-netlist"
-    final = BUILD / "sim" / "builds" / f"{design}-{_config_tag(config)}-{sim}{'-waves' if waves else ''}{variant}-{key}"
+    final = builds_dir() / f"{design}-{_config_tag(config)}-{sim}{'-waves' if waves else ''}{variant}-{key}"
     stamp = final / "BUILD_OK"
     if stamp.exists():
         return final
@@ -332,8 +346,8 @@ def run_testbench(design, config, *, seed, run_dir, sim="verilator", waves=False
     t0 = time.monotonic()
     message = ""
     with open(logf, "w") as f:
-        proc = subprocess.Popen(cmd, cwd=run_dir, env=env, stdout=f, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(_die_with_parent(cmd), cwd=run_dir, env=env, stdout=f,
+                                stderr=subprocess.STDOUT, start_new_session=True)
         _LIVE.add(proc)
         try:
             rc = proc.wait(timeout=timeout)

@@ -272,7 +272,8 @@ class Sequencer(wiring.Component):
             hit8 = out_bank == b
             plane_hits = [((out_bank + p) % NB == b, p) for p in range(4)]
             hit32 = Signal(name=f"hit32_{b}")
-            m.d.comb += hit32.eq(Cat(*[hit for hit, _ in plane_hits]).any())
+            # with 4 banks every bank takes one of the 4 planes: no logic to decide it
+            m.d.comb += hit32.eq(1 if NB == 4 else Cat(*[hit for hit, _ in plane_hits]).any())
             for hit, p in reversed(plane_hits):
                 with m.If(hit):
                     m.d.comb += plane.eq(p)

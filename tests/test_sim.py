@@ -77,3 +77,17 @@ def test_icarus_cross_check(bench, name):
         runs[sim] = _testbench_stats(res.results_xml.parent)
     assert runs["verilator"], "the testbench recorded no statistics"
     assert runs["verilator"] == runs["icarus"], f"the simulators disagree: {runs}"
+
+
+def test_tile_with_more_banks_than_int32_planes():
+    """Every preset has 4 banks, where each int32 VX writes all of them; `banks` goes to 16.
+    An 8-bank tile (tiny otherwise) runs the random legal programs, whose int32 VXs then
+    write 4 of the 8 banks, chosen by the instruction's bank: every word of every bank is
+    checked against the model."""
+    from dataclasses import replace
+    cfg = replace(preset("tiny"), banks=8)
+    run_dir = BUILD / "test-runs" / "tile-8-banks"
+    res = run_testbench("tile", cfg, seed=SEED, run_dir=run_dir,
+                        testcase="test_random_legal_programs")
+    assert res.passed and res.tests == 1, (f"tile with 8 banks failed: {res.message}\n"
+                                           f"  log: {res.log}")

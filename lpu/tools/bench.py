@@ -318,17 +318,29 @@ def network_speed(name="default", presets=("default", "large")):
 
 
 def regression_times():
-    """`make sim` (SEEDS=1, to keep the bench short) with an empty and then a warm cache."""
+    """`make sim` (SEEDS=1, to keep the bench short) with an empty and then a warm cache; then,
+    warm, on local processes and on a Dask LocalCluster with as many workers, alternated
+    (twice each): the cluster engine's overhead as the ratio of the wall times."""
     res = {}
+    workers = os.cpu_count() or 1
     with tempfile.TemporaryDirectory(dir=BUILD) as cold:
         env = dict(os.environ, LPU_BUILD_DIR=cold)
-        for label in ("cold", "warm"):
+        runs = [("cold", []), ("warm", []), ("local_1", []),
+                ("cluster_1", ["--cluster", f"local:{workers}"]), ("local_2", []),
+                ("cluster_2", ["--cluster", f"local:{workers}"])]
+        for label, extra in runs:
             t0 = time.monotonic()
-            r = subprocess.run([sys.executable, "-m", "lpu", "sim", "--seeds", "1"], env=env,
-                               capture_output=True, text=True)
+            r = subprocess.run([sys.executable, "-m", "lpu", "sim", "--seeds", "1"] + extra,
+                               env=env, capture_output=True, text=True)
             res[f"make_sim_seeds1_{label}_s"] = time.monotonic() - t0
             if r.returncode != 0:
                 raise RuntimeError("regression failed during the bench:\n" + r.stdout[-2000:])
+    local = res["make_sim_seeds1_local_1_s"] + res["make_sim_seeds1_local_2_s"]
+    cluster = res["make_sim_seeds1_cluster_1_s"] + res["make_sim_seeds1_cluster_2_s"]
+    res["cluster_workers"] = workers
+    res["cluster_over_local_ratio"] = cluster / local
+    _log(f"  warm make sim: local {local / 2:.1f} s, LocalCluster({workers}) {cluster / 2:.1f} s: "
+         f"ratio {cluster / local:.3f}")
     return res
 
 
@@ -396,7 +408,7 @@ def _md(results):
     if results.get("regression"):
         lines += ["", "## Regression time", ""]
         for k, v in results["regression"].items():
-            lines.append(f"- {k}: {v:.0f} s")
+            lines.append(f"- {k}: {v:.0f} s" if k.endswith("_s") else f"- {k}: {v:.3f}")
     if results.get("verification"):
         lines += ["", "## Strength of the regression (last `make mutate`, `make sim`, "
                   "`make coverage`)", ""]

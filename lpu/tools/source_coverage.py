@@ -70,29 +70,35 @@ def _rtl_location(src):
 def verilog_sources(text):
     """Map every line (1-based) of Amaranth's Verilog to its ``rtl/`` source line, or None."""
     lines = text.splitlines()
-    signal_src = {}
+    signal_src = {}                     # (module, signal) -> source: names are per module
     pending = None                      # attribute lines just above a declaration
+    module = None
     for raw in lines:
         s = raw.strip()
+        if s.startswith("module "):
+            module = s.split()[1].split("(")[0]
         m = _SRC.fullmatch(s)
         if m:
             pending = pending or _rtl_location(m.group(1))
             continue
         decl = _DECL.match(raw)
         if decl and pending:
-            signal_src.setdefault(decl.group(1), pending)
+            signal_src.setdefault((module, decl.group(1)), pending)
         assign = _ASSIGN.match(raw)
         if assign:
             inline = [_rtl_location(x) for x in _SRC.findall(raw)]
             inline = next((x for x in inline if x), None)
             if inline:
-                signal_src.setdefault(assign.group(1), inline)
+                signal_src.setdefault((module, assign.group(1)), inline)
         if not s.startswith("(*"):
             pending = None if not s.startswith("always") else pending
     out = {}
     above = None
+    module = None
     for n, raw in enumerate(lines, 1):
         s = raw.strip()
+        if s.startswith("module "):
+            module = s.split()[1].split("(")[0]
         own = next((x for x in map(_rtl_location, _SRC.findall(raw)) if x), None)
         if _SRC.fullmatch(s):
             above = own or above
@@ -106,7 +112,8 @@ def verilog_sources(text):
             decl = _DECL.match(raw)
             names = [decl.group(1)] if decl else [t for t in _IDENT.findall(_SRC.sub("", s))
                                                   if t not in _KEYWORDS]
-            loc = next((signal_src[t] for t in names if t in signal_src), None)
+            loc = next((signal_src[(module, t)] for t in names if (module, t) in signal_src),
+                       None)
         if loc is None and above and not s.startswith(("wire", "reg", "assign", "module")):
             loc = above
         out[n] = loc

@@ -52,15 +52,26 @@ class Timing:
     results: list = field(default_factory=list)         # result vector leaves the array
     vx_reads: list = field(default_factory=list)        # accumulator row read by the VXM
     sram_writes: list = field(default_factory=list)     # VXM result written to SRAM
+    link_sends: list = field(default_factory=list)      # VXM int8 row sent east (VX link=1)
+    rx_writes: list = field(default_factory=list)       # arriving vector written to SRAM (RX)
+    rx: dict = field(default_factory=dict)              # pc -> the arrival cycles it takes
     counters: dict = field(default_factory=dict)
     # per instruction: the rules it issued at exactly the limit of (its cycle is the first
     # the rule allows), for functional coverage
     limits: list = field(default_factory=list)
 
 
-def schedule(program, config, loosen=()):
+def schedule(program, config, loosen=(), arrivals=()):
     """Issue cycle of every instruction and the run's counters: timing depends on the
-    program only, never on data. Every bound is a rule of :class:`lpu.contract.timing.Rules`.
+    program only (and, on a chip, on the cycles vectors arrive from the west link), never on
+    data. Every bound is a rule of :class:`lpu.contract.timing.Rules`.
+
+    ``arrivals``: cycles (sorted) on which vectors arrive from the west link. Each ``RX``
+    takes the next ``count`` of them; it issues once the previous RX has all of its own
+    (``rx_after_rx``), takes arrivals from the cycle after its issue, and LW, MM and HALT wait
+    until every vector received so far has landed (``rx_done``). A vector arriving when no
+    receive stream is open, or an RX whose vectors never all arrive, is a race
+    (:class:`ProgramError`).
 
     ``loosen``: names of rules (``lpu.contract.timing.RULES``) to move one cycle earlier, for
     showing that each rule is necessary; never used to run a program."""
@@ -82,7 +93,34 @@ def schedule(program, config, loosen=()):
     lw_free = lw_done = mm_free = acc_ready = vx_free = vx_done = 0
     guard = [0, 0]
     busy = {"mxm_busy": 0, "lw_rows": 0, "vx_rows": 0}
+    arrivals = list(arrivals)
+    taken = 0                   # arrivals taken by the RX instructions so far
+    rx_done = 0                 # every vector received so far has landed (readable)
+
+    def no_receive(cycle, after):
+        return ProgramError(f"race: a vector arrives from the west link on cycle {cycle} "
+                            f"with no receive stream open ({after})")
+
     for pc, insn in enumerate(program):
+        if insn.op in (Op.LW, Op.MM):
+            pc_ready = max(pc_ready, rx_done)
+        if insn.op == Op.RX:
+            i = max(pc_ready, rx_done)
+            got = arrivals[taken:taken + insn.count]
+            early = [a for a in got if a <= i]
+            if early:
+                raise no_receive(early[0], f"instruction {pc}, RX, issues on cycle {i}")
+            if len(got) < insn.count:
+                raise ProgramError(f"instruction {pc} ({insn}) receives {len(got)} of its "
+                                   f"{insn.count} vectors: the rest never arrive")
+            taken += insn.count
+            t.rx[pc] = got
+            t.rx_writes.extend(got)
+            rx_done = got[-1] + 1
+            t.limits.append(set())
+            t.issue.append(i)
+            pc_ready = i + 1
+            continue
         if insn.op == Op.LW:
             i = max(pc_ready, bound("bank_free", bank_free[insn.bank]),
                     bound("lw_after_lw", lw_free), bound("weight_guard", guard[insn.wbuf]))
@@ -115,10 +153,13 @@ def schedule(program, config, loosen=()):
             vx_free = r0 + R.vx_next(n)
             vx_done = max(vx_done, r0 + R.vx_done(n))
             t.vx_reads.extend(r0 + R.vx_read(e) for e in range(n))
-            t.sram_writes.extend(r0 + R.vx_read(e) + R.vx_write_delay for e in range(n))
+            writes = t.link_sends if insn.link else t.sram_writes
+            writes.extend(r0 + R.vx_read(e) + R.vx_write_delay for e in range(n))
             busy["vx_rows"] += n
         elif insn.op == Op.HALT:
-            i = max(pc_ready, bound("halt", max(lw_done, mm_free, acc_ready, vx_done)))
+            if taken < len(arrivals):
+                raise no_receive(arrivals[taken], "after the last RX")
+            i = max(pc_ready, rx_done, bound("halt", max(lw_done, mm_free, acc_ready, vx_done)))
             t.limits.append(at_limit(i, halt=max(lw_done, mm_free, acc_ready, vx_done)))
             t.issue.append(i)
             t.cycles = i + 1
@@ -146,6 +187,7 @@ class TileModel:
         self.mxm = MatmulModel(cfg)
         self.base = 0                 # absolute cycle of this run's cycle 0 (weight history)
         self.last_timing = None
+        self.last_link = []
 
     # ---- host side -------------------------------------------------------------------
     def write_sram(self, bank, addr, words):
@@ -163,13 +205,19 @@ class TileModel:
         self.params[row] = {k: np.asarray(v, dtype=np.int64) for k, v in params.items()}
 
     # ---- a run ---------------------------------------------------------------------------
-    def run(self, program):
-        """Run ``program`` (list of :class:`lpu.contract.isa.Insn`); returns the counters."""
+    def run(self, program, arrivals=()):
+        """Run ``program`` (list of :class:`lpu.contract.isa.Insn`); returns the counters.
+        ``arrivals``: (cycle, vector) pairs arriving from the west link (on a chip,
+        ``model.chip``); what VX instructions with ``link=1`` send east is left in
+        ``last_link`` as (cycle, vector) pairs."""
         cfg = self.config
         L, D, P = cfg.lanes, cfg.depth, cfg.vxm_passes
         R = Rules(cfg)
         validate_program(program, cfg)
-        t = schedule(program, cfg)
+        arrivals = sorted(arrivals, key=lambda a: a[0])
+        t = schedule(program, cfg, arrivals=[a for a, _ in arrivals])
+        link_out = []
+        arriving = iter(v for _, v in arrivals)
         base = self.base
         self.mxm.forget_before(base)
         sram_write_cycle = np.full((cfg.banks, D), NEVER, dtype=np.int64)
@@ -191,7 +239,19 @@ class TileModel:
 
         for pc, insn in enumerate(program):
             i = t.issue[pc]
-            if insn.op == Op.LW:
+            if insn.op == Op.RX:
+                got = np.asarray(t.rx[pc], dtype=np.int64)
+                words = np.array([next(arriving) for _ in got], dtype=np.int8).reshape(-1, L)
+                addrs = (insn.base + insn.stride * np.arange(len(got))) % D
+                clash = sorted(set(t.rx[pc]) & set(t.sram_writes))
+                if clash:
+                    raise ProgramError(f"race: instruction {pc} (RX) writes a received vector "
+                                       f"on cycle {clash[0]}, when a VX writes SRAM too (one "
+                                       f"write address per cycle)")
+                for k in range(len(got)):          # in arrival order: the last write wins
+                    self._sram_write(pc, insn.bank, addrs[k:k + 1], words[k:k + 1], got[k:k + 1],
+                                     sram_write_cycle, sram_read_cycle)
+            elif insn.op == Op.LW:
                 rows = sram_read(pc, insn.bank, insn.base, insn.stride, L, i)
                 self.mxm.write_rows(base + i + R.weight_write(np.arange(L)), insn.wbuf, rows)
             elif insn.op == Op.MM:
@@ -222,7 +282,10 @@ class TileModel:
                     p.update(zero_point=np.int64(0), act_min=np.int64(0), act_max=np.int64(0))
                 write = reads + R.vx_write_delay
                 out_addr = (insn.base + insn.stride * np.arange(n)) % D
-                if insn.quant:
+                if insn.quant and insn.link:
+                    q = requantize_row(acc, p)
+                    link_out.extend(zip(write.tolist(), q))
+                elif insn.quant:
                     q = requantize_row(acc, p)
                     self._sram_write(pc, insn.bank, out_addr, q, write,
                                      sram_write_cycle, sram_read_cycle)
@@ -235,6 +298,7 @@ class TileModel:
                                          sram_write_cycle, sram_read_cycle)
         self.base += t.cycles + 1000
         self.last_timing = t
+        self.last_link = link_out
         return dict(t.counters)
 
     def _sram_write(self, pc, bank, addrs, words, cycles, write_cycle, read_cycle):

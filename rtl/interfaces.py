@@ -32,6 +32,7 @@ class Opcode(enum.Enum, shape=4):
     LW = Op.LW
     MM = Op.MM
     VX = Op.VX
+    RX = Op.RX
     HALT = Op.HALT
 
 

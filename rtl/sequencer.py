@@ -57,6 +57,11 @@ class Sequencer(wiring.Component):
             "wr_data": Out(data.ArrayLayout(cfg.word_bits, NB)),
             # performance counters, valid while idle
             "counters": Out(data.ArrayLayout(32, len(COUNTERS))),
+            # stream links of a chip (rtl.chip): vectors from the west, VX rows to the east
+            "link_in_valid": In(1), "link_in_data": In(cfg.word_bits),
+            "link_out_valid": Out(1), "link_out_data": Out(cfg.word_bits),
+            # events for monitors: a VX row or a received vector written to SRAM
+            "sram_write": Out(1), "rx_write": Out(1),
         })
 
     def elaborate(self, platform):
@@ -72,8 +77,9 @@ class Sequencer(wiring.Component):
             m.d.sync += self._pc.eq(self._pc + 1)
             with m.If(op == Opcode.HALT):
                 m.d.sync += [busy.eq(0), self._done.eq(1)]
-        issued = {o: issue & (op == o) for o in (Opcode.LW, Opcode.MM, Opcode.VX)}
+        issued = {o: issue & (op == o) for o in (Opcode.LW, Opcode.MM, Opcode.VX, Opcode.RX)}
         self._bank_streams(m, issued, field, bank_sel, op)
+        self._receive(m, issued[Opcode.RX], field, bank_sel, units)
         w_valid = self._load_weights(m, issued[Opcode.LW], field, bank_sel, units)
         a_valid = self._stream_activations(m, issued[Opcode.MM], field, bank_sel, units)
         vx_row_done = self._vector_reads(m, issued[Opcode.VX], field, bank_sel, units)
@@ -108,6 +114,7 @@ class Sequencer(wiring.Component):
         self._done = Signal()
         m.d.comb += [self.busy.eq(busy), self.done.eq(self._done)]
         field = {name: ir.data[lsb:lsb + width] for name, (lsb, width) in FIELDS.items()}
+        field["rx_count"] = field["count"][:cfg.depth.bit_length()]   # RX: up to a bank
         field["count"] = field["count"][:cfg.count_bits]     # legal counts fit
         issue = Signal()
         m.d.comb += ir.addr.eq(Mux(busy, Mux(issue, pc + 1, pc), 0))
@@ -126,6 +133,7 @@ class Sequencer(wiring.Component):
             "vx_wait": Signal(w["vx_wait"]),            # VX: cycles before its first read
             "vx_left": Signal(w["vx_left"]),            # VX: accumulator rows left to read
             "vx_pass": Signal(self.config.vxm_pass_bits),   # VX: pass of the row being read
+            "rx_left": Signal(self.config.depth.bit_length()),  # RX: vectors still to come
         }
         units["last_pass"] = units["vx_pass"] == self.config.vxm_passes - 1
         for c in (units["lw"], units["mm"], units["acc"], *units["guard"], units["vx"]):
@@ -140,11 +148,15 @@ class Sequencer(wiring.Component):
         guard = units["guard"]
         ready = Signal()
         with m.Switch(op):
+            # LW, MM and HALT wait until every received vector has landed (rx_done)
+            received = units["rx_left"] == 0
             with m.Case(Opcode.LW):
                 m.d.comb += ready.eq(~bank_busy & (units["lw"] <= rules.lw_done - rules.lw_stream) &
-                                     Mux(field["wbuf"], guard[1] == 0, guard[0] == 0))
+                                     Mux(field["wbuf"], guard[1] == 0, guard[0] == 0) & received)
             with m.Case(Opcode.MM):
-                m.d.comb += ready.eq(~bank_busy & (units["mm"] == 0))
+                m.d.comb += ready.eq(~bank_busy & (units["mm"] == 0) & received)
+            with m.Case(Opcode.RX):
+                m.d.comb += ready.eq(received)          # one receive stream at a time
             with m.Case(Opcode.VX):
                 # the previous VX is on its last read (rules.vx_next)
                 m.d.comb += ready.eq((units["vx_wait"] == 0) &
@@ -152,7 +164,7 @@ class Sequencer(wiring.Component):
                                       ((units["vx_left"] == 1) & units["last_pass"])))
             with m.Case(Opcode.HALT):
                 m.d.comb += ready.eq((units["lw"] == 0) & (units["mm"] == 0) &
-                                     (units["acc"] == 0) & (units["vx"] == 0))
+                                     (units["acc"] == 0) & (units["vx"] == 0) & received)
             with m.Default():
                 m.d.comb += ready.eq(1)    # unknown opcodes are rejected by the assembler
         return ready
@@ -168,6 +180,23 @@ class Sequencer(wiring.Component):
                 m.d.sync += owner_mm[b].eq(issued[Opcode.MM])
         m.d.comb += [self.bank_base.eq(field["base"]), self.bank_stride.eq(field["stride"]),
                      self.bank_count.eq(Mux(op == Opcode.LW, self.config.lanes, field["count"]))]
+
+    def _receive(self, m, rx_issued, field, bank_sel, units):
+        """RX: the next ``count`` vectors arriving on ``link_in`` are written to its bank at
+        ``base + k*stride``, each on the cycle it arrives; one arriving with no receive stream
+        open is dropped (the model refuses such programs)."""
+        left = units["rx_left"]
+        self._rx_bank = Signal.like(bank_sel, name="rx_bank")
+        self._rx_addr = Signal(self.config.addr_bits, name="rx_addr")
+        stride = Signal(self.config.addr_bits, name="rx_stride")
+        self._rx_writing = Signal(name="rx_writing")
+        m.d.comb += [self._rx_writing.eq(self.link_in_valid & (left != 0)),
+                     self.rx_write.eq(self._rx_writing)]
+        with m.If(self._rx_writing):
+            m.d.sync += [self._rx_addr.eq(self._rx_addr + stride), left.eq(left - 1)]
+        with m.If(rx_issued):
+            m.d.sync += [self._rx_bank.eq(bank_sel), self._rx_addr.eq(field["base"]),
+                         stride.eq(field["stride"]), left.eq(field["rx_count"])]
 
     def _load_weights(self, m, lw_issued, field, bank_sel, units):
         """LW: rows arrive from its bank one per cycle and go to the weight port."""
@@ -229,6 +258,7 @@ class Sequencer(wiring.Component):
         quant = Signal(name="vx_quant")
         self._vx_bank = Signal.like(bank_sel, name="vx_bank")
         self._vx_out = Signal(cfg.addr_bits, name="vx_out")
+        self._vx_link = Signal(name="vx_link")
         stride = Signal(cfg.addr_bits, name="vx_stride")
         reading = Signal()
         m.d.comb += [reading.eq((wait == 0) & (left != 0)),
@@ -247,6 +277,7 @@ class Sequencer(wiring.Component):
             m.d.sync += [
                 wait.eq(first - 1), left.eq(count), acc.eq(field["acc_base"]),
                 prow.eq(field["prow"]), quant.eq(field["quant"]), self._vx_bank.eq(bank_sel),
+                self._vx_link.eq(field["link"]),
                 self._vx_out.eq(field["base"]), stride.eq(field["stride"]),
                 vx_pass.eq(0), units["vx"].eq(first + rules.vx_done(count) - 1),
             ]
@@ -266,7 +297,12 @@ class Sequencer(wiring.Component):
         write_delay = Rules(cfg).vx_write_delay
         out_addr = delay(m, self._vx_out, write_delay, "vxa")
         out_bank = delay(m, self._vx_bank, write_delay, "vxb")
-        m.d.comb += self.wr_addr.eq(out_addr)
+        out_link = delay(m, self._vx_link, write_delay, "vxl")
+        # a received vector takes the write port (a VX write on the same cycle is a race)
+        m.d.comb += [self.wr_addr.eq(Mux(self._rx_writing, self._rx_addr, out_addr)),
+                     self.link_out_valid.eq(self.vx_o_valid & out_link),
+                     self.link_out_data.eq(self.vx_o_i8),
+                     self.sram_write.eq(self.vx_o_valid & ~out_link)]
         for b in range(NB):
             plane = Signal(2, name=f"plane{b}")
             hit8 = out_bank == b
@@ -279,7 +315,10 @@ class Sequencer(wiring.Component):
                     m.d.comb += plane.eq(p)
             i32_bytes = Cat(*[self.vx_o_i32.word_select(n, 32).word_select(plane, 8)
                               for n in range(L)])
-            with m.If(self.vx_o_valid):
+            with m.If(self._rx_writing):
+                m.d.comb += [self.wr_en[b].eq(self._rx_bank == b),
+                             self.wr_data[b].eq(self.link_in_data)]
+            with m.Elif(self.vx_o_valid & ~out_link):
                 m.d.comb += [
                     self.wr_en[b].eq(Mux(self.vx_o_quant, hit8, hit32)),
                     self.wr_data[b].eq(Mux(self.vx_o_quant, self.vx_o_i8, i32_bytes)),

@@ -35,6 +35,9 @@ class LpuTile(wiring.Component):
         super().__init__({
             "host": In(host_port_signature(config)),
             "probe": Out(PROBE_LAYOUT),
+            # the stream links of a chip (``rtl.chip``); a lone tile leaves them idle
+            "link_in_valid": In(1), "link_in_data": In(config.word_bits),
+            "link_out_valid": Out(1), "link_out_data": Out(config.word_bits),
         })
 
     @property
@@ -83,7 +86,13 @@ class LpuTile(wiring.Component):
                      self.probe.activations.eq(seq.activations.valid),
                      self.probe.results.eq(mxm.r_valid),
                      self.probe.vx_reads.eq(vxm.i_valid & (vxm.i_pass == 0)),
-                     self.probe.sram_writes.eq(vxm.o_valid)]
+                     self.probe.sram_writes.eq(seq.sram_write),
+                     self.probe.link_sends.eq(seq.link_out_valid),
+                     self.probe.rx_writes.eq(seq.rx_write),
+                     seq.link_in_valid.eq(self.link_in_valid),
+                     seq.link_in_data.eq(self.link_in_data),
+                     self.link_out_valid.eq(seq.link_out_valid),
+                     self.link_out_data.eq(seq.link_out_data)]
 
         # ---- parameter memory: rows of vxm_params_layout, written in host-sized parts ----
         parts = self.param_parts

@@ -19,8 +19,9 @@ class Monitor:
     tile's probe port through its layout (``rtl.tile.PROBE_LAYOUT``), named as
     ``model.tile.Timing`` names the model's predictions of them."""
 
-    def __init__(self, dut, config):
+    def __init__(self, dut, config, tile=None):
         self.dut = dut
+        self.tile = tile            # a chip's tile (its slice of the chip's probe array)
         self.names = [name for name, _ in PROBE_LAYOUT]
         self.events = {name: [] for name in self.names}
         # each event's lag behind the cycle the model predicts
@@ -35,7 +36,11 @@ class Monitor:
             await RisingEdge(d.clk)
             await ReadOnly()
             if int(d.host__busy.value):
-                probe = PROBE_LAYOUT.from_bits(d.probe.value.to_unsigned())
+                bits = d.probe.value.to_unsigned()
+                if self.tile is not None:
+                    w = PROBE_LAYOUT.size
+                    bits = (bits >> (self.tile * w)) & ((1 << w) - 1)
+                probe = PROBE_LAYOUT.from_bits(bits)
                 for name in self.names:
                     if getattr(probe, name):
                         self.events[name].append(k - self.lag[name])
@@ -43,16 +48,22 @@ class Monitor:
 
 
 class HostDriver(TB):
-    def __init__(self, dut):
+    def __init__(self, dut, tile=None):
         super().__init__(dut)
         self.port = HostPort(self.config)
+        self.tile = tile            # on a chip: the tile every access goes to
 
     async def start_clock_and_reset(self):
         d = self.dut
         await self.reset([d.host__we, d.host__re, d.host__start])
 
+    def _select(self):
+        if self.tile is not None:
+            self.dut.host__tile.value = self.tile
+
     async def _write(self, accesses):
         d = self.dut
+        self._select()
         for a in accesses:
             d.host__we.value = 1
             d.host__region.value = a.region
@@ -66,6 +77,7 @@ class HostDriver(TB):
     async def _read(self, accesses):
         """Pipelined reads: one address per cycle, data one cycle later."""
         d = self.dut
+        self._select()
         accesses = list(accesses)
         out = []
         for i in range(len(accesses) + 1):

@@ -12,7 +12,8 @@ from lpu.tools.regression import Job, merge_junit, plan
 
 def test_plan_matrix_and_shards():
     full = plan(seeds=3)
-    assert len(full) == len(simulation.TESTBENCHES) * len(PRESETS) * 3
+    chips = len(regression.CHIP_PRESETS) * len(regression.CHIP_TILES)
+    assert len(full) == ((len(simulation.TESTBENCHES) - 1) * len(PRESETS) + chips) * 3
     shards = [plan(seeds=3, shard=f"{i}/4") for i in range(1, 5)]
     names = [j.name for s in shards for j in s]
     assert sorted(names) == sorted(j.name for j in full)        # union is everything

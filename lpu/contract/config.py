@@ -28,6 +28,9 @@ _RANGES = {
     "param_depth": (1, 4096, True, "rows of per-channel VXM parameters"),
     "vxm_passes": (1, 64, True, "cycles the VXM spends on one vector (lanes / vxm_passes "
                                 "lanes requantised per cycle)"),
+    "tiles":      (1, 16, False, "tiles in a row on a chip (rtl.chip.LpuChip)"),
+    "link_latency": (1, 64, False, "cycles a vector takes on the stream link between two "
+                                   "neighbouring tiles"),
 }
 
 
@@ -45,6 +48,8 @@ class LpuConfig:
     imem_depth: int = 256
     param_depth: int = 64
     vxm_passes: int = 1
+    tiles: int = 1
+    link_latency: int = 1
 
     def __post_init__(self):
         for f in fields(self):
@@ -174,9 +179,18 @@ BOARD_PRESETS = ("icebreaker", "ulx3s")
 
 
 def preset(name):
-    """The named preset; an unknown name raises :class:`ConfigError` listing the known ones."""
+    """The named preset; ``NAME*N`` is a chip of N such tiles (``tiny*4``). An unknown name
+    raises :class:`ConfigError` listing the known ones."""
+    base, star, n = name.partition("*")
     try:
-        return PRESETS[name]
+        cfg = PRESETS[base]
     except KeyError:
         raise ConfigError(f"unknown preset '{name}': choose one of "
-                          f"{', '.join(PRESETS)}") from None
+                          f"{', '.join(PRESETS)} (or NAME*TILES for a chip)") from None
+    if star:
+        if not n.isdigit():
+            raise ConfigError(f"preset '{name}': the number of tiles after '*' must be an "
+                              f"integer")
+        from dataclasses import replace
+        cfg = replace(cfg, tiles=int(n))
+    return cfg

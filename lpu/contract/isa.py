@@ -23,10 +23,11 @@ class ProgramError(ValueError):
 class Op:
     LW = 1    # load weights: LANES rows from an SRAM bank into a shadow weight buffer
     MM = 2    # matmul: stream activation vectors through the array into the accumulators
-    VX = 3    # vector unit: accumulators -> bias, requantise/pass -> SRAM
+    VX = 3    # vector unit: accumulators -> bias, requantise/pass -> SRAM (or the east link)
+    RX = 4    # receive: the next `count` vectors arriving from the west link -> SRAM
     HALT = 15  # wait for every unit to drain, then raise done
 
-    NAMES = {1: "LW", 2: "MM", 3: "VX", 15: "HALT"}
+    NAMES = {1: "LW", 2: "MM", 3: "VX", 4: "RX", 15: "HALT"}
 
 
 # name: (lsb, width)
@@ -40,6 +41,7 @@ FIELDS = {
     "wbuf":      (80, 1),   # LW: shadow buffer loaded; MM: weight buffer used
     "accumulate": (81, 1),  # MM: 1 adds to the accumulators, 0 overwrites them
     "quant":     (82, 1),   # VX: 1 requantises to int8, 0 writes int32 as 4 byte planes
+    "link":      (83, 1),   # VX: 1 sends each int8 row east on the link instead of to SRAM
     "prow":      (84, 12),  # VX: row of per-channel parameters (bias, multiplier, shift, ...)
 }
 
@@ -47,7 +49,8 @@ FIELDS = {
 OP_FIELDS = {
     Op.LW: ("bank", "base", "stride", "wbuf"),
     Op.MM: ("bank", "base", "stride", "count", "acc_base", "wbuf", "accumulate"),
-    Op.VX: ("bank", "base", "stride", "count", "acc_base", "quant", "prow"),
+    Op.VX: ("bank", "base", "stride", "count", "acc_base", "quant", "prow", "link"),
+    Op.RX: ("bank", "base", "stride", "count"),
     Op.HALT: (),
 }
 
@@ -64,10 +67,12 @@ class Insn:
     accumulate: int = 0
     quant: int = 0
     prow: int = 0
+    link: int = 0
 
     def __str__(self):
         name = Op.NAMES.get(self.op, f"op{self.op}")
-        args = ", ".join(f"{f}={getattr(self, f)}" for f in OP_FIELDS.get(self.op, ()))
+        args = ", ".join(f"{f}={getattr(self, f)}" for f in OP_FIELDS.get(self.op, ())
+                         if f != "link" or self.link)
         return f"{name} {args}".strip()
 
 
@@ -106,6 +111,10 @@ def _problem(insn, config):
             return f"acc_base must be < acc_depth {config.acc_depth}"
     if insn.op == Op.VX and insn.prow >= config.param_depth:
         return f"prow must be < param_depth {config.param_depth}"
+    if insn.op == Op.VX and insn.link and not insn.quant:
+        return "link=1 sends int8 rows: it needs quant=1"
+    if insn.op == Op.RX and not 1 <= insn.count <= config.depth:
+        return f"count must be in [1, {config.depth}]"
     return ""
 
 

@@ -34,6 +34,8 @@ EVENTS = {
     "results": "a result vector leaves the array for the accumulators (MM)",
     "vx_reads": "an accumulator row's first pass is read for the VXM (VX)",
     "sram_writes": "a VXM result row is written to SRAM (VX)",
+    "link_sends": "a VXM int8 row leaves on the east link (VX with link=1)",
+    "rx_writes": "a vector arriving from the west link is written to SRAM (RX)",
 }
 
 # rule name: what it protects

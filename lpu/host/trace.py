@@ -83,11 +83,18 @@ def run_timeline(cfg, program, events):
             span("accumulators", f"MM pc{pc} -> acc{insn.acc_base}", res, 1, args)
         elif insn.op == Op.VX:
             reads = [next(take["vx_reads"]) for _ in range(insn.count)]
-            writes = [next(take["sram_writes"]) for _ in range(insn.count)]
+            writes = [next(take["link_sends" if insn.link else "sram_writes"])
+                      for _ in range(insn.count)]
             span("VXM", f"VX pc{pc}", reads, P, args, step=P)
-            banks = [insn.bank] if insn.quant else [(insn.bank + p) % cfg.banks for p in range(4)]
+            if insn.link:
+                span("link east", f"VX pc{pc}", writes, 1, args, step=P)
+            banks = [] if insn.link else \
+                [insn.bank] if insn.quant else [(insn.bank + p) % cfg.banks for p in range(4)]
             for b in banks:
                 span(f"bank {b} write", f"VX pc{pc}", writes, 1, args, step=P)
+        elif insn.op == Op.RX:
+            got = [next(take["rx_writes"]) for _ in range(insn.count)]
+            span(f"bank {insn.bank} write", f"RX pc{pc}", got, 1, args, step=P)
     left = {name: sum(1 for _ in it) for name, it in take.items()}
     if any(left.values()):
         extra = next(name for name, n in left.items() if n)
@@ -97,7 +104,7 @@ def run_timeline(cfg, program, events):
 
 
 _TRACK_ORDER = ["network", "host", "sequencer", "LW (weight port)", "MXM", "accumulators",
-                "VXM"]
+                "VXM", "link east"]
 
 
 def _track_key(name):

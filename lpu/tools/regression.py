@@ -21,6 +21,10 @@ __all__ = ["Job", "plan", "run_regression", "merge_junit"]
 
 # Presets where Icarus is fast enough for the cross-check (it is an event-driven interpreter)
 ICARUS_PRESETS = ("tiny", "default")
+# The chip testbench runs chips of these presets' tiles (``NAME*N``), for these tile counts;
+# the single-tile testbenches run the presets themselves
+CHIP_PRESETS = ("tiny", "default")
+CHIP_TILES = (2, 4)
 DEFAULT_SEEDS = 2
 TIMEOUT_S = int(os.environ.get("LPU_SIM_TIMEOUT", "900"))
 
@@ -36,9 +40,15 @@ class Job:
     def name(self):
         return f"{self.testbench}/{self.preset}/seed{self.seed}" + (f"/{self.testcase}" if self.testcase else "")
 
+    @property
+    def folder(self):
+        """The job's run folder name (a chip preset's ``*`` written as ``x``)."""
+        return self.name.replace("/", "-").replace("*", "x")
+
     def rerun(self, sim):
         test = self.testcase or self.testbench
-        return (f"make sim TEST={test} CONFIG={self.preset} SEED={self.seed} WAVES=1"
+        config = f"'{self.preset}'" if "*" in self.preset else self.preset
+        return (f"make sim TEST={test} CONFIG={config} SEED={self.seed} WAVES=1"
                 + (f" SIM={sim}" if sim != "verilator" else ""))
 
 
@@ -80,7 +90,12 @@ def plan(configs=None, test=None, seed=None, seeds=None, shard=None, sim="verila
                                  f"and no cocotb test")
             benches = sorted({tb for v in hits.values() for tb in v}, key=list(TESTBENCHES).index)
             testcase = test
-    jobs = [Job(tb, p, s, testcase) for tb in benches for p in names for s in seed_list]
+    def configs_for(tb):
+        if tb == "chip":            # chips: NAME*N given, or CHIP_TILES of the chip presets
+            return [p for p in names if "*" in p] + [f"{p}*{n}" for p in names
+                                                      if p in CHIP_PRESETS for n in CHIP_TILES]
+        return [p for p in names if "*" not in p]
+    jobs = [Job(tb, p, s, testcase) for tb in benches for p in configs_for(tb) for s in seed_list]
     if shard:
         m = re.fullmatch(r"(\d+)/(\d+)", shard)
         if not m or not 1 <= int(m[1]) <= int(m[2]):
@@ -107,7 +122,7 @@ def _job_task(item):
     executor; the client chooses the folder, which the workers share)."""
     job, sim, waves, timeout, runs = item
     lines = []
-    run_dir = Path(runs) / sim / job.name.replace("/", "-")
+    run_dir = Path(runs) / sim / job.folder
     res = run_testbench(job.testbench, preset(job.preset), seed=job.seed, run_dir=run_dir,
                         sim=sim, waves=waves, timeout=timeout, testcase=job.testcase,
                         log=lines.append)
@@ -183,7 +198,7 @@ def run_regression(jobs, *, sim="verilator", waves=False, jobs_parallel=None, ou
             say(f"  log:    {res.log}")
             wave = res.waves
             if wave is None and not waves and sim == "verilator":
-                run_dir = results_dir / "runs" / sim / (job.name.replace("/", "-") + "-waves")
+                run_dir = results_dir / "runs" / sim / (job.folder + "-waves")
                 rerun = run_testbench(job.testbench, preset(job.preset), seed=job.seed,
                                       run_dir=run_dir, sim=sim, waves=True, timeout=timeout,
                                       testcase=job.testcase, log=lambda s: None)

@@ -37,6 +37,7 @@ DESIGNS = {
     "vxm": ("rtl.vector_unit", "VectorUnit"),
     "tile": ("rtl.tile", "LpuTile"),
     "bridge": ("rtl.board", "LpuBoard"),
+    "chip": ("rtl.chip", "LpuChip"),
 }
 
 # design name -> testbench module
@@ -46,6 +47,7 @@ TESTBENCHES = {
     "vxm": "tb.test_vxm",
     "tile": "tb.test_tile",
     "bridge": "tb.test_bridge",
+    "chip": "tb.test_chip",
 }
 
 
@@ -78,9 +80,12 @@ def _die_with_parent(cmd):
 
 def _config_tag(config):
     from ..contract.config import PRESETS
+    from dataclasses import replace
     for name, cfg in PRESETS.items():
         if cfg == config:
             return name
+        if replace(cfg, tiles=config.tiles) == config:
+            return f"{name}x{config.tiles}"
     return "custom"
 
 

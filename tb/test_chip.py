@@ -1,0 +1,137 @@
+"""A chip of ``tiles`` tiles (``rtl.chip.LpuChip``) against ``model.chip.ChipModel``: layer
+chains streaming tile to tile over the links, no host in between.
+
+For every chain: every tile's unit-boundary events (issues, weight rows, activations,
+results, accumulator reads, SRAM writes, link sends and receives) happen on the cycle the
+chip model predicts, every tile's counters equal the model's, the last tile's result words
+equal the model's and an independent reference of the chained GEMMs. Programs with races
+(a vector arriving with no receive stream open, a receive that never completes, a send from
+the last tile) are refused by the model before they run.
+"""
+
+from dataclasses import replace
+
+import cocotb
+import numpy as np
+from cocotb.triggers import RisingEdge, with_timeout
+
+from lpu.contract.hostport import load_run
+from lpu.contract.isa import Insn, Op, ProgramError
+from lpu.host.chain import compile_chain, run_chain_on_model
+from lpu.host.compiler import Quant
+from lpu.host.runtime import result_regions
+from model.chip import ChipModel
+from model.gemm import reference_gemm
+from tb.common import CLOCK_NS, WATCHDOG, load_config, record_stats, rng_for
+from tb.host import HostDriver, Monitor
+
+
+def random_chain(rng, cfg):
+    """A chain of ``cfg.tiles`` quantised layers, each fitting one tile run."""
+    L = cfg.lanes
+    M = int(rng.integers(1, 4 * L))
+    dims = [int(x) for x in rng.integers(1, 3 * L, cfg.tiles + 1)]
+    A = rng.integers(-128, 128, (M, dims[0]), dtype=np.int8)
+    layers = []
+    for i in range(cfg.tiles):
+        K, N = dims[i], dims[i + 1]
+        q = Quant(multiplier=rng.integers(1 << 29, 1 << 31, N), shift=rng.integers(-10, -5, N),
+                  input_zero_point=int(rng.integers(-8, 8)),
+                  output_zero_point=int(rng.integers(-8, 8)),
+                  rounding=str(rng.choice(["single", "double"])))
+        layers.append((rng.integers(-128, 128, (K, N), dtype=np.int8),
+                       rng.integers(-2000, 2000, N).astype(np.int32), q))
+    return A, layers
+
+
+async def run_chip(dut, cfg, runs, max_cycles):
+    """Load every tile's run, start them together, wait for done (at most ``max_cycles``)
+    with a monitor per tile; returns (counters, events) per tile."""
+    hosts = [HostDriver(dut, tile=k) for k in range(cfg.tiles)]
+    for host, run in zip(hosts, runs):
+        await load_run(host, run)
+        await host.write_program(run.program)
+    monitors = [Monitor(dut, cfg, tile=k) for k in range(cfg.tiles)]
+    tasks = [cocotb.start_soon(mon.watch()) for mon in monitors]
+    await hosts[0].start_program()
+    await with_timeout(RisingEdge(dut.host__done), max_cycles * CLOCK_NS, "ns")
+    await RisingEdge(dut.clk)
+    for mon in monitors:
+        mon.running = False
+    await RisingEdge(dut.clk)
+    for t in tasks:
+        t.cancel()
+    counters = [await host.read_counters() for host in hosts]
+    return counters, [mon.events for mon in monitors]
+
+
+@cocotb.test(**WATCHDOG)
+async def test_chains(dut):
+    """Random layer chains, one layer per tile: every event of every tile on its cycle."""
+    rng = rng_for("test_chains")
+    cfg = load_config()
+    host = HostDriver(dut)
+    await host.start_clock_and_reset()
+    total = 0
+    for case in range(4):
+        A, layers = random_chain(rng, cfg)
+        chain = compile_chain(cfg, A, layers)
+        want, want_counters, chip = run_chain_on_model(cfg, chain)
+        counters, events = await run_chip(
+            dut, cfg, chain.runs, 2 * max(c["cycles"] for c in want_counters) + 1000)
+        for k, timing in enumerate(chip.timings):
+            for name, got in events[k].items():
+                expected = sorted(getattr(timing, name))
+                assert got == expected, (
+                    f"chain {case}, tile {k}: {name} on cycles {got[:10]}..., the chip model "
+                    f"predicts {expected[:10]}... ({len(got)} vs {len(expected)})")
+            assert counters[k] == want_counters[k], (
+                f"chain {case}, tile {k}: counters {counters[k]} != model {want_counters[k]}")
+        last = HostDriver(dut, tile=cfg.tiles - 1)
+        for bank, addr, n in result_regions(cfg, chain.runs[-1]):
+            got = await last.read_sram(bank, addr, n)
+            assert np.array_equal(got, chip.tiles[-1].read_sram(bank, addr, n)), (
+                f"chain {case}: the last tile's results differ from the chip model")
+        ref = A
+        for B, bias, q in layers:
+            ref = reference_gemm(ref, B, bias, q)
+        assert np.array_equal(want[:, :ref.shape[1]], ref), f"chain {case}: model != reference"
+        sends = sum(len(t.link_sends) for t in chip.timings)
+        dut._log.info(f"chain {case}: {A.shape[0]} rows through {cfg.tiles} layers, "
+                      f"{sends} link transfers, {max(c['cycles'] for c in counters)} cycles")
+        total += max(c["cycles"] for c in counters)
+    record_stats("test_chains", total)
+
+
+@cocotb.test(**WATCHDOG)
+async def test_races_are_refused(dut):
+    """Programs whose links race are refused by the model, naming tile, instruction, cycle:
+    they never reach the chip."""
+    cfg = load_config()
+    rng = rng_for("test_races_are_refused")
+    A, layers = random_chain(rng, cfg)
+    chain = compile_chain(cfg, A, layers)
+    progs = chain.programs
+    cases = []
+    if cfg.tiles > 1:
+        no_rx = [list(p) for p in progs]
+        no_rx[1] = no_rx[1][1:]                         # tile 1 never opens its receive
+        cases.append((no_rx, "tile 1: race: a vector arrives from the west link on cycle"))
+        short = [list(p) for p in progs]
+        rx = short[1][0]
+        short[1][0] = Insn(Op.RX, bank=rx.bank, base=rx.base, count=rx.count + 1)
+        cases.append((short, "tile 1: instruction 0 (RX"))
+    sends = [list(p) for p in progs]
+    sends[-1] = [replace(i, link=1) if i.op == Op.VX else i for i in sends[-1]]
+    cases.append((sends, f"tile {cfg.tiles - 1}: race: sends a vector east on cycle"))
+    for programs, message in cases:
+        chip = ChipModel(cfg)
+        for tile, run in zip(chip.tiles, chain.runs):
+            load_run(tile, run)
+        try:
+            chip.run(programs)
+        except ProgramError as e:
+            assert message in str(e), f"refused for another reason: {e}"
+        else:
+            raise AssertionError(f"a racing chip program was not refused ({message})")
+    record_stats("test_races_are_refused", 0, cases=len(cases))

@@ -1,0 +1,116 @@
+"""The chip model (``model.chip``) and the chain compiler (``lpu.host.chain``): chains equal the
+layer-by-layer reference, link transfers land on the cycle the links' latency says, one tile
+is the tile model, and racing programs are refused naming tile, instruction and cycle."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from lpu.contract.config import ConfigError, preset
+from lpu.contract.isa import Insn, Op, ProgramError, validate_program
+from lpu.contract.hostport import load_run
+from lpu.host.chain import compile_chain, run_chain_on_model
+from lpu.host.compiler import CompileError, Quant, compile_gemm
+from model.chip import ChipModel
+from model.gemm import reference_gemm
+from model.tile import TileModel
+
+
+def _chain(rng, cfg, M=7):
+    dims = [int(x) for x in rng.integers(2, 11, cfg.tiles + 1)]
+    A = rng.integers(-128, 128, (M, dims[0]), dtype=np.int8)
+    layers = []
+    for i in range(cfg.tiles):
+        N = dims[i + 1]
+        q = Quant(multiplier=rng.integers(1 << 29, 1 << 31, N), shift=rng.integers(-9, -5, N),
+                  input_zero_point=int(rng.integers(-5, 5)),
+                  output_zero_point=int(rng.integers(-5, 5)))
+        layers.append((rng.integers(-128, 128, (dims[i], N), dtype=np.int8),
+                       rng.integers(-999, 999, N).astype(np.int32), q))
+    return A, layers
+
+
+@pytest.mark.parametrize("tiles,latency", [(1, 1), (2, 1), (3, 5), (4, 2)])
+def test_chain_equals_reference_and_links_keep_their_latency(tiles, latency):
+    cfg = replace(preset("tiny"), tiles=tiles, link_latency=latency)
+    rng = np.random.default_rng(tiles * 10 + latency)
+    for _ in range(3):
+        A, layers = _chain(rng, cfg)
+        out, counters, chip = run_chain_on_model(cfg, compile_chain(cfg, A, layers))
+        ref = A
+        for B, bias, q in layers:
+            ref = reference_gemm(ref, B, bias, q)
+        assert np.array_equal(out[:, :ref.shape[1]], ref)
+        for k in range(1, tiles):
+            sent = chip.timings[k - 1].link_sends
+            got = chip.timings[k].rx_writes
+            assert got == [c + latency for c in sent] and len(got) > 0
+
+
+def test_one_tile_chip_is_the_tile_model():
+    cfg = preset("tiny*1")
+    rng = np.random.default_rng(3)
+    A, layers = _chain(rng, cfg)
+    B, bias, q = layers[0]
+    run = compile_gemm(cfg, A, B, bias, q).runs[0]
+    chip, tile = ChipModel(cfg), TileModel(cfg)
+    load_run(chip.tiles[0], run)
+    load_run(tile, run)
+    assert chip.run([run.program]) == [tile.run(run.program)]
+    assert np.array_equal(chip.tiles[0].sram, tile.sram)
+
+
+def _racing(cfg, rng, edit):
+    A, layers = _chain(rng, cfg)
+    chain = compile_chain(cfg, A, layers)
+    chip = ChipModel(cfg)
+    for t, run in zip(chip.tiles, chain.runs):
+        load_run(t, run)
+    programs = [list(p) for p in chain.programs]
+    edit(programs)
+    with pytest.raises(ProgramError) as e:
+        chip.run(programs)
+    return str(e.value)
+
+
+def test_races_are_refused_with_tile_instruction_and_cycle():
+    cfg = preset("tiny*2")
+    rng = np.random.default_rng(5)
+    # no receive stream open on tile 1
+    msg = _racing(cfg, rng, lambda p: p.__setitem__(1, p[1][1:]))
+    assert msg.startswith("tile 1: race: a vector arrives from the west link on cycle ")
+    # a receive that starts after its data has begun to arrive: tile 1's RX behind a second
+    # VX, which issues only once a first VX of every accumulator row is on its last read
+    def late(p):
+        rx = p[1][0]
+        stall = [Insn(Op.VX, count=cfg.acc_depth, quant=1, bank=3),
+                 Insn(Op.VX, count=1, quant=1, bank=3)]
+        p[1] = stall + [rx] + p[1][1:]
+    msg = _racing(cfg, rng, late)
+    assert "tile 1: race: a vector arrives" in msg and "instruction 2, RX, issues on cycle" in msg
+    # a receive that waits for more vectors than arrive
+    def more(p):
+        rx = p[1][0]
+        p[1][0] = replace(rx, count=rx.count + 3)
+    msg = _racing(cfg, rng, more)
+    assert msg.startswith("tile 1: instruction 0 (RX") and "the rest never arrive" in msg
+    # the last tile sends east
+    msg = _racing(cfg, rng, lambda p: p.__setitem__(
+        -1, [replace(i, link=1) if i.op == Op.VX else i for i in p[-1]]))
+    assert msg.startswith("tile 1: race: sends a vector east on cycle ")
+
+
+def test_isa_and_config_checks():
+    cfg = preset("tiny")
+    with pytest.raises(ProgramError, match="link=1 sends int8 rows: it needs quant=1"):
+        validate_program([Insn(Op.VX, count=1, link=1), Insn(Op.HALT)], cfg)
+    with pytest.raises(ProgramError, match=r"count must be in \[1, 256\]"):
+        validate_program([Insn(Op.RX, count=257), Insn(Op.HALT)], cfg)
+    validate_program([Insn(Op.RX, count=256), Insn(Op.HALT)], cfg)
+    with pytest.raises(ConfigError, match="number of tiles after"):
+        preset("tiny*x")
+    with pytest.raises(ConfigError, match="'tiles'"):
+        preset("tiny*17")
+    with pytest.raises(CompileError, match="one layer per tile"):
+        compile_chain(preset("tiny*2"), np.zeros((2, 3), np.int8), [])

@@ -133,3 +133,27 @@ class HostDriver(TB):
             task.cancel()
             self.last_events = mon.events
         return await self.read_counters()
+
+
+async def run_chip(dut, cfg, runs, max_cycles, monitor=True):
+    """A chip (``rtl.chip.LpuChip``): load every tile's run, start them together, wait for
+    done (at most ``max_cycles``), with a monitor per tile if ``monitor``; returns (counters,
+    events or None) per tile."""
+    from lpu.contract.hostport import load_run
+    hosts = [HostDriver(dut, tile=k) for k in range(cfg.tiles)]
+    for host, run in zip(hosts, runs):
+        await load_run(host, run)
+        await host.write_program(run.program)
+    monitors = [Monitor(dut, cfg, tile=k) for k in range(cfg.tiles)] if monitor else []
+    tasks = [cocotb.start_soon(mon.watch()) for mon in monitors]
+    await hosts[0].start_program()
+    await with_timeout(RisingEdge(dut.host__done), max_cycles * CLOCK_NS, "ns")
+    await RisingEdge(dut.clk)
+    for mon in monitors:
+        mon.running = False
+    if monitors:
+        await RisingEdge(dut.clk)
+    for t in tasks:
+        t.cancel()
+    counters = [await host.read_counters() for host in hosts]
+    return counters, [mon.events for mon in monitors] if monitor else [None] * cfg.tiles

@@ -13,7 +13,6 @@ from dataclasses import replace
 
 import cocotb
 import numpy as np
-from cocotb.triggers import RisingEdge, with_timeout
 
 from lpu.contract.hostport import load_run
 from lpu.contract.isa import Insn, Op, ProgramError
@@ -22,8 +21,8 @@ from lpu.host.compiler import Quant
 from lpu.host.runtime import result_regions
 from model.chip import ChipModel
 from model.gemm import reference_gemm
-from tb.common import CLOCK_NS, WATCHDOG, load_config, record_stats, rng_for
-from tb.host import HostDriver, Monitor
+from tb.common import WATCHDOG, load_config, record_stats, rng_for
+from tb.host import HostDriver, run_chip
 
 
 def random_chain(rng, cfg):
@@ -42,27 +41,6 @@ def random_chain(rng, cfg):
         layers.append((rng.integers(-128, 128, (K, N), dtype=np.int8),
                        rng.integers(-2000, 2000, N).astype(np.int32), q))
     return A, layers
-
-
-async def run_chip(dut, cfg, runs, max_cycles):
-    """Load every tile's run, start them together, wait for done (at most ``max_cycles``)
-    with a monitor per tile; returns (counters, events) per tile."""
-    hosts = [HostDriver(dut, tile=k) for k in range(cfg.tiles)]
-    for host, run in zip(hosts, runs):
-        await load_run(host, run)
-        await host.write_program(run.program)
-    monitors = [Monitor(dut, cfg, tile=k) for k in range(cfg.tiles)]
-    tasks = [cocotb.start_soon(mon.watch()) for mon in monitors]
-    await hosts[0].start_program()
-    await with_timeout(RisingEdge(dut.host__done), max_cycles * CLOCK_NS, "ns")
-    await RisingEdge(dut.clk)
-    for mon in monitors:
-        mon.running = False
-    await RisingEdge(dut.clk)
-    for t in tasks:
-        t.cancel()
-    counters = [await host.read_counters() for host in hosts]
-    return counters, [mon.events for mon in monitors]
 
 
 @cocotb.test(**WATCHDOG)

@@ -114,3 +114,51 @@ def test_isa_and_config_checks():
         preset("tiny*17")
     with pytest.raises(CompileError, match="one layer per tile"):
         compile_chain(preset("tiny*2"), np.zeros((2, 3), np.int8), [])
+
+
+MODELS = __import__("pathlib").Path(__file__).resolve().parent / "models"
+
+
+def _lpu(*args, cwd):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "lpu", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_lpu_run_on_a_chip_equals_litert(tmp_path):
+    """`lpu run --tiles 3`: the digits MLP, one layer per tile of a default chip, streaming
+    tile to tile: byte for byte LiteRT's reference kernels (the oracle), with a report and a
+    trace with one process per tile."""
+    import json
+    from lpu.tools.litert import litert_invoke
+    model, inputs = MODELS / "digits_mlp.tflite", MODELS / "digits_mlp.inputs.npy"
+    r = _lpu("run", str(model), str(inputs), "-o", "out.npy", "--config", "default",
+             "--tiles", "3", "--report", "r.json", "--trace", "t.json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    want = litert_invoke(model, np.load(inputs), "BUILTIN_REF")[0]
+    assert np.array_equal(np.load(tmp_path / "out.npy"), want)
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert [t["tile"] for t in report["tiles"]] == [0, 1, 2]
+    assert report["total"]["tiles"] == 3 and report["total"]["chunks"] >= 1
+    trace = json.loads((tmp_path / "t.json").read_text())
+    procs = {e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "process_name"}
+    assert procs == {"chip", "tile 0", "tile 1", "tile 2"}
+    threads = {(e["pid"], e["args"]["name"]) for e in trace["traceEvents"]
+               if e["name"] == "thread_name"}
+    assert (2, "link east") in threads and (3, "link east") in threads
+    assert (4, "link east") not in threads
+
+
+@pytest.mark.parametrize("args,message", [
+    (["digits_cnn", "--tiles", "2"], "layer 0 is CONV_2D: a network on a chip is a chain"),
+    (["digits_mlp", "--tiles", "2"], "the network has 3 tile layers; --tiles is 2"),
+    (["digits_mlp", "--tiles", "3", "--backend", "fpga"], "runs on the model or sim back end"),
+    (["digits_mlp", "--tiles", "17"], "'tiles'"),
+])
+def test_lpu_run_on_a_chip_bad_input(tmp_path, args, message):
+    name, *rest = args
+    r = _lpu("run", str(MODELS / f"{name}.tflite"), str(MODELS / f"{name}.inputs.npy"),
+             "-o", "out.npy", "--config", "default", *rest, cwd=tmp_path)
+    assert r.returncode == 2 and message in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
+    assert not (tmp_path / "out.npy").exists()

@@ -183,3 +183,22 @@ def test_network_trace_sim_equals_model():
         run_network(net, x, network_gemm(cfg, backend, timeline=timeline), "single")
         traces.append(build_trace(cfg, timeline, backend=backend, config_name="tiny"))
     assert diff_traces(*traces) is None
+
+
+def test_chip_network_trace_sim_equals_model():
+    """The digits MLP on a 3-tile chip through the RTL: the same output as the model and
+    the same timeline, tile by tile and link by link."""
+    from lpu.host.chain import run_network_on_chip
+    from lpu.host.trace import build_chip_trace
+    net = load_model(MODELS / "digits_mlp.tflite")
+    x = np.load(MODELS / "digits_mlp.inputs.npy")[:24]
+    cfg = preset("default*3")
+    outs, traces = [], []
+    for backend in ("model", "sim"):
+        timeline = []
+        outs.append(run_network_on_chip(net, x, cfg, backend, timeline=timeline)[0])
+        traces.append(build_chip_trace(cfg, timeline, backend=backend, config_name="default*3"))
+    assert np.array_equal(*outs)
+    assert diff_traces(*traces) is None
+    assert any(e.get("name") == "thread_name" and e["args"]["name"] == "link east"
+               for e in traces[1]["traceEvents"])

@@ -74,3 +74,120 @@ def run_chain_on_model(cfg, chain, chip=None):
     counters = chip.run(chain.programs)
     block = collect(cfg, chain.plans[-1], chain.runs[-1], chip.tiles[-1].read_sram)
     return assemble(cfg, chain.plans[-1], [block]), counters, chip
+
+
+# ---- a network on a chip: `lpu run MODEL --tiles N` ------------------------------------
+def network_layers(net, rounding):
+    """The chain a network is on a chip: its tile layers, each FULLY_CONNECTED and fed by the
+    previous one (host layers between them only RESHAPE), as ``(layer, B, bias, quant)``.
+    Raises CompileError for a network that is not such a chain."""
+    from .network import ROUNDING_POLICIES, SHAPE_OPS, tile_gemm
+    policy = ROUNDING_POLICIES[rounding]
+    out, feeding = [], None
+    for layer in net.layers:
+        if layer.op in SHAPE_OPS or layer.op == "RESHAPE":
+            continue
+        if layer.op != "FULLY_CONNECTED":
+            raise CompileError(f"layer {layer.index} is {layer.op}: a network on a chip is a "
+                               f"chain of FULLY_CONNECTED layers (run it with --tiles 1)")
+        w = net.tensors[layer.inputs[1]].data
+        if feeding is not None and feeding != w.shape[1]:
+            raise CompileError(f"layer {layer.index} takes {w.shape[1]} inputs, the layer "
+                               f"before gives {feeding}")
+        dummy = np.zeros((1, w.shape[1]), np.int8)
+        _A, B, bias, q, _shape = tile_gemm(net, layer, dummy, policy[layer.op])
+        out.append((layer, B, bias, q))
+        feeding = w.shape[0]
+    return out
+
+
+def chunk_rows(cfg, A, layers):
+    """The most rows of ``A`` a chain takes in one chip run (every layer in one run)."""
+    best, rows = 0, 1
+    while rows <= A.shape[0]:
+        try:
+            compile_chain(cfg, A[:rows], layers)
+        except CompileError:
+            break
+        best, rows = rows, rows * 2
+    if best == 0:
+        raise CompileError("a layer of the chain does not fit one tile run even for one row")
+    lo, hi = best, min(2 * best, A.shape[0] + 1)         # the largest that fits, in between
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        try:
+            compile_chain(cfg, A[:mid], layers)
+            lo = mid
+        except CompileError:
+            hi = mid
+    return lo
+
+
+def run_chains_on_sim(cfg, chains, monitor=False, timeout=1800):
+    """Run chip runs (one ChainPlan each) in one simulator process (``tb/run_chip_job.py``);
+    per chain: (result, per-tile counters, per-tile events or None)."""
+    import pickle
+    import sys
+    import tempfile
+    from pathlib import Path
+    from ..tools.simulation import BUILD, run_testbench
+    from .runtime import result_regions
+    (BUILD / "sim").mkdir(parents=True, exist_ok=True)
+    job = {"monitor": monitor, "chains": [
+        {"runs": c.runs, "read": result_regions(cfg, c.runs[-1])} for c in chains]}
+    with tempfile.TemporaryDirectory(prefix="chip-", dir=BUILD / "sim") as tmp:
+        work = Path(tmp)
+        (work / "job.pkl").write_bytes(pickle.dumps(job))
+        res = run_testbench("chip", cfg, seed=0, run_dir=work / "run", timeout=timeout,
+                            test_module="tb.run_chip_job",
+                            extra_env={"LPU_JOB": work / "job.pkl", "LPU_JOB_OUT": work / "out.pkl"},
+                            log=lambda s: print(s, file=sys.stderr))
+        if not res.passed or not (work / "out.pkl").exists():
+            raise RuntimeError(f"chip simulation failed: {res.message}")
+        outs = pickle.loads((work / "out.pkl").read_bytes())
+    results = []
+    for chain, out in zip(chains, outs):
+        regions = {(b, a, n): words for (b, a, n), words in out["read"]}
+        block = collect(cfg, chain.plans[-1], chain.runs[-1],
+                        lambda b, a, n, regions=regions: regions[(b, a, n)])
+        results.append((assemble(cfg, chain.plans[-1], [block]), out["counters"], out["events"]))
+    return results
+
+
+def run_network_on_chip(net, x, cfg, backend="model", rounding="single", timeline=None):
+    """``net`` (a chain of FULLY_CONNECTED layers, one per tile) on a chip: the batch in
+    chunks of as many rows as every layer takes in one run; each chunk is loaded into tile
+    0, runs through every tile with no host in between, and is read back from the last.
+    Returns (output, per-tile layer, per-chunk per-tile counters, chains); ``timeline``: a
+    list to append each chunk's per-tile timeline entries to (``lpu.host.trace``)."""
+    from .network import check_input
+    from .runtime import host_port_split
+    from .trace import timing_events
+    check_input(net, x)
+    chain_layers = network_layers(net, rounding)
+    if len(chain_layers) != cfg.tiles:
+        raise CompileError(f"the network has {len(chain_layers)} tile layers; --tiles is "
+                           f"{cfg.tiles} (one layer per tile)")
+    layers = [(B, bias, q) for _, B, bias, q in chain_layers]
+    A = x.reshape(x.shape[0], -1)
+    rows = chunk_rows(cfg, A, layers)
+    chains = [compile_chain(cfg, A[m0:m0 + rows], layers) for m0 in range(0, A.shape[0], rows)]
+    if backend == "model":
+        outs = []
+        for chain in chains:
+            out, counters, chip = run_chain_on_model(cfg, chain)
+            outs.append((out, counters, [timing_events(t) for t in chip.timings]))
+    elif backend == "sim":
+        outs = run_chains_on_sim(cfg, chains, monitor=timeline is not None)
+    else:
+        raise CompileError(f"--tiles > 1 runs on the model or sim back end, not '{backend}'")
+    N = chain_layers[-1][1].shape[1]
+    result = np.concatenate([out[:, :N] for out, _, _ in outs])
+    if timeline is not None:
+        for chain, (_, counters, events) in zip(chains, outs):
+            timeline.append([{"program": run.program, "events": ev, "counters": c,
+                              "host": host_port_split(cfg, run)}
+                             for run, c, ev in zip(chain.runs, counters, events)])
+    out_shape = (x.shape[0],) + tuple(net.tensors[net.output].shape[1:])
+    return (result.reshape(out_shape), [layer for layer, *_ in chain_layers],
+            [c for _, c, _ in outs], chains)

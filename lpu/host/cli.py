@@ -275,6 +275,8 @@ def build_parser():
     s.add_argument("--clock-mhz", type=float, default=None,
                    help="clock for latency and inferences/s (default: the ULX3S build's, 25)")
     s.add_argument("--report", default=None, metavar="REPORT.json")
+    s.add_argument("--tiles", type=int, default=1,
+                   help="run on a chip of N tiles, one FULLY_CONNECTED layer per tile (default 1)")
     s.add_argument("--trace", default=None, metavar="TRACE.json",
                    help="write the timeline (Chrome trace events: Perfetto, chrome://tracing)")
     s.set_defaults(fn=cmd_run)

@@ -338,8 +338,51 @@ def _output_path(path, what):
     return p
 
 
+def chip_report(cfg, chip_layers, chunk_counters, chains, batch, clock_mhz):
+    """``lpu run --tiles N``: per tile its layer, and the chip's totals (every chunk loaded,
+    run with every tile at once, read back)."""
+    tiles = []
+    for k, layer in enumerate(chip_layers):
+        plans = [c.plans[k] for c in chains]
+        busy = sum(cc[k]["cycles"] for cc in chunk_counters)
+        macs = sum(p.macs for p in plans)
+        tiles.append({"tile": k, "layer": layer.index, "op": layer.op,
+                      "gemm": f"{batch}x{plans[0].K}x{plans[0].N}", "macs": macs,
+                      "cycles": busy, "mxm_utilisation": macs / (cfg.lanes ** 2 * busy)})
+    compute = sum(max(c["cycles"] for c in cc) for cc in chunk_counters)
+    transfer = sum(sum(sum(host_port_split(cfg, run)) for run in c.runs) for c in chains)
+    total = compute + transfer
+    seconds = total / (clock_mhz * 1e6)
+    macs = sum(t["macs"] for t in tiles)
+    return {"tiles": tiles, "total": {
+        "tiles": cfg.tiles, "link_latency": cfg.link_latency, "batch": batch,
+        "chunks": len(chains), "macs": macs, "chip_cycles": compute,
+        "host_port_cycles": transfer, "cycles": total,
+        "mxm_utilisation": macs / (cfg.tiles * cfg.lanes ** 2 * compute),
+        "clock_mhz": clock_mhz, "latency_ms": seconds * 1e3,
+        "inferences_per_s": batch / seconds if seconds else 0.0}}
+
+
+def format_chip_report(report):
+    lines = [f"{'tile':>4}  {'layer':>5}  {'operator':<16} {'GEMM (MxKxN)':>16} {'MACs':>10} "
+             f"{'cycles':>9} {'MXM util':>8}"]
+    for t in report["tiles"]:
+        lines.append(f"{t['tile']:>4}  {t['layer']:>5}  {t['op']:<16} {t['gemm']:>16} "
+                     f"{t['macs']:>10,} {t['cycles']:>9,} {t['mxm_utilisation'] * 100:>7.1f}%")
+    t = report["total"]
+    lines.append(f"chip of {t['tiles']} tiles (link latency {t['link_latency']}): "
+                 f"{t['chunks']} chunk(s), {t['cycles']:,} cycles = {t['chip_cycles']:,} on "
+                 f"the chip + {t['host_port_cycles']:,} host-port transfers, MXM utilisation "
+                 f"{t['mxm_utilisation'] * 100:.1f} % of all tiles")
+    lines.append(f"at {t['clock_mhz']:g} MHz: {t['latency_ms']:.3f} ms for {t['batch']} "
+                 f"inference(s), {t['inferences_per_s']:,.1f} inferences/s")
+    return "\n".join(lines)
+
+
 def run_command(args):
     from .network import NetworkError, load_model, run_network
+    if args.tiles != 1:
+        return _run_on_chip(args)
     try:
         cfg = preset(args.config)
         if args.clock_mhz is not None and not args.clock_mhz > 0:
@@ -374,4 +417,45 @@ def run_command(args):
     print(f"{args.backend}: {Path(args.model).name} on {args.config}, {x.shape[0]} "
           f"inference(s), rounding {args.rounding}")
     print(format_report(report))
+    return 0
+
+
+def _run_on_chip(args):
+    """``lpu run --tiles N``: the network's layers streaming through a chip."""
+    from dataclasses import replace
+    from .chain import run_network_on_chip
+    from .network import NetworkError, load_model
+    try:
+        if args.backend not in ("model", "sim"):
+            raise QuantError(f"--tiles {args.tiles} runs on the model or sim back end, not "
+                             f"'{args.backend}'")
+        if args.clock_mhz is not None and not args.clock_mhz > 0:
+            raise QuantError(f"--clock-mhz must be > 0, got {args.clock_mhz}")
+        cfg = replace(preset(args.config), tiles=args.tiles)
+        out_path = _output_path(args.output, "output")
+        report_path = _output_path(args.report, "report") if args.report else None
+        trace_path = _output_path(args.trace, "trace") if args.trace else None
+        net = load_model(args.model)
+        x = _load_npy(args.input, "INPUT")
+        timeline = [] if trace_path else None
+        out, layers, counters, chains = run_network_on_chip(net, x, cfg, args.backend,
+                                                            args.rounding, timeline)
+    except (QuantError, ConfigError, CompileError, DeviceError, NetworkError) as e:
+        raise UserError(str(e)) from None
+    report = chip_report(cfg, layers, counters, chains, x.shape[0],
+                         args.clock_mhz or DEFAULT_CLOCK_MHZ)
+    report.update(model=str(args.model), backend=args.backend, config=args.config,
+                  rounding=args.rounding)
+    _save_atomic(out_path, out)
+    if trace_path:
+        from .trace import build_chip_trace, write_trace
+        write_trace(trace_path, build_chip_trace(cfg, timeline, backend=args.backend,
+                                                 config_name=f"{args.config}*{args.tiles}"))
+    if report_path:
+        tmp = report_path.with_name(report_path.name + ".tmp")
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+        tmp.replace(report_path)
+    print(f"{args.backend}: {Path(args.model).name} on {args.config} x {args.tiles} tiles, "
+          f"{x.shape[0]} inference(s), rounding {args.rounding}")
+    print(format_chip_report(report))
     return 0

@@ -27,8 +27,8 @@ from pathlib import Path
 from ..contract.isa import Op
 from ..contract.timing import EVENTS, Rules
 
-__all__ = ["timing_events", "run_timeline", "build_trace", "diff_traces", "write_trace",
-           "load_trace", "TraceError"]
+__all__ = ["timing_events", "run_timeline", "build_trace", "build_chip_trace", "diff_traces",
+           "write_trace", "load_trace", "TraceError"]
 
 
 class TraceError(ValueError):
@@ -126,12 +126,7 @@ def build_trace(cfg, runs, *, backend, config_name, layers=()):
         load, back = r["host"]
         slices.append(("host", f"load run {k}", t, load, {"run": k, "accesses": load}))
         start = t + load
-        for track, name, at, dur, args in run_timeline(cfg, r["program"], r["events"]):
-            slices.append((track, name, start + at, dur, {**args, "run": k, "run_cycle": at}))
-        cycles = r["counters"]["cycles"]
-        util = 100.0 * r["counters"]["mxm_busy"] / cycles if cycles else 0.0
-        counters.append((start, {"MXM utilisation %": round(util, 2)}))
-        counters.append((start + cycles, {"MXM utilisation %": 0}))
+        cycles = _tile_slices(cfg, r, start, {"run": k}, slices, counters)
         slices.append(("host", f"read back run {k}", start + cycles, back,
                        {"run": k, "accesses": back}))
         spans.append((t, start + cycles + back))
@@ -140,23 +135,69 @@ def build_trace(cfg, runs, *, backend, config_name, layers=()):
         if n:
             a, b = spans[first][0], spans[first + n - 1][1]
             slices.append(("network", name, a, b - a, {"runs": n}))
-    tracks = sorted({s[0] for s in slices}, key=_track_key)
-    tid = {name: i + 1 for i, name in enumerate(tracks)}
-    pid = 1
-    ev = [{"ph": "M", "name": "process_name", "pid": pid, "args": {"name": "tile 0"}}]
-    ev += [{"ph": "M", "name": "thread_name", "pid": pid, "tid": tid[n], "args": {"name": n}}
-           for n in tracks]
-    ev += [{"ph": "M", "name": "thread_sort_index", "pid": pid, "tid": tid[n],
-            "args": {"sort_index": tid[n]}} for n in tracks]
-    for track, name, at, dur, args in sorted(slices, key=lambda s: (s[2], _track_key(s[0]))):
-        ev.append({"ph": "X", "name": name, "cat": track.split()[0], "pid": pid,
-                   "tid": tid[track], "ts": at, "dur": dur, "args": args})
-    for at, values in counters:
-        ev.append({"ph": "C", "name": "MXM utilisation", "pid": pid, "ts": at, "args": values})
+    return _trace({1: ("tile 0", slices, counters)}, backend, config_name, t)
+
+
+def build_chip_trace(cfg, chunks, *, backend, config_name):
+    """The Chrome trace of a chip's runs: ``chunks``: one per chip run, in order, each a list
+    (per tile) of dicts as in :func:`build_trace`'s ``runs``. For each, the host loads the
+    tiles one after another (the ``chip`` process's ``host`` track), every tile starts on the
+    same cycle (a process per tile; the sender's ``link east`` track, the receiver's RX
+    writes on its bank's track), then the host reads back the last tile."""
+    host = []
+    procs = {k + 2: (f"tile {k}", [], []) for k in range(cfg.tiles)}
+    t = 0
+    for c, tiles in enumerate(chunks):
+        for k, r in enumerate(tiles):
+            load = r["host"][0]
+            host.append(("host", f"load tile {k}", t, load, {"chunk": c, "tile": k,
+                                                            "accesses": load}))
+            t += load
+        cycles = max(_tile_slices(cfg, r, t, {"chunk": c, "tile": k}, procs[k + 2][1],
+                                  procs[k + 2][2]) for k, r in enumerate(tiles))
+        back = tiles[-1]["host"][1]
+        host.append(("host", f"read back tile {len(tiles) - 1}", t + cycles, back,
+                     {"chunk": c, "tile": len(tiles) - 1, "accesses": back}))
+        t += cycles + back
+    procs[1] = ("chip", host, [])
+    return _trace(procs, backend, config_name, t)
+
+
+def _tile_slices(cfg, r, start, tag, slices, counters):
+    """One run of one tile from cycle ``start``: its slices and utilisation counter; returns
+    its cycles."""
+    for track, name, at, dur, args in run_timeline(cfg, r["program"], r["events"]):
+        slices.append((track, name, start + at, dur, {**args, **tag, "run_cycle": at}))
+    cycles = r["counters"]["cycles"]
+    util = 100.0 * r["counters"]["mxm_busy"] / cycles if cycles else 0.0
+    counters.append((start, {"MXM utilisation %": round(util, 2)}))
+    counters.append((start + cycles, {"MXM utilisation %": 0}))
+    return cycles
+
+
+def _trace(procs, backend, config_name, cycles):
+    """``procs``: pid -> (process name, slices, counters) as Chrome trace events."""
+    ev = []
+    for pid, (pname, slices, counters) in sorted(procs.items()):
+        tracks = sorted({s[0] for s in slices}, key=_track_key)
+        tid = {name: i + 1 for i, name in enumerate(tracks)}
+        ev.append({"ph": "M", "name": "process_name", "pid": pid, "args": {"name": pname}})
+        ev.append({"ph": "M", "name": "process_sort_index", "pid": pid,
+                   "args": {"sort_index": pid}})
+        ev += [{"ph": "M", "name": "thread_name", "pid": pid, "tid": tid[n], "args": {"name": n}}
+               for n in tracks]
+        ev += [{"ph": "M", "name": "thread_sort_index", "pid": pid, "tid": tid[n],
+                "args": {"sort_index": tid[n]}} for n in tracks]
+        for track, name, at, dur, args in sorted(slices, key=lambda s: (s[2], _track_key(s[0]))):
+            ev.append({"ph": "X", "name": name, "cat": track.split()[0], "pid": pid,
+                       "tid": tid[track], "ts": at, "dur": dur, "args": args})
+        for at, values in counters:
+            ev.append({"ph": "C", "name": "MXM utilisation", "pid": pid, "ts": at,
+                       "args": values})
     return {"traceEvents": ev, "displayTimeUnit": "ns",
             "otherData": {"backend": backend, "config": config_name, "time_unit": "tile cycle",
                           "events": "observed (tile probe port)" if backend == "sim"
-                          else "predicted (model.tile.schedule)", "cycles": t}}
+                          else "predicted (model.tile.schedule)", "cycles": cycles}}
 
 
 def write_trace(path, trace):
@@ -232,7 +273,8 @@ def _show(item):
         return None
     ts, ph, name, dur, args = item
     args = json.loads(args)
-    where = f" (run {args['run']}, its cycle {args['run_cycle']})" if "run" in args and \
+    unit = "run" if "run" in args else "tile" if "tile" in args else None
+    where = f" ({unit} {args[unit]}, its cycle {args['run_cycle']})" if unit and \
         "run_cycle" in args else ""
     return f"'{name}' at cycle {ts}{where}" + (f" for {dur} cycles" if dur is not None else "")
 

@@ -15,13 +15,14 @@ SIM    ?= verilator
 SHARD  ?=
 JOBS   ?=
 CLUSTER ?=
+NETLIST ?=
 CLUSTER_BUILDS ?=
 BOARD  ?= icebreaker
 
 .PHONY: help install sim test verilog lint bench bitstream mutate formal coverage plots clean distclean configs iverilog ccache fst-headers
 
 help:
-	@echo "make sim      cocotb regression over every preset (CONFIG= TEST= SEED= SEEDS= WAVES=1 SIM= SHARD=i/n CLUSTER=)"
+	@echo "make sim      cocotb regression over every preset (CONFIG= TEST= SEED= SEEDS= WAVES=1 SIM= SHARD=i/n CLUSTER= NETLIST=board)"
 	@echo "make test     the whole test suite (model, lint, CLI, simulations)"
 	@echo "make verilog  generated Verilog in build/verilog/<preset>/ (CONFIG=preset)"
 	@echo "make lint     verilator --lint-only -Wall on the generated Verilog"
@@ -75,7 +76,8 @@ sim: $(STAMP) ccache fst-headers $(if $(filter icarus,$(SIM)),iverilog)
 	$(BIN)/lpu sim $(if $(CONFIG),--config $(CONFIG)) $(if $(TEST),--test $(TEST)) \
 	  $(if $(SEED),--seed $(SEED)) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(filter 1 yes true,$(WAVES)),--waves) \
 	  --sim $(SIM) $(if $(SHARD),--shard $(SHARD)) $(if $(JOBS),--jobs $(JOBS)) \
-	  $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(CLUSTER_BUILDS),--cluster-builds $(CLUSTER_BUILDS))
+	  $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(CLUSTER_BUILDS),--cluster-builds $(CLUSTER_BUILDS)) \
+	  $(if $(NETLIST),--netlist $(NETLIST))
 
 test: $(STAMP) iverilog ccache fst-headers
 	$(BIN)/python -m pytest -n auto -q

@@ -63,7 +63,9 @@ def _testbench_stats(run_dir):
 
 @pytest.mark.skipif(shutil.which("iverilog") is None,
                     reason="iverilog not installed and not installable here (make test installs it as root)")
-@pytest.mark.parametrize("name", ICARUS_PRESETS)
+# `make test` cross-checks on tiny (the default preset's Icarus runs took minutes of its
+# 25-minute budget); `make sim SIM=icarus` runs every preset of ICARUS_PRESETS
+@pytest.mark.parametrize("name", ICARUS_PRESETS[:1])
 @pytest.mark.parametrize("bench", [b for b in TESTBENCHES if b != "chip"])
 def test_icarus_cross_check(bench, name):
     """The same cocotb tests on Icarus Verilog: each passes against the model (every vector,

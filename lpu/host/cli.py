@@ -46,10 +46,25 @@ def cmd_lint(args):
 
 def cmd_sim(args):
     from ..tools.regression import plan, run_regression
+    if args.netlist:
+        from ..tools.netlist import FAMILIES, NETLIST_TESTBENCHES
+        if args.netlist not in FAMILIES:
+            raise UserError(f"unknown board '{args.netlist}' for NETLIST (boards: "
+                            f"{', '.join(FAMILIES)})")
+        if args.config and args.config != args.netlist:
+            raise UserError(f"NETLIST={args.netlist} simulates that board's preset; drop "
+                            f"CONFIG={args.config}")
+        args.config = args.netlist
     try:
         jobs = plan(args.config, args.test, args.seed, args.seeds, args.shard, args.sim)
     except ValueError as e:
         raise UserError(str(e)) from None
+    if args.netlist:
+        jobs = [j for j in jobs if j.testbench in NETLIST_TESTBENCHES[:2] or
+                (args.test and j.testbench in NETLIST_TESTBENCHES)]
+        if not jobs:
+            raise UserError(f"TEST={args.test}: a netlist runs the "
+                            f"{', '.join(NETLIST_TESTBENCHES)} testbenches")
     if args.sim == "icarus":
         import shutil
         if shutil.which("iverilog") is None:
@@ -60,7 +75,8 @@ def cmd_sim(args):
     from ..tools.executor import ClusterError
     try:
         failed = run_regression(jobs, sim=args.sim, waves=args.waves, jobs_parallel=args.jobs,
-                                cluster=args.cluster, cluster_builds=args.cluster_builds)
+                                cluster=args.cluster, cluster_builds=args.cluster_builds,
+                                netlist=args.netlist)
     except ClusterError as e:
         raise UserError(str(e)) from None
     return 1 if failed else 0
@@ -197,6 +213,8 @@ def build_parser():
     s.add_argument("--jobs", type=int, default=None, help="parallel simulations (default: cores)")
     s.add_argument("--cluster", default=None, metavar="local:N|tcp://HOST:PORT",
                    help="run the jobs on a Dask cluster (a LocalCluster of N workers, or a scheduler)")
+    s.add_argument("--netlist", default=None, metavar="BOARD",
+                   help="simulate the board's post-synthesis netlist (gate level) instead of the RTL")
     s.add_argument("--cluster-builds", default="shared", choices=["shared", "worker"],
                    help="builds in the shared build/ (default) or in each worker's own cache")
     s.set_defaults(fn=cmd_sim)

@@ -45,10 +45,11 @@ class Job:
         """The job's run folder name (a chip preset's ``*`` written as ``x``)."""
         return self.name.replace("/", "-").replace("*", "x")
 
-    def rerun(self, sim):
+    def rerun(self, sim, netlist=None):
         test = self.testcase or self.testbench
         config = f"'{self.preset}'" if "*" in self.preset else self.preset
-        return (f"make sim TEST={test} CONFIG={config} SEED={self.seed} WAVES=1"
+        where = f"NETLIST={netlist}" if netlist else f"CONFIG={config}"
+        return (f"make sim TEST={test} {where} SEED={self.seed} WAVES=1"
                 + (f" SIM={sim}" if sim != "verilator" else ""))
 
 
@@ -109,31 +110,41 @@ def _fmt_cycles(n):
     return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}k" if n >= 1e3 else str(n)
 
 
+def _netlist_options(verilog):
+    """Build options of a gate-level job (``lpu.tools.netlist``), or none for RTL."""
+    if verilog is None:
+        return {}
+    from .netlist import NETLIST_OPT
+    return {"verilog": verilog, "opt_fast": NETLIST_OPT}
+
+
 def _build_task(item):
-    """(testbench, preset, sim, waves) -> the build's log lines (runs on any executor)."""
-    tb, p, sim, waves = item
+    """(testbench, preset, sim, waves, netlist or None) -> the build's log lines (runs on
+    any executor)."""
+    tb, p, sim, waves, verilog = item
     lines = []
-    build(tb, preset(p), sim=sim, waves=waves, log=lines.append)
+    build(tb, preset(p), sim=sim, waves=waves, log=lines.append, **_netlist_options(verilog))
     return lines
 
 
 def _job_task(item):
-    """(job, sim, waves, timeout, runs folder) -> (SimResult, log lines) (runs on any
-    executor; the client chooses the folder, which the workers share)."""
-    job, sim, waves, timeout, runs = item
+    """(job, sim, waves, timeout, runs folder, netlist or None) -> (SimResult, log lines)
+    (runs on any executor; the client chooses the folder, which the workers share)."""
+    job, sim, waves, timeout, runs, verilog = item
     lines = []
     run_dir = Path(runs) / sim / job.folder
     res = run_testbench(job.testbench, preset(job.preset), seed=job.seed, run_dir=run_dir,
                         sim=sim, waves=waves, timeout=timeout, testcase=job.testcase,
-                        log=lines.append)
+                        log=lines.append, **_netlist_options(verilog))
     return res, lines
 
 
 def run_regression(jobs, *, sim="verilator", waves=False, jobs_parallel=None, out=None,
-                   timeout=TIMEOUT_S, cluster=None, cluster_builds="shared"):
+                   timeout=TIMEOUT_S, cluster=None, cluster_builds="shared", netlist=None):
     """Run ``jobs``; print progress and a summary; write build/sim/results.xml.
-    ``cluster``: run them on a Dask cluster (``lpu.tools.executor``). Returns the number of
-    failed jobs."""
+    ``cluster``: run them on a Dask cluster (``lpu.tools.executor``). ``netlist``: a board
+    whose post-synthesis netlists the jobs simulate instead of the RTL
+    (``lpu.tools.netlist``). Returns the number of failed jobs."""
     from .executor import make_executor
     out = out or sys.stdout
     say = lambda s: (out.write(s + "\n"), out.flush())
@@ -142,15 +153,22 @@ def run_regression(jobs, *, sim="verilator", waves=False, jobs_parallel=None, ou
     results_dir = BUILD / "sim"
     results_dir.mkdir(parents=True, exist_ok=True)
     where = f" on the Dask cluster {executor.name}" if cluster else ""
-    say(f"lpu sim: {len(jobs)} jobs ({sim}), {executor.parallel} in parallel{where}")
+    what = f"{sim}, the {netlist} netlist" if netlist else sim
+    say(f"lpu sim: {len(jobs)} jobs ({what}), {executor.parallel} in parallel{where}")
+    texts = {}
+    if netlist:
+        from .netlist import netlist_verilog
+        for tb in sorted({j.testbench for j in jobs}):
+            texts[tb] = netlist_verilog(netlist, tb, log=lambda s: say("  " + s))
+    runs_dir = results_dir / "runs" / (f"netlist-{netlist}" if netlist else "")
     done = []
     rescheduled = []
     try:
         # Build every (design, preset) first, in parallel: later jobs only run.
         pairs = sorted({(j.testbench, j.preset) for j in jobs})
         build_errors = {}
-        for (tb, p, _s, _w), res, _info in executor.map_unordered(
-                _build_task, [(tb, p, sim, waves) for tb, p in pairs]):
+        for (tb, p, *_rest), res, _info in executor.map_unordered(
+                _build_task, [(tb, p, sim, waves, texts.get(tb)) for tb, p in pairs]):
             if isinstance(res, Exception):  # a failed build fails its jobs, not the regression
                 build_errors[(tb, p)] = str(res)
                 say(f"  BUILD FAILED {tb}/{p}: {str(res).splitlines()[0]}")
@@ -162,7 +180,7 @@ def run_regression(jobs, *, sim="verilator", waves=False, jobs_parallel=None, ou
             if (job.testbench, job.preset) in build_errors:
                 say(f"FAIL  {job.name:32s} build failed")
                 done.append((job, None, build_errors[(job.testbench, job.preset)]))
-        todo = [(j, sim, waves, timeout, str(results_dir / "runs")) for j in jobs
+        todo = [(j, sim, waves, timeout, str(runs_dir), texts.get(j.testbench)) for j in jobs
                 if (j.testbench, j.preset) not in build_errors]
         for (job, *_rest), res, info in executor.map_unordered(_job_task, todo):
             if info.get("rescheduled"):
@@ -198,13 +216,14 @@ def run_regression(jobs, *, sim="verilator", waves=False, jobs_parallel=None, ou
             say(f"  log:    {res.log}")
             wave = res.waves
             if wave is None and not waves and sim == "verilator":
-                run_dir = results_dir / "runs" / sim / (job.folder + "-waves")
+                run_dir = runs_dir / sim / (job.folder + "-waves")
                 rerun = run_testbench(job.testbench, preset(job.preset), seed=job.seed,
                                       run_dir=run_dir, sim=sim, waves=True, timeout=timeout,
-                                      testcase=job.testcase, log=lambda s: None)
+                                      testcase=job.testcase, log=lambda s: None,
+                                      **_netlist_options(texts.get(job.testbench)))
                 wave = rerun.waves
             say(f"  waves:  {wave if wave else '(none written)'}")
-        say(f"  rerun:  {job.rerun(sim)}")
+        say(f"  rerun:  {job.rerun(sim, netlist)}")
 
     _write_junit(done, results_dir / "results.xml", sim)
     wall = time.monotonic() - t0

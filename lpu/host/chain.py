@@ -126,25 +126,10 @@ def chunk_rows(cfg, A, layers):
 def run_chains_on_sim(cfg, chains, monitor=False, timeout=1800):
     """Run chip runs (one ChainPlan each) in one simulator process (``tb/run_chip_job.py``);
     per chain: (result, per-tile counters, per-tile events or None)."""
-    import pickle
-    import sys
-    import tempfile
-    from pathlib import Path
-    from ..tools.simulation import BUILD, run_testbench
-    from .runtime import result_regions
-    (BUILD / "sim").mkdir(parents=True, exist_ok=True)
+    from .runtime import result_regions, run_sim_job
     job = {"monitor": monitor, "chains": [
         {"runs": c.runs, "read": result_regions(cfg, c.runs[-1])} for c in chains]}
-    with tempfile.TemporaryDirectory(prefix="chip-", dir=BUILD / "sim") as tmp:
-        work = Path(tmp)
-        (work / "job.pkl").write_bytes(pickle.dumps(job))
-        res = run_testbench("chip", cfg, seed=0, run_dir=work / "run", timeout=timeout,
-                            test_module="tb.run_chip_job",
-                            extra_env={"LPU_JOB": work / "job.pkl", "LPU_JOB_OUT": work / "out.pkl"},
-                            log=lambda s: print(s, file=sys.stderr))
-        if not res.passed or not (work / "out.pkl").exists():
-            raise RuntimeError(f"chip simulation failed: {res.message}")
-        outs = pickle.loads((work / "out.pkl").read_bytes())
+    outs = run_sim_job("chip", cfg, "tb.run_chip_job", job, timeout)
     results = []
     for chain, out in zip(chains, outs):
         regions = {(b, a, n): words for (b, a, n), words in out["read"]}

@@ -82,22 +82,29 @@ def sim_job(cfg, runs, monitor=False):
             "monitor": monitor}
 
 
-def sim_plans(cfg, plans, timeout=1800, timeline=None):
-    """Run every run of ``plans`` in one simulator process; (blocks, counters) per plan.
-    ``timeline``: a list to append each run's observed events to (the tile's probe port)."""
+def run_sim_job(design, cfg, test_module, job, timeout=1800):
+    """Run a pickled ``job`` in one simulator process of ``design`` under the testbench
+    ``test_module`` (``tb/run_job.py``, ``tb/run_chip_job.py``); returns what it wrote back."""
     from ..tools.simulation import BUILD, run_testbench
-    runs = [run for plan in plans for run in plan.runs]
     (BUILD / "sim").mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="gemm-", dir=BUILD / "sim") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"{design}-", dir=BUILD / "sim") as tmp:
         work = Path(tmp)
-        (work / "job.pkl").write_bytes(pickle.dumps(sim_job(cfg, runs, timeline is not None)))
-        res = run_testbench("tile", cfg, seed=0, run_dir=work / "run", timeout=timeout,
-                            test_module="tb.run_job",
+        (work / "job.pkl").write_bytes(pickle.dumps(job))
+        res = run_testbench(design, cfg, seed=0, run_dir=work / "run", timeout=timeout,
+                            test_module=test_module,
                             extra_env={"LPU_JOB": work / "job.pkl", "LPU_JOB_OUT": work / "out.pkl"},
                             log=lambda s: print(s, file=sys.stderr))
         if not res.passed or not (work / "out.pkl").exists():
-            raise RuntimeError(f"simulation failed: {res.message}")
-        out = iter(pickle.loads((work / "out.pkl").read_bytes())["runs"])
+            raise RuntimeError(f"{design} simulation failed: {res.message}")
+        return pickle.loads((work / "out.pkl").read_bytes())
+
+
+def sim_plans(cfg, plans, timeout=1800, timeline=None):
+    """Run every run of ``plans`` in one simulator process; (blocks, counters) per plan.
+    ``timeline``: a list to append each run's observed events to (the tile's probe port)."""
+    runs = [run for plan in plans for run in plan.runs]
+    out = iter(run_sim_job("tile", cfg, "tb.run_job", sim_job(cfg, runs, timeline is not None),
+                           timeout)["runs"])
     results = []
     for plan in plans:
         blocks, counters = [], []
@@ -331,6 +338,13 @@ def _save_atomic(path, array):
     tmp.replace(path)
 
 
+def _save_json(path, data):
+    """Write JSON so a failure never leaves a partial file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+
+
 def _output_path(path, what):
     p = Path(path)
     if p.parent and not p.parent.exists():
@@ -411,9 +425,7 @@ def run_command(args):
         write_trace(trace_path, build_trace(cfg, timeline, backend=args.backend,
                                             config_name=args.config, layers=layers))
     if report_path:
-        tmp = report_path.with_name(report_path.name + ".tmp")
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
-        tmp.replace(report_path)
+        _save_json(report_path, report)
     print(f"{args.backend}: {Path(args.model).name} on {args.config}, {x.shape[0]} "
           f"inference(s), rounding {args.rounding}")
     print(format_report(report))
@@ -452,9 +464,7 @@ def _run_on_chip(args):
         write_trace(trace_path, build_chip_trace(cfg, timeline, backend=args.backend,
                                                  config_name=f"{args.config}*{args.tiles}"))
     if report_path:
-        tmp = report_path.with_name(report_path.name + ".tmp")
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
-        tmp.replace(report_path)
+        _save_json(report_path, report)
     print(f"{args.backend}: {Path(args.model).name} on {args.config} x {args.tiles} tiles, "
           f"{x.shape[0]} inference(s), rounding {args.rounding}")
     print(format_chip_report(report))

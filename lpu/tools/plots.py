@@ -111,38 +111,35 @@ def plot_mutation(report, path):
     return _save(fig, path)
 
 
-def plot_functional_coverage(summary, path):
-    """``make sim``: each cover point's bins hit, of its size."""
+def _hit_bars(items, of, hit, xlabel, title, path, log=False):
+    """One bar per item: its total in grey, what was hit over it."""
     plt = _pyplot()
-    points = summary["points"]
-    fig, ax = plt.subplots(figsize=(7, 0.8 + 0.3 * len(points)))
-    names = list(points)
-    ax.barh(names, [p["size"] for p in points.values()], color="lightgray", label="declared")
-    ax.barh(names, [p["hit"] for p in points.values()], color="tab:blue", label="hit")
+    fig, ax = plt.subplots(figsize=(7, 0.8 + 0.3 * len(items)))
+    names = list(items)
+    ax.barh(names, [v[of] for v in items.values()], color="lightgray", label=of)
+    ax.barh(names, [v[hit] for v in items.values()], color="tab:green", label=hit)
     ax.invert_yaxis()
-    ax.set_xscale("log")
-    ax.set_xlabel("bins")
-    ax.set_title(f"Functional coverage: {summary['hit']}/{summary['declared']} bins "
-                 f"({summary['percent']} %)")
+    if log:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
     ax.legend(fontsize=8)
     return _save(fig, path)
+
+
+def plot_functional_coverage(summary, path):
+    """``make sim``: each cover point's bins hit, of its size."""
+    return _hit_bars(summary["points"], "size", "hit", "bins (declared, hit)",
+                     f"Functional coverage: {summary['hit']}/{summary['declared']} bins "
+                     f"({summary['percent']} %)", path, log=True)
 
 
 def plot_source_coverage(summary, path):
     """``make coverage``: per ``rtl/`` file, the source lines fully covered."""
-    plt = _pyplot()
-    files = summary["files"]
-    fig, ax = plt.subplots(figsize=(7, 0.8 + 0.3 * len(files)))
-    names = list(files)
-    ax.barh(names, [f["lines"] for f in files.values()], color="lightgray", label="lines")
-    ax.barh(names, [f["lines_covered"] for f in files.values()], color="tab:green",
-            label="fully covered")
-    ax.invert_yaxis()
-    ax.set_xlabel("Amaranth source lines with coverage points")
-    ax.set_title(f"Source-line coverage: {summary['lines_covered']}/{summary['lines']} "
-                 f"({summary['percent']} %)")
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+    return _hit_bars(summary["files"], "lines", "lines_covered",
+                     "Amaranth source lines with coverage points (all, fully covered)",
+                     f"Source-line coverage: {summary['lines_covered']}/{summary['lines']} "
+                     f"({summary['percent']} %)", path)
 
 
 def plot_all(out_dir=None, log=print):

@@ -256,8 +256,10 @@ async def test_random_legal_programs(dut):
     zeros = np.zeros((D, L), np.int8)
     await host.write_sram(0, 0, zeros)
     model.write_sram(0, 0, zeros)
+    # (one full-depth MM per weight buffer: each buffer's guard counter reaches its top bit)
     clear = [Insn(Op.LW, bank=0, wbuf=0), Insn(Op.LW, bank=0, wbuf=1),
-             Insn(Op.MM, bank=0, count=cfg.acc_depth, wbuf=0), Insn(Op.HALT)]
+             Insn(Op.MM, bank=0, count=cfg.acc_depth, wbuf=0),
+             Insn(Op.MM, bank=0, count=cfg.acc_depth, wbuf=1), Insn(Op.HALT)]
     assert await host.run(clear) == model.run(clear)
     for b in range(cfg.banks):                      # the same random contents everywhere
         words = rng.integers(-128, 128, (D, L), dtype=np.int8)

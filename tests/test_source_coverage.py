@@ -73,3 +73,18 @@ def test_vxm_testbench_coverage(tmp_path):
     entry = missed[f"rtl/vector_unit.py:{params}"]
     assert any(re.search(r"i_params\.multiplier\[31\]:0->1", m) for m in entry["missed"])
     assert "rtl/vector_unit.py" in (tmp_path / "report.md").read_text()
+
+
+def test_reasons_explain_only_what_they_match():
+    from lpu.tools.waivers import coverage_reason, mutant_reason
+    assert "performance counters" in coverage_reason(["toggle seq.count_cycles[13]:0->1"])
+    both = coverage_reason(["toggle vxm.ovf0:0->1", "toggle seq.counters[108]:1->0"])
+    assert "SRDHM" in both and "performance counters" in both
+    # one point nobody explained leaves the line unexplained
+    assert coverage_reason(["toggle seq.count_cycles[13]:0->1", "toggle seq.guard1[8]:0->1"]) \
+        is None
+    assert coverage_reason([]) is None
+    cut = "mutate -mode const1 -module top -cell $x -port Y -portbit 2 -src rtl/sequencer.py:1"
+    assert "cut off" in mutant_reason("m.d.sync += vx_pass.eq(vx_pass + 1)", cut)
+    low = cut.replace("-portbit 2", "-portbit 0")
+    assert mutant_reason("m.d.sync += vx_pass.eq(vx_pass + 1)", low) is None

@@ -202,7 +202,7 @@ def run_mutation(preset_name="tiny", count=20, seed=1, jobs=None, timeout=300, m
               "preset": preset_name, "seed": seed, "mutants": len(results),
               "testbenches": list(TESTBENCHES), "wall_s": round(time.monotonic() - t0, 1),
               "survivors": [{"file": r.get("file"), "line": r.get("line"),
-                             "mutation": r["mutation"]} for r in results
+                             "mutation": r["mutation"], "why": _why(r)} for r in results
                             if r["status"] == "survived"],
               "results": results}
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -216,6 +216,15 @@ def run_mutation(preset_name="tiny", count=20, seed=1, jobs=None, timeout=300, m
     return report
 
 
+def _why(rec):
+    """Why a survivor survives, where a person has worked it out (``lpu.tools.waivers``)."""
+    from .waivers import mutant_reason
+    if not rec.get("file"):
+        return None
+    text = (ROOT / rec["file"]).read_text().splitlines()[rec["line"] - 1]
+    return mutant_reason(text, rec["mutation"])
+
+
 def _markdown(r):
     score = "n/a" if r["score"] is None else f"{r['score'] * 100:.1f} %"
     lines = ["# Mutation testing of the tile", "",
@@ -227,5 +236,6 @@ def _markdown(r):
     if not r["survivors"]:
         lines.append("None.")
     for s in r["survivors"]:
-        lines.append(f"- `{s['file']}:{s['line']}`: `{s['mutation']}`")
+        lines.append(f"- `{s['file']}:{s['line']}`: `{s['mutation']}`\n"
+                     f"  - why: {s.get('why') or 'not analysed (a gap in the regression?)'}")
     return "\n".join(lines) + "\n"

@@ -1,0 +1,62 @@
+"""Why a mutant survives, or why a source line is not covered, where a person has worked it
+out: each reason is matched against what the report shows, so it follows the code when lines
+move and stops matching when the code it explains changes. ``make mutate`` and ``make
+coverage`` print the reason beside each survivor or uncovered line; one with no reason is
+reported as not analysed.
+"""
+
+import re
+
+__all__ = ["mutant_reason", "coverage_reason", "MUTANTS", "COVERAGE"]
+
+# (regex over "<source line text> | <mutation command>", why it survives)
+MUTANTS = [
+    (r"vx_pass\.eq\(vx_pass \+ 1\).*-port Y -portbit ([2-9]|\d\d)\b",
+     "equivalent: vx_pass is vxm_pass_bits wide; the adder's higher bits are cut off by the "
+     "assignment"),
+    (r"total\[0\]\.eq\(31 - shift\).*-port Y -portbit ([6-9]|\d\d)\b",
+     "equivalent: total is 6 bits; the subtractor's higher bits are cut off by the "
+     "assignment"),
+    (r"half\[0\]\.eq\(30 - shift\).*-port Y -portbit ([6-9]|\d\d)\b",
+     "equivalent: half is 6 bits; the subtractor's higher bits are cut off by the assignment"),
+]
+
+# (regex every missed point of the line matches, why it is not covered)
+COVERAGE = [
+    (r"count_\w+\[\d+\]|counters\[\d+\]|\bcounter\[\d+\]",
+     "32-bit performance counters: the runs are shorter than 2**12 cycles, the high bits are "
+     "never reached in simulation"),
+    (r"remaining\[\d+\]",
+     "an address stream's remaining count is count - 1 <= depth - 1: the top bit, there for "
+     "count = depth, never sets"),
+    (r"multiplier\[(31|63|95|127)\]|mult\d+\[31\]|ovf\d+|cond_then",
+     "TFLite multipliers are in [0, 2**31): the sign bit never sets, so SRDHM's overflow case "
+     "(both operands -2**31) is dead logic here"),
+    (r"mask\d+\[31\]", "the rounding mask is 2**right - 1 with right <= 31: bit 31 never sets"),
+    (r"hit32_\d+:1->0", "constant 1 with 4 banks (every int32 VX writes every bank)"),
+    (r"utx\.shift\[9\]:1->0", "the UART transmitter's stop bit: always 1"),
+    (r"imem_addr\[\d+\]", "the host port's 16-bit address is wider than the instruction memory"),
+    (r"bridge\.core\.(cmd|length|idx|status|rlen|tx_idx)\[\d+\]|bridge\.core\.(if|elsif)|"
+     r"urx\.(if|else)|urx\.timer\[\d+\]",
+     "serial-bridge states and widths the simulated frames never reach (lengths above 1023, "
+     "command bytes with bit 7, time-outs in the middle of some fields); the formal proofs "
+     "`bridge` and `bridge_resync` cover every byte sequence, these included"),
+    (r"\bdone:1->0|host__done(\$\d+)?:1->0",
+     "the bridge testbench starts one program: done never falls again"),
+]
+
+
+def _match(table, text):
+    return next((why for pattern, why in table if re.search(pattern, text)), None)
+
+
+def mutant_reason(source_text, mutation):
+    """Why a mutant of this source line survives, or None."""
+    return _match(MUTANTS, f"{source_text.strip()} | {mutation}")
+
+
+def coverage_reason(missed):
+    """Why a line with these missed points is not covered: a reason that explains every one
+    of them, or None."""
+    reasons = {_match(COVERAGE, m) for m in missed}
+    return "; ".join(sorted(reasons)) if missed and None not in reasons else None

@@ -27,6 +27,8 @@ class Monitor:
         # each event's lag behind the cycle the model predicts
         self.lag = {name: 0 for name in self.names}
         self.lag["vx_reads"] = config.acc_read_latency
+        self.link_data = []         # on a lone tile: each vector sent east, as it left
+        self._link_out = getattr(dut, "link_out_data", None) if tile is None else None
         self.running = True
 
     async def watch(self):
@@ -44,6 +46,8 @@ class Monitor:
                 for name in self.names:
                     if getattr(probe, name):
                         self.events[name].append(k - self.lag[name])
+                if probe.link_sends and self._link_out is not None:
+                    self.link_data.append(self._link_out.value.to_unsigned())
                 k += 1
 
 
@@ -114,17 +118,22 @@ class HostDriver(TB):
         await RisingEdge(d.clk)
         d.host__start.value = 0
 
-    async def run(self, program, max_cycles=None, monitor=False):
+    async def run(self, program, max_cycles=None, monitor=False, link_in=()):
         """Load ``program``, start it and wait for ``done`` under a simulated-time limit of
         ``max_cycles`` (default: twice the model's prediction, plus 1000); returns the
         counters. With no Python per cycle, unless ``monitor``: then a :class:`Monitor`
-        records every unit-boundary event, in ``self.last_events``."""
+        records every unit-boundary event, in ``self.last_events`` (and what left on the
+        east link in ``self.last_link``). ``link_in``: (cycle, packed vector) pairs driven on
+        the tile's west link on those cycles of the run."""
         if max_cycles is None:
-            max_cycles = 2 * schedule(program, self.config).cycles + 1000
+            arrivals = [c for c, _ in link_in]
+            max_cycles = 2 * schedule(program, self.config, arrivals=arrivals).cycles + 1000
         await self.write_program(program)
         mon = Monitor(self.dut, self.config) if monitor else None
         task = cocotb.start_soon(mon.watch()) if mon else None
         await self.start_program()
+        if link_in:
+            cocotb.start_soon(self._drive_link(sorted(link_in)))
         await with_timeout(RisingEdge(self.dut.host__done), max_cycles * CLOCK_NS, "ns")
         await RisingEdge(self.dut.clk)
         if mon:
@@ -132,7 +141,22 @@ class HostDriver(TB):
             await RisingEdge(self.dut.clk)
             task.cancel()
             self.last_events = mon.events
+            self.last_link = mon.link_data
         return await self.read_counters()
+
+    async def _drive_link(self, link_in):
+        """Started right after the start edge: cycle 0 of the run is the one under way."""
+        d = self.dut
+        k = 0
+        for cycle, value in link_in:
+            while k < cycle:
+                await RisingEdge(d.clk)
+                k += 1
+            d.link_in_valid.value = 1
+            d.link_in_data.value = value
+            await RisingEdge(d.clk)
+            k += 1
+            d.link_in_valid.value = 0
 
 
 async def run_chip(dut, cfg, runs, max_cycles, monitor=True):

@@ -12,6 +12,7 @@ import numpy as np
 
 from lpu.host.compiler import Quant, assemble, collect, compile_gemm
 from model.gemm import reference_gemm
+from lpu.contract.bits import pack
 from lpu.contract.hostport import load_run
 from lpu.contract.isa import Insn, Op, ProgramError
 from lpu.host.runtime import result_regions
@@ -236,8 +237,25 @@ def random_program(rng, cfg, steer=True):
                 quant, bank = 0, int32_banks[int(rng.integers(0, len(int32_banks)))]
             program.append(Insn(Op.VX, bank=bank, base=base, stride=stride, count=count,
                                 acc_base=acc_base, quant=quant,
-                                prow=int(rng.integers(0, cfg.param_depth))))
+                                prow=int(rng.integers(0, cfg.param_depth)),
+                                link=int(quant and rng.random() < 0.25)))
+    if rng.random() < 0.3:          # receive from the west link first (the chip's RX)
+        program.insert(0, Insn(Op.RX, bank=int(rng.integers(0, cfg.banks)),
+                               base=int(rng.integers(0, D)), stride=_stride(rng, cfg, None),
+                               count=int(rng.integers(1, 3 * L + 1))))
     return program + [Insn(Op.HALT)]
+
+
+def random_arrivals(rng, cfg, program):
+    """Vectors for the program's RX (its first instruction, issuing on cycle 0): from cycle 1,
+    back to back or with gaps."""
+    if program[0].op != Op.RX:
+        return []
+    cycles, c = [], 0
+    for _ in range(program[0].count):
+        c += 1 if rng.random() < 0.6 else int(rng.integers(2, 12))
+        cycles.append(c)
+    return [(c, rng.integers(-128, 128, cfg.lanes, dtype=np.int8)) for c in cycles]
 
 
 @cocotb.test(**WATCHDOG)
@@ -275,17 +293,22 @@ async def test_random_legal_programs(dut):
     # at least 8 programs; then on until the tile's cover points are closed (at most 24)
     while ran < 8 or (ran < 24 and any(holes(p) for p in TILE_POINTS)):
         program = random_program(rng, cfg)
+        arrivals = random_arrivals(rng, cfg, program)
         trial = TileModel(cfg)                      # refuse racing programs before running
         trial.sram, trial.params = model.sram.copy(), dict(model.params)
         try:
-            trial.run(program)
+            trial.run(program, arrivals)
         except ProgramError:
             refused += 1
             continue
-        expected = model.run(program)
+        expected = model.run(program, arrivals)
         timing = model.last_timing
         sample_program(cfg, program, timing)
-        counters = await host.run(program, monitor=True)
+        counters = await host.run(program, monitor=True, link_in=[
+            (c, pack(v, 8)) for c, v in arrivals])
+        sent = [pack(v, 8) for _, v in model.last_link]
+        assert host.last_link == sent, (f"program {ran}: the vectors sent east differ from "
+                                        f"the model's")
         listing = "; ".join(str(i) for i in program)
         for name, got in host.last_events.items():
             assert got == sorted(getattr(timing, name)), (

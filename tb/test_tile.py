@@ -9,6 +9,7 @@ the GEMM semantics.
 
 import cocotb
 import numpy as np
+from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
 
 from lpu.host.compiler import Quant, assemble, collect, compile_gemm
 from model.gemm import reference_gemm
@@ -19,7 +20,7 @@ from lpu.host.runtime import result_regions
 from lpu.host.trace import build_trace, diff_traces, timing_events
 from model.tile import TileModel
 from tb.coverage import STRIDES, holes, sample_program
-from tb.common import WATCHDOG, load_config, rng_for, record_stats
+from tb.common import CLOCK_NS, WATCHDOG, load_config, rng_for, record_stats
 from tb.host import HostDriver
 
 TILE_POINTS = ("tile.insn.kind_stride_bank", "tile.insn.kind_wraps", "tile.vx.int32_bank",
@@ -185,6 +186,53 @@ async def test_gemm_utilisation(dut):
     B = rng.integers(-128, 128, (K, N), dtype=np.int8)
     q = Quant(multiplier=np.full(N, 1 << 30), shift=np.full(N, -8))
     await gemm_session(dut, "test_gemm_utilisation", [(A, B, None, q)], monitor=False)
+
+
+@cocotb.test(**WATCHDOG)
+async def test_host_port_ignored_while_busy(dut):
+    """The host port's contract: while a program runs, ``start`` and every write are ignored,
+    so a running program can never be restarted or corrupted. A compiled GEMM, with starts
+    and writes (instructions, SRAM words the program reads, parameters) thrown at the port on
+    random cycles of its run: same counters, same results as the model, which sees none."""
+    rng = rng_for("test_host_port_ignored_while_busy")
+    cfg = load_config()
+    L = cfg.lanes
+    host = HostDriver(dut)
+    await host.start_clock_and_reset()
+    A = rng.integers(-128, 128, (3 * L, 2 * L), dtype=np.int8)
+    B = rng.integers(-128, 128, (2 * L, 2 * L), dtype=np.int8)
+    q = Quant(multiplier=np.full(2 * L, 1 << 30), shift=np.full(2 * L, -8))
+    plan = compile_gemm(cfg, A, B, None, q)
+    model = TileModel(cfg)
+    d = dut
+    for run in plan.runs:
+        await load_run(host, run)
+        load_run(model, run)
+        expected = model.run(run.program)
+        await host.write_program(run.program)
+        await host.start_program()
+        noise = sorted({int(c) for c in rng.integers(1, expected["cycles"] - 1, 6)})
+        k = 0
+        for c in noise:
+            await ClockCycles(d.clk, c - k)
+            k = c + 1
+            assert int(d.host__busy.value), "the program ended before the test's noise"
+            d.host__start.value = 1
+            d.host__we.value = 1
+            d.host__region.value = int(rng.integers(0, 3))    # SRAM, IMEM or PARAM
+            d.host__bank.value = 0
+            d.host__addr.value = int(rng.integers(0, 4))
+            d.host__wdata.value = int(rng.integers(0, 1 << 30))
+            await RisingEdge(d.clk)
+            d.host__start.value = 0
+            d.host__we.value = 0
+        await with_timeout(RisingEdge(d.host__done), 4 * expected["cycles"] * CLOCK_NS, "ns")
+        await RisingEdge(d.clk)
+        assert await host.read_counters() == expected, "a start or write while busy changed the run"
+        for bank, addr, n in result_regions(cfg, run):
+            assert np.array_equal(await host.read_sram(bank, addr, n),
+                                  model.read_sram(bank, addr, n)), "results differ"
+    record_stats("test_host_port_ignored_while_busy", 0)
 
 
 def _stride(rng, cfg, kind):

@@ -39,10 +39,49 @@ def _share():
 
 
 def cell_models(family):
-    """Yosys's simulation models of ``family``'s primitives; ``timescale`` removed, so the
-    netlist keeps the testbench's time unit."""
-    text = (_share() / family / "cells_sim.v").read_text()
+    """Yosys's simulation models of ``family``'s primitives, its ``include`` files inlined
+    (the build sees one file), ``timescale`` removed so the netlist keeps the testbench's
+    time unit."""
+    folder = _share() / family
+
+    def inline(m):
+        return (folder / m.group(1)).read_text()
+    text = (folder / "cells_sim.v").read_text()
+    while re.search(r'^\s*`include\s+"([^"]+)"', text, flags=re.M):
+        text = re.sub(r'^\s*`include\s+"([^"]+)"', inline, text, flags=re.M)
+    if family == "ecp5":
+        text += _mult18x18d(folder)
     return re.sub(r"^\s*`timescale.*$", "", text, flags=re.M)
+
+
+def _mult18x18d(folder):
+    """ECP5's ``MULT18X18D``, which Yosys ships only as a black box (``cells_bb.v``): its ports
+    and parameters from there, and the behaviour of the one configuration ``synth_ecp5``
+    instantiates (no input, pipeline or output register, no bypass): ``P = A * B``, each
+    operand signed when its ``SIGNED`` input is high. Any other configuration stops the
+    simulation, so this model is never silently wrong about a mode it does not describe."""
+    bb = (folder / "cells_bb.v").read_text()
+    start = bb.index("module MULT18X18D(")
+    module = bb[start:bb.index("endmodule", start)]
+    bus = lambda name, n: "{" + ", ".join(f"{name}{i}" for i in reversed(range(n))) + "}"
+    outputs = re.findall(r"^\s*output (\w+);", module, flags=re.M)
+    unused = [o for o in outputs if not re.fullmatch(r"P\d+|SIGNEDP", o)]
+    registers = [f'REG_{r}_CLK != "NONE"' for r in ("INPUTA", "INPUTB", "INPUTC", "PIPELINE",
+                                                      "OUTPUT")]
+    body = f"""
+    wire [17:0] lpu_a = {bus("A", 18)};
+    wire [17:0] lpu_b = {bus("B", 18)};
+    wire signed [37:0] lpu_p = $signed({{SIGNEDA & lpu_a[17], lpu_a}}) *
+                               $signed({{SIGNEDB & lpu_b[17], lpu_b}});
+    assign {bus("P", 36)} = lpu_p[35:0];
+    assign SIGNEDP = SIGNEDA | SIGNEDB;
+    assign {{{", ".join(unused)}}} = {len(unused)}'b0;
+    initial if ({" || ".join(registers)} || MULT_BYPASS != "DISABLED") begin
+        $display("MULT18X18D: only the unregistered multiplier is modelled (lpu/tools/netlist.py)");
+        $finish;
+    end
+"""
+    return "\n" + module + body + "endmodule\n"
 
 
 def netlist_verilog(board, design, log=print, edit=None):

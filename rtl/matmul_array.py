@@ -75,12 +75,11 @@ class MatmulArray(wiring.Component):
                 s_reg = Signal(name=f"s_{k}_{n}")
                 p_reg = Signal(psum_shape, name=f"p_{k}_{n}")
                 weight = Mux(s_east[k][n], w1, w0)
-                m.d.sync += [
-                    a_reg.eq(a_east[k][n]), s_reg.eq(s_east[k][n]),
-                    p_reg.eq(p_south[n] + a_east[k][n] * weight),
-                ]
-                a_east[k][n + 1] = a_reg
-                s_east[k][n + 1] = s_reg
+                m.d.sync += p_reg.eq(p_south[n] + a_east[k][n] * weight)
+                if n + 1 < L:           # the last column passes nothing east
+                    m.d.sync += [a_reg.eq(a_east[k][n]), s_reg.eq(s_east[k][n])]
+                    a_east[k][n + 1] = a_reg
+                    s_east[k][n + 1] = s_reg
                 p_south[n] = p_reg
         for n in range(L):
             m.d.comb += self.r_data[n].eq(delay(m, p_south[n], L - 1 - n, name=f"deskew{n}"))

@@ -68,3 +68,17 @@ def test_mutants_on_a_dask_cluster(tmp_path):
                           cluster="local:2", log=lambda _m: None)
     assert [r["status"] for r in report["results"]] == ["killed", "equivalent"]
     assert report["score"] == 1.0
+
+
+def test_unit_mutation_translation():
+    """A mutant located in a unit also runs that unit's testbench: the same cell and wire on
+    the unit's own netlist."""
+    from lpu.tools.mutate import unit_mutation
+    cmd = (r"mutate -mode cnot0 -module top -cell $flatten\vxm.$212 -port Y -portbit 29 "
+           r"-ctrlbit 56 -wire vxm.t0 -wirebit 29 -src rtl/vector_unit.py:119")
+    assert unit_mutation(cmd) == ("vxm", cmd.replace(r"$flatten\vxm.$212", "$212")
+                                  .replace("-wire vxm.t0", "-wire t0"))
+    nested = r"mutate -mode inv -module top -cell $flatten\mxm.array.$5 -port Q -wire mxm.array.a_0_1"
+    assert unit_mutation(nested) == ("mxm", r"mutate -mode inv -module top -cell "
+                                             r"$flatten\array.$5 -port Q -wire array.a_0_1")
+    assert unit_mutation(r"mutate -mode inv -module top -cell $flatten\seq.$5 -port Q") is None

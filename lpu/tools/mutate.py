@@ -53,13 +53,32 @@ def _yosys(script, cwd):
     return r
 
 
-def _rtlil(config, work):
+def _rtlil(config, work, design="tile"):
     from amaranth.back import rtlil
-    path = work / "tile.il"
-    text = rtlil.convert(elaborate("tile", config), name="top", emit_src=True)
+    path = work / f"{design}.il"
+    text = rtlil.convert(elaborate(design, config), name="top", emit_src=True)
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
     return path
+
+
+# The tile's units that have a testbench of their own, by their instance name in rtl/tile.py.
+# A mutant located in one is also run through that unit's testbench (as `make sim` would):
+# the same mutation, applied to the unit's own netlist (Amaranth emits a unit's module the
+# same whether it is elaborated alone or in the tile, so its cells keep their names).
+UNITS = {"vxm": "vxm", "mxm": "mxm", "mem": "sram"}
+
+
+def unit_mutation(mutation):
+    """(design, the mutation on that unit's own netlist), or None when it is not in a unit."""
+    m = re.search(r"-cell \$flatten\\(\w+)\.(\S+)", mutation)
+    if not m or m.group(1) not in UNITS:
+        return None
+    inst, rest = m.group(1), m.group(2)
+    cell = rest if rest.startswith("$") else "$flatten\\" + rest
+    out = mutation.replace(m.group(0), f"-cell {cell}")
+    out = re.sub(rf"-wire {inst}\.(\S+)", r"-wire \1", out)
+    return UNITS[inst], out
 
 
 def _source(cmd):
@@ -142,6 +161,20 @@ def _evaluate(config, preset_name, work, il, mutation, index, seed, base_opt, ti
         if not res.passed:
             result = {"status": "killed", "by": tb, "why": res.message[:200]}
             break
+    unit = unit_mutation(mutation)
+    if result["status"] == "survived" and unit:      # the unit's own testbench, as make sim
+        design, unit_cmd = unit
+        uil = _rtlil(config, work, design)
+        try:
+            utext, _ = _netlist(work, uil, unit_cmd, f"{name}-{design}")
+        except (RuntimeError, subprocess.SubprocessError):
+            utext = None                 # not translatable: the tile's verdict stands
+        if utext is not None:
+            res = run_testbench(design, config, seed=TB_SEED, timeout=timeout, verilog=utext,
+                                run_dir=work / "runs" / f"{name}-{design}",
+                                opt_fast=MUTANT_OPT, log=lambda s: None)
+            if not res.passed:
+                result = {"status": "killed", "by": design, "why": res.message[:200]}
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(result))
     log(f"  {name} {result['status']:<10} {rec.get('file', '?')}:{rec.get('line', '?')}")
@@ -168,9 +201,12 @@ def run_mutation(preset_name="tiny", count=20, seed=1, jobs=None, timeout=300, m
     t0 = time.monotonic()
     il = _rtlil(config, work)
     base_text, base_opt = _netlist(work, il, None, "original")
-    for tb in TESTBENCHES:              # the flow itself must pass the regression
+    originals = [(tb, base_text, TESTCASE) for tb in TESTBENCHES]
+    originals += [(d, _netlist(work, _rtlil(config, work, d), None, f"original-{d}")[0], None)
+                  for d in UNITS.values()]
+    for tb, text, testcase in originals:     # the flow itself must pass the regression
         res = run_testbench(tb, config, seed=TB_SEED, run_dir=work / "runs" / f"original-{tb}",
-                            timeout=timeout, verilog=base_text, testcase=TESTCASE,
+                            timeout=timeout, verilog=text, testcase=testcase,
                             opt_fast=MUTANT_OPT, log=lambda s: None)
         if not res.passed:
             raise RuntimeError(f"the un-mutated netlist fails the {tb} testbench: {res.message}")

@@ -19,6 +19,12 @@ MUTANTS = [
      "assignment"),
     (r"half\[0\]\.eq\(30 - shift\).*-port Y -portbit ([6-9]|\d\d)\b",
      "equivalent: half is 6 bits; the subtractor's higher bits are cut off by the assignment"),
+    (r"right\[0\]\.eq\(Mux\(shift < 0, -shift, 0\)\[:5\]\).*-port Y -portbit ([5-9]|\d\d)\b",
+     "equivalent: only the low 5 bits of the shift are kept"),
+    (r"stage3\.eq\(Mux\(single\[1\], sat, high\)\).*-portbit (3[4-9]|[4-9]\d)\b",
+     "equivalent: stage3 is 34 bits; the multiplexer's higher bits are cut off"),
+    (r"self\.o_valid\.eq\(v\[2\] & \(k\[2\] == P - 1\)\).*-mode cnot0 .*-portbit 1 -ctrlbit 0",
+     "equivalent: k ^ (~k[0] << 1) maps 3 to 3 and nothing else to 3"),
 ]
 
 # (regex every missed point of the line matches, why it is not covered)

@@ -29,7 +29,7 @@ help:
 	@echo "make bench    simulation speed vs native Verilator, utilisation, model speed"
 	@echo "make mutate   mutation score of the regression (MUTANTS= SEED= CONFIG= JOBS= CLUSTER=)"
 	@echo "make coverage source-line coverage of rtl/ by the testbenches (CONFIG= TEST= JOBS=)"
-	@echo "make plots    redraw every plot whose results exist into build/plots/"
+	@echo "make plots    redraw every plot whose results exist into docs/plots/ (the README's figures)"
 	@echo "make formal   formal proofs of the components' contracts (CONFIG= TASK=)"
 	@echo "make install  create .venv with the pinned dependencies"
 
@@ -97,7 +97,7 @@ mutate: $(STAMP) ccache
 	$(BIN)/lpu mutate --count $(MUTANTS) $(if $(SEED),--seed $(SEED)) \
 	  $(if $(CONFIG),--config $(CONFIG)) $(if $(JOBS),--jobs $(JOBS)) $(if $(CLUSTER),--cluster $(CLUSTER))
 
-# the README's figures: every plot whose results exist, into build/plots/
+# the README's figures: every plot whose results exist, into docs/plots/ (not committed)
 plots: $(STAMP)
 	$(BIN)/lpu plots
 

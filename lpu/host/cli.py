@@ -230,7 +230,7 @@ def build_parser():
     s.set_defaults(fn=cmd_bench)
 
     s = sub.add_parser("plots", help="redraw every plot whose results exist (make plots)")
-    s.add_argument("--out", default=None, help="folder (default: build/plots)")
+    s.add_argument("--out", default=None, help="folder (default: docs/plots)")
     s.set_defaults(fn=cmd_plots)
 
     s = sub.add_parser("mutate", help="mutation testing of the tile's RTL (make mutate)")

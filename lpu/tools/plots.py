@@ -3,8 +3,8 @@
 Each function takes the dict a tool wrote (``results.json``, ``report.json``,
 ``coverage.json``) and draws it; nothing here measures anything. ``make bench``, ``make
 mutate``, ``make coverage`` and ``make sim`` draw their own; ``make plots`` (``lpu plots``)
-redraws every plot whose results exist into ``build/plots/``, which is where the README's
-figures come from.
+redraws every plot whose results exist into ``docs/plots/``, which is where the README's
+figures come from (generated, not committed).
 """
 
 import json
@@ -15,7 +15,9 @@ from .simulation import BUILD
 __all__ = ["plot_bench", "plot_mutation", "plot_functional_coverage", "plot_source_coverage",
            "plot_all", "PLOTS"]
 
-PLOTS = BUILD / "plots"
+# where `make plots` draws: beside the README, which shows them (generated, so not committed:
+# .gitignore; the README says which command makes them)
+PLOTS = BUILD.parent / "docs" / "plots"
 
 
 def _pyplot():

@@ -307,5 +307,12 @@ class TileModel:
             k = int(np.argmax(late))
             raise ProgramError(f"race: instruction {pc} writes bank {bank} address {addrs[k]} "
                                f"on cycle {cycles[k]}, before an earlier instruction reads it")
+        # an earlier instruction's write (a received vector) landing after this one
+        early = write_cycle[bank, addrs] > cycles
+        if early.any():
+            k = int(np.argmax(early))
+            raise ProgramError(f"race: instruction {pc} writes bank {bank} address {addrs[k]} "
+                               f"on cycle {cycles[k]}, before an earlier instruction's write of "
+                               f"it lands (cycle {write_cycle[bank, addrs[k]]})")
         self.sram[bank, addrs] = words
         np.maximum.at(write_cycle[bank], addrs, cycles)

@@ -109,7 +109,7 @@ class Sequencer(wiring.Component):
         ir = imem.read_port(transparent_for=(iw,))
         m.d.comb += [iw.en.eq(self.imem_we & ~self.busy), iw.addr.eq(self.imem_addr),
                      iw.data.eq(self.imem_data)]
-        self._pc = pc = Signal(16)
+        self._pc = pc = Signal(range(cfg.imem_depth + 1))   # HALT's issue leaves it past the end
         busy = Signal()
         self._done = Signal()
         m.d.comb += [self.busy.eq(busy), self.done.eq(self._done)]

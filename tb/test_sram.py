@@ -163,7 +163,7 @@ async def test_random_traffic(dut):
         for b in range(cfg.banks):
             if (c >= busy_until[b] and rng.random() < 0.5) or rng.random() < 0.01:
                 stride = int(rng.choice([0, 1, 1, 2, 3, d - 1, rng.integers(0, d)]))
-                count = int(rng.choice([1, 2, rng.integers(1, 64), d]))
+                count = int(rng.choice([0, 1, 2, rng.integers(1, 64), d]))  # 0: nothing
                 starts[b] = (int(rng.integers(0, d)), stride, count)
                 busy_until[b] = c + count
             if rng.random() < 0.4:

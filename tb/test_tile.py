@@ -221,11 +221,17 @@ async def test_host_port_ignored_while_busy(dut):
             d.host__we.value = 1
             d.host__region.value = int(rng.integers(0, 3))    # SRAM, IMEM or PARAM
             d.host__bank.value = 0
-            d.host__addr.value = int(rng.integers(0, 4))
+            # an address the program has yet to use: its last instructions, its first words
+            d.host__addr.value = int(rng.choice([len(run.program) - 1, len(run.program) - 2,
+                                                 int(rng.integers(0, 4))]))
             d.host__wdata.value = int(rng.integers(0, 1 << 30))
             await RisingEdge(d.clk)
             d.host__start.value = 0
             d.host__we.value = 0
+        # and the port left addressing the program's HALT with garbage, write strobe low
+        d.host__region.value = 1
+        d.host__addr.value = len(run.program) - 1
+        d.host__wdata.value = int(rng.integers(1, 1 << 30))
         await with_timeout(RisingEdge(d.host__done), 4 * expected["cycles"] * CLOCK_NS, "ns")
         await RisingEdge(d.clk)
         assert await host.read_counters() == expected, "a start or write while busy changed the run"
@@ -266,7 +272,9 @@ def random_program(rng, cfg, steer=True):
         op = {"LW": Op.LW, "MM": Op.MM, "VX": Op.VX}[kind] if kind else \
             int(rng.choice([Op.LW, Op.MM, Op.VX]))
         stride = _stride(rng, cfg, skind)
-        count = int(rng.integers(1, min(cfg.acc_depth, 3 * L) + 1))
+        # short streams mostly; a fifth up to the whole accumulator memory (counter high bits)
+        count = int(rng.integers(1, (cfg.acc_depth if rng.random() < 0.2 else
+                                     min(cfg.acc_depth, 3 * L)) + 1))
         n = L if op == Op.LW else count
         base = int(rng.integers(0, D))
         if rng.random() < 0.3:                       # wrap past the end, or stay inside
@@ -287,10 +295,11 @@ def random_program(rng, cfg, steer=True):
                                 acc_base=acc_base, quant=quant,
                                 prow=int(rng.integers(0, cfg.param_depth)),
                                 link=int(quant and rng.random() < 0.25)))
-    if rng.random() < 0.3:          # receive from the west link first (the chip's RX)
+    if rng.random() < 0.4:          # receive from the west link first (the chip's RX)
+        rx_count = int(rng.integers(1, (D if rng.random() < 0.2 else 3 * L) + 1))
         program.insert(0, Insn(Op.RX, bank=int(rng.integers(0, cfg.banks)),
                                base=int(rng.integers(0, D)), stride=_stride(rng, cfg, None),
-                               count=int(rng.integers(1, 3 * L + 1))))
+                               count=rx_count))
     return program + [Insn(Op.HALT)]
 
 

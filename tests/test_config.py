@@ -16,7 +16,7 @@ def test_presets():
 
 def test_preset_wrong():
     with pytest.raises(ConfigError, match=r"^unknown preset 'huge': choose one of tiny, default, "
-                                          r"large, icebreaker, ulx3s$"):
+                                          r"large, icebreaker, ulx3s \(or NAME\*TILES for a chip\)$"):
         preset("huge")
 
 

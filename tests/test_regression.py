@@ -24,7 +24,12 @@ def test_plan_filters():
     jobs = plan(configs="tiny", test="test_strides", seed=7)
     assert [(j.testbench, j.preset, j.seed, j.testcase) for j in jobs] == [("sram", "tiny", 7, "test_strides")]
     assert {j.testbench for j in plan(test="mxm")} == {"mxm"}
-    assert {j.preset for j in plan(sim="icarus")} == set(regression.ICARUS_PRESETS)
+    icarus = plan(sim="icarus")
+    assert {j.preset for j in icarus if j.testbench != "chip"} == set(regression.ICARUS_PRESETS)
+    assert {j.preset.split("*")[0] for j in icarus if j.testbench == "chip"} <= \
+        set(regression.ICARUS_PRESETS)
+    assert {j.preset for j in plan(test="chip", seed=1)} == {
+        f"{p}*{n}" for p in regression.CHIP_PRESETS for n in regression.CHIP_TILES}
 
 
 @pytest.mark.parametrize("kw,message", [

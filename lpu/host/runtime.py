@@ -412,23 +412,34 @@ def run_command(args):
     except (QuantError, ConfigError, CompileError, DeviceError, NetworkError) as e:
         raise UserError(str(e)) from None
     report = network_report(cfg, records, x.shape[0], args.clock_mhz or DEFAULT_CLOCK_MHZ)
-    report.update(model=str(args.model), backend=args.backend, config=args.config,
-                  rounding=args.rounding)
-    _save_atomic(out_path, values[net.output])
-    if trace_path:
-        from .trace import build_trace, write_trace
+
+    def trace():
+        from .trace import build_trace
         layers, first = [], 0
         for r in records:
             if r["where"] == "tile":
                 layers.append((f"layer {r['layer']} {r['op']}", first, len(r["plan"].runs)))
                 first += len(r["plan"].runs)
-        write_trace(trace_path, build_trace(cfg, timeline, backend=args.backend,
-                                            config_name=args.config, layers=layers))
+        return build_trace(cfg, timeline, backend=args.backend, config_name=args.config,
+                           layers=layers)
+    return _finish_run(args, values[net.output], report, out_path, report_path, trace_path,
+                       trace, f"on {args.config}, {x.shape[0]}", format_report)
+
+
+def _finish_run(args, out, report, out_path, report_path, trace_path, trace, where, fmt):
+    """``lpu run``'s outputs, on one tile or a chip: the result, the trace (``trace()``
+    builds it), the report, and the printed summary."""
+    report.update(model=str(args.model), backend=args.backend, config=args.config,
+                  rounding=args.rounding)
+    _save_atomic(out_path, out)
+    if trace_path:
+        from .trace import write_trace
+        write_trace(trace_path, trace())
     if report_path:
         _save_json(report_path, report)
-    print(f"{args.backend}: {Path(args.model).name} on {args.config}, {x.shape[0]} "
-          f"inference(s), rounding {args.rounding}")
-    print(format_report(report))
+    print(f"{args.backend}: {Path(args.model).name} {where} inference(s), "
+          f"rounding {args.rounding}")
+    print(fmt(report))
     return 0
 
 
@@ -456,16 +467,11 @@ def _run_on_chip(args):
         raise UserError(str(e)) from None
     report = chip_report(cfg, layers, counters, chains, x.shape[0],
                          args.clock_mhz or DEFAULT_CLOCK_MHZ)
-    report.update(model=str(args.model), backend=args.backend, config=args.config,
-                  rounding=args.rounding)
-    _save_atomic(out_path, out)
-    if trace_path:
-        from .trace import build_chip_trace, write_trace
-        write_trace(trace_path, build_chip_trace(cfg, timeline, backend=args.backend,
-                                                 config_name=f"{args.config}*{args.tiles}"))
-    if report_path:
-        _save_json(report_path, report)
-    print(f"{args.backend}: {Path(args.model).name} on {args.config} x {args.tiles} tiles, "
-          f"{x.shape[0]} inference(s), rounding {args.rounding}")
-    print(format_chip_report(report))
-    return 0
+
+    def trace():
+        from .trace import build_chip_trace
+        return build_chip_trace(cfg, timeline, backend=args.backend,
+                                config_name=f"{args.config}*{args.tiles}")
+    return _finish_run(args, out, report, out_path, report_path, trace_path, trace,
+                       f"on {args.config} x {args.tiles} tiles, {x.shape[0]}",
+                       format_chip_report)

@@ -70,15 +70,24 @@ def test_mutants_on_a_dask_cluster(tmp_path):
     assert report["score"] == 1.0
 
 
-def test_unit_mutation_translation():
-    """A mutant located in a unit also runs that unit's testbench: the same cell and wire on
-    the unit's own netlist."""
-    from lpu.tools.mutate import unit_mutation
-    cmd = (r"mutate -mode cnot0 -module top -cell $flatten\vxm.$212 -port Y -portbit 29 "
-           r"-ctrlbit 56 -wire vxm.t0 -wirebit 29 -src rtl/vector_unit.py:119")
-    assert unit_mutation(cmd) == ("vxm", cmd.replace(r"$flatten\vxm.$212", "$212")
-                                  .replace("-wire vxm.t0", "-wire t0"))
-    nested = r"mutate -mode inv -module top -cell $flatten\mxm.array.$5 -port Q -wire mxm.array.a_0_1"
-    assert unit_mutation(nested) == ("mxm", r"mutate -mode inv -module top -cell "
-                                             r"$flatten\array.$5 -port Q -wire array.a_0_1")
+def test_unit_mutation_translation(tmp_path):
+    """A mutant located in a unit also runs that unit's testbench: the same mutation applied
+    to the unit's own netlist. Checked with Yosys itself (the oracle of cell names): real
+    mutations from the tile's listing, in the VXM, in the MXM's array and in a bank's address
+    generator (names nested two deep), each applies to its unit's netlist and changes it."""
+    import re
+    from lpu.tools.mutate import _netlist, _rtlil, unit_mutation
+    cfg = preset("tiny")
+    cands = mutation_candidates(cfg, tmp_path, 300, 5)
+    picked = {}
+    for inst, pattern in (("vxm", r"-cell \$flatten\\vxm\.\$"),
+                          ("mxm", r"-cell \$flatten\\mxm\.\\\w+\."),
+                          ("mem", r"-cell \$flatten\\mem\.\\bank\d\.\\agen\.")):
+        picked[inst] = next(c for c in cands if re.search(pattern, c))
     assert unit_mutation(r"mutate -mode inv -module top -cell $flatten\seq.$5 -port Q") is None
+    for inst, cmd in picked.items():
+        design, unit_cmd = unit_mutation(cmd)
+        il = _rtlil(cfg, tmp_path, design)
+        original, _ = _netlist(tmp_path, il, None, f"orig-{design}")
+        mutant, _ = _netlist(tmp_path, il, unit_cmd, f"mut-{design}")   # raises if not found
+        assert mutant != original, f"{unit_cmd} left the {design} netlist unchanged"

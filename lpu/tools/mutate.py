@@ -75,9 +75,13 @@ def unit_mutation(mutation):
     if not m or m.group(1) not in UNITS:
         return None
     inst, rest = m.group(1), m.group(2)
-    cell = rest if rest.startswith("$") else "$flatten\\" + rest
+    # the tile's $flatten\mem.\bank0.\agen.$15 is the unit's $flatten\bank0.\agen.$15; the
+    # tile's $flatten\vxm.$177 is the unit's $177
+    cell = rest if rest.startswith("$") else "$flatten" + rest
     out = mutation.replace(m.group(0), f"-cell {cell}")
-    out = re.sub(rf"-wire {inst}\.(\S+)", r"-wire \1", out)
+    # -wire/-wirebit only document the mutation (Yosys ignores them), and the wire may be
+    # another unit's port in the tile: drop them
+    out = re.sub(r" -wire \S+ -wirebit \d+", "", out)
     return UNITS[inst], out
 
 
@@ -129,6 +133,7 @@ def _sources_hash():
     for folder in ("tb", "model", "lpu/contract", "lpu/host"):
         for p in sorted((ROOT / folder).glob("*.py")):
             h.update(p.read_bytes())
+    h.update(Path(__file__).read_bytes())       # how a verdict is reached (units, checks)
     return h.hexdigest()
 
 
@@ -167,14 +172,15 @@ def _evaluate(config, preset_name, work, il, mutation, index, seed, base_opt, ti
         uil = _rtlil(config, work, design)
         try:
             utext, _ = _netlist(work, uil, unit_cmd, f"{name}-{design}")
-        except (RuntimeError, subprocess.SubprocessError):
-            utext = None                 # not translatable: the tile's verdict stands
-        if utext is not None:
-            res = run_testbench(design, config, seed=TB_SEED, timeout=timeout, verilog=utext,
-                                run_dir=work / "runs" / f"{name}-{design}",
-                                opt_fast=MUTANT_OPT, log=lambda s: None)
-            if not res.passed:
-                result = {"status": "killed", "by": design, "why": res.message[:200]}
+        except (RuntimeError, subprocess.SubprocessError) as e:
+            # the unit's netlist has every cell the tile has of it: a miss is a bug here
+            raise RuntimeError(f"mutant {name}: cannot apply '{unit_cmd}' to the {design} "
+                               f"netlist: {e}") from None
+        res = run_testbench(design, config, seed=TB_SEED, timeout=timeout, verilog=utext,
+                            run_dir=work / "runs" / f"{name}-{design}",
+                            opt_fast=MUTANT_OPT, log=lambda s: None)
+        if not res.passed:
+            result = {"status": "killed", "by": design, "why": res.message[:200]}
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(result))
     log(f"  {name} {result['status']:<10} {rec.get('file', '?')}:{rec.get('line', '?')}")

@@ -17,8 +17,8 @@ Cover points (the bins are the declared figure ``make sim`` reports):
 * ``vxm.shift``: every shift in [-31, 30], in each rounding;
 * ``vxm.tie``: exact halves of each rounding step (single; double's high multiply and its
   divide by a power of two), for positive and negative values;
-* ``vxm.saturation``: the int32 bias add wrapping, double's left shift wrapping, clamps at
-  the low and the high end;
+* ``vxm.saturation``: the int32 bias add wrapping, double's left shift wrapping, the one
+  case SRDHM saturates (both operands INT32_MIN), clamps at the low and the high end;
 * ``bridge.status``: every reply status of the serial bridge.
 """
 
@@ -36,7 +36,7 @@ __all__ = ["declare", "sample_program", "sample_requant", "sample_status", "hole
 KINDS = ("LW", "MM", "VX")
 STRIDES = ("0", "1", "odd", "even")
 TIES = ("single+", "single-", "double_mul+", "double_mul-", "double_pot+", "double_pot-")
-SATURATION = ("bias_wraps", "left_shift_wraps", "clamp_low", "clamp_high")
+SATURATION = ("bias_wraps", "left_shift_wraps", "srdhm_overflow", "clamp_low", "clamp_high")
 STATUSES = tuple(sorted(Status.NAMES))
 
 _samplers = {}
@@ -144,6 +144,8 @@ def requant_events(x, params):
         ab = wrap32(shifted) * mult
         hit = (ab & ((1 << 31) - 1)) == (1 << 30)
         ties.update(f"double_mul{c}" for c in sign(ab)[hit])
+        if ((wrap32(shifted) == INT32_MIN) & (mult == INT32_MIN)).any():
+            sats.add("srdhm_overflow")
         r = srdhm(wrap32(shifted), mult)
         hit = (right > 0) & ((r & ((np.int64(1) << right) - 1)) == (np.int64(1) << np.maximum(right - 1, 0)))
         ties.update(f"double_pot{c}" for c in sign(r)[hit])

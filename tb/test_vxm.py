@@ -1,8 +1,8 @@
 """Vector unit against ``model.vxm.requantize``: every vector, on the cycle it is due.
 
 Stimulus: seeded random accumulators and per-channel parameters, plus the corners of the
-TFLite arithmetic (INT32 extremes, shifts -31 and 30, multipliers 0 and 2**31-1, ties of the
-rounding, clamps that cut everything), with parameters changing on every vector.
+TFLite arithmetic (INT32 extremes, shifts -31 and 30, multipliers 0, 2**31-1 and negative,
+SRDHM's saturating INT32_MIN * INT32_MIN, ties of the rounding, clamps that cut everything), with parameters changing on every vector.
 """
 
 import cocotb
@@ -18,11 +18,14 @@ from tb.common import TB, WATCHDOG, pack, unpack, rng_for, record_stats
 
 def random_params(rng, L, corners=False):
     if corners:
-        mult = rng.choice(np.array([0, 1, 1 << 30, (1 << 31) - 1, 1518500250], np.int64), L)
+        # (negative multipliers too: TFLite's converter never writes one, but the VXM's
+        # contract is SRDHM's, for every int32, with its one saturating case)
+        mult = rng.choice(np.array([0, 1, 1 << 30, (1 << 31) - 1, 1518500250, -1, INT32_MIN,
+                                    INT32_MIN + 8], np.int64), L)
         shift = rng.choice(np.array([-31, -30, -1, 0, 1, 29, 30], np.int64), L)
         bias = rng.choice(np.array([0, INT32_MIN, INT32_MAX, -1, 1], np.int64), L)
     else:
-        mult = rng.integers(0, 1 << 31, L)
+        mult = rng.integers(INT32_MIN if rng.random() < 0.2 else 0, 1 << 31, L)
         shift = rng.integers(-31, 31, L)
         bias = rng.integers(INT32_MIN, INT32_MAX + 1, L)
     amin, amax = sorted(int(v) for v in rng.integers(-128, 128, 2))
@@ -122,6 +125,13 @@ async def test_requant_corners(dut):
             p["shift"][:] = -1
             p["bias"][:] = 0
             acc = rng.integers(-1000, 1000, L) * 2 + 1
+        elif i % 11 == 0:   # SRDHM's saturating case, INT32_MIN * INT32_MIN, and next to it
+            lane = int(rng.integers(0, L))
+            p["rounding"] = ROUNDING["double"]
+            p["multiplier"][lane] = INT32_MIN
+            p["shift"][lane] = int(rng.integers(-31, 1))
+            p["bias"][lane] = int(rng.choice([0, 8, -8]))
+            acc[lane] = INT32_MIN
         vecs.append((acc, p, True))
     n = await stream(dut, tb, vecs)
     assert n == sum(v is not None for v in vecs)

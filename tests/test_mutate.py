@@ -91,3 +91,21 @@ def test_unit_mutation_translation(tmp_path):
         original, _ = _netlist(tmp_path, il, None, f"orig-{design}")
         mutant, _ = _netlist(tmp_path, il, unit_cmd, f"mut-{design}")   # raises if not found
         assert mutant != original, f"{unit_cmd} left the {design} netlist unchanged"
+
+
+def test_bits_nothing_reads_are_equivalent(tmp_path):
+    """A mutation of a cell's output bit that nothing reads (a bit the assignment cuts off,
+    as ``c.eq(c - 1)`` computes one bit more than ``c`` holds) is reported equivalent with
+    that reason and runs no testbench; a bit the tile's outputs depend on is not one."""
+    from lpu.tools.mutate import _rtlil, _unread, _unread_outputs
+    cfg = preset("tiny")
+    work = tmp_path / "work"
+    work.mkdir()
+    unread = _unread_outputs(work, _rtlil(cfg, work))
+    cands = mutation_candidates(cfg, work, 200, 7)
+    cut = [m for m in cands if _unread(m, unread)]
+    assert cut and len(cut) < len(cands) // 4, f"{len(cut)} of {len(cands)} flagged"
+    live = _select(work, "-mode inv -wire host__rvalid -wirebit 0")
+    assert not _unread(live, unread)
+    report = run_mutation("tiny", mutations=cut[:1], out=tmp_path, seed=1)
+    assert report["equivalent"] == 1 and "drives nothing" in report["results"][0]["why"]

@@ -7,7 +7,9 @@ the Amaranth source line of the statement it breaks. Only mutations located in `
 kept, a seeded sample of them is taken, and every mutant is:
 
 * **stillborn** when Yosys or Verilator cannot build it;
-* **equivalent** when its netlist, optimised (``opt -full``), is identical to the original's;
+* **equivalent** when it changes only a cell's output bit that nothing reads (a bit an
+  assignment cuts off), or when its netlist, optimised (``opt -full``), is identical to the
+  original's;
 * otherwise run through the regression's testbenches for the tile (``tile`` on the chosen
   preset, one seed): **killed** if any fails (a wrong result, a wrong cycle, a hang caught by
   the watchdog or the wall-clock timeout), **survived** if all pass.
@@ -128,6 +130,31 @@ def _netlist(work, il, mutation, name):
     return raw.read_text(), optimised
 
 
+def _unread_outputs(work, il):
+    """Output bits of the flow's cells that nothing reads (no cell input, no top-level
+    output): ``{(cell, port, bit)}``. A mutation of such a bit cannot be observed: the
+    bits an assignment cuts off (``c.eq(c - 1)`` computes one bit more than ``c`` holds)."""
+    path = work / "original.json"
+    _yosys(f"{FLOW.format(il=il.name)}; proc; write_json {path.name}", work)   # (muxes too)
+    mod = json.loads(path.read_text())["modules"]["top"]
+    ints = lambda bits: (b for b in bits if isinstance(b, int))    # not constants
+    read = {b for p in mod["ports"].values() if p["direction"] != "input" for b in ints(p["bits"])}
+    for cell in mod["cells"].values():
+        for port, bits in cell["connections"].items():
+            if cell["port_directions"].get(port) != "output":
+                read.update(ints(bits))
+    return {(name, port, i) for name, cell in mod["cells"].items()
+            for port, bits in cell["connections"].items()
+            if cell["port_directions"].get(port) == "output"
+            for i, b in enumerate(bits) if isinstance(b, int) and b not in read}
+
+
+def _unread(mutation, unread):
+    """Does ``mutation`` change only an output bit that nothing reads?"""
+    m = re.search(r"-cell (\S+) -port (\S+) -portbit (\d+)", mutation)
+    return bool(m) and (m.group(1), m.group(2), int(m.group(3))) in unread
+
+
 def _sources_hash():
     h = hashlib.sha256()
     for folder in ("tb", "model", "lpu/contract", "lpu/host"):
@@ -137,12 +164,16 @@ def _sources_hash():
     return h.hexdigest()
 
 
-def _evaluate(config, preset_name, work, il, mutation, index, seed, base_opt, timeout, log):
+def _evaluate(config, preset_name, work, il, mutation, index, seed, base_opt, timeout, log,
+              unread=False):
     name = f"m{index:04d}"
     rec = {"mutation": mutation, "index": index}
     loc = _source(mutation)
     if loc:
         rec["file"], rec["line"] = loc
+    if unread:
+        return {**rec, "status": "equivalent", "why": "the mutated bit drives nothing (cut off "
+                                                     "by the assignment)"}
     try:
         text, opt = _netlist(work, il, mutation, name)
     except (RuntimeError, subprocess.SubprocessError) as e:
@@ -189,10 +220,10 @@ def _evaluate(config, preset_name, work, il, mutation, index, seed, base_opt, ti
 
 def _mutant_task(item):
     """One mutant, on any executor (a thread here, or a Dask worker): (record, log lines)."""
-    preset_name, work, il, mutation, index, seed, base_opt, timeout = item
+    preset_name, work, il, mutation, index, seed, base_opt, timeout, unread = item
     lines = []
     rec = _evaluate(preset(preset_name), preset_name, Path(work), Path(il), mutation, index,
-                    seed, base_opt, timeout, lines.append)
+                    seed, base_opt, timeout, lines.append, unread)
     return rec, lines
 
 
@@ -222,8 +253,9 @@ def run_mutation(preset_name="tiny", count=20, seed=1, jobs=None, timeout=300, m
     executor = make_executor(cluster, jobs or os.cpu_count() or 1)
     where = f" on the Dask cluster {executor.name}" if cluster else ""
     log(f"mutate: {len(mutations)} mutants of the tile on {preset_name}, seed {seed}{where}")
-    items = [(preset_name, str(work), str(il), m, i, seed, base_opt, timeout)
-             for i, m in enumerate(mutations)]
+    unread = _unread_outputs(work, il)
+    items = [(preset_name, str(work), str(il), m, i, seed, base_opt, timeout,
+              _unread(m, unread)) for i, m in enumerate(mutations)]
     results = [None] * len(items)
     try:
         for item, res, _info in executor.map_unordered(_mutant_task, items):

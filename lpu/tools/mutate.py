@@ -279,6 +279,11 @@ def run_mutation(preset_name="tiny", count=20, seed=1, jobs=None, timeout=300, m
                              "mutation": r["mutation"], "why": _why(r)} for r in results
                             if r["status"] == "survived"],
               "results": results}
+    # survivors a person has shown equivalent (waivers.py: "equivalent ...") apart: the score
+    # the regression would have if they were counted as equivalent
+    argued = sum((s["why"] or "").startswith("equivalent") for s in report["survivors"])
+    report["argued_equivalent"] = argued
+    report["score_reviewed"] = (counts["killed"] / (decided - argued)) if decided > argued else None
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "report.md").write_text(_markdown(report))
     from .plots import plot_mutation
@@ -306,7 +311,11 @@ def _markdown(r):
              f"{', '.join(r['testbenches'])}; {r['wall_s']:.0f} s.", "",
              "| killed | survived | equivalent | stillborn | score |", "|---|---|---|---|---|",
              f"| {r['killed']} | {r['survived']} | {r['equivalent']} | {r['stillborn']} | {score} |",
-             "", "## Survivors", ""]
+             ""]
+    if r.get("score_reviewed") is not None:
+        lines += [f"{r['argued_equivalent']} survivors are shown equivalent by hand (below); "
+                  f"counted as equivalent, the score is {r['score_reviewed'] * 100:.1f} %.", ""]
+    lines += ["## Survivors", ""]
     if not r["survivors"]:
         lines.append("None.")
     for s in r["survivors"]:

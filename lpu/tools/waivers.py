@@ -25,6 +25,17 @@ MUTANTS = [
      "equivalent: stage3 is 34 bits; the multiplexer's higher bits are cut off"),
     (r"self\.o_valid\.eq\(v\[2\] & \(k\[2\] == P - 1\)\).*-mode cnot0 .*-portbit 1 -ctrlbit 0",
      "equivalent: k ^ (~k[0] << 1) maps 3 to 3 and nothing else to 3"),
+    (r"units\[\"mm\"\]\.eq\(rules\.mm_stream\(count\) - 1\).*-mode cnot1 .*-ctrlbit (7|8|9|10)\b",
+     "equivalent on legal programs: count is in [1, acc_depth] (a power of two), so the top "
+     "bit of count - 1, the control of this mutation, is always 0"),
+    (r"prod \+ Mux\(prod >= 0, .*-cell \S+ -port A -portbit (\d|[1-5]\d|6[0-2]) ",
+     "equivalent: prod >= 0 depends on prod's sign bit (63) only"),
+    (r"received = units\[\"rx_left\"\] == 0.*-mode cnot1 .*-port A -portbit \d+ -ctrlbit \d+",
+     "equivalent: rx_left == 0 is the same with one bit flipped when another bit is 1 (then "
+     "rx_left is non-zero either way)"),
+    (r"mask\.eq\(\(Const\(1, 33\) << right\[2\]\) - 1\).*-port Y -portbit (3[2-9]|[4-9]\d)\b",
+     "equivalent: mask keeps the low 32 bits of (1 << right) - 1, which depend only on the "
+     "shift's low 32 bits"),
 ]
 
 # (regex every missed point of the line matches, why it is not covered)

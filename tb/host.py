@@ -7,6 +7,7 @@ Whole programs run with no Python per cycle: after ``start`` the driver waits fo
 
 import cocotb
 from cocotb.triggers import ReadOnly, RisingEdge, with_timeout
+from cocotb.utils import get_sim_time
 
 from lpu.contract.hostport import HostPort
 from model.tile import schedule
@@ -60,6 +61,19 @@ class HostDriver(TB):
     async def start_clock_and_reset(self):
         d = self.dut
         await self.reset([d.host__we, d.host__re, d.host__start])
+        for sig in (d.host__busy, d.host__done, d.host__rvalid):
+            cocotb.start_soon(self._changes_on_rising_edges(sig))
+
+    async def _changes_on_rising_edges(self, sig):
+        """The tile is synchronous to the clock's rising edge: its host-port outputs change
+        only in that time step. (A register clocked on the falling edge would change half a
+        cycle early, which sampling at the rising edge alone cannot see.)"""
+        d = self.dut
+        while True:
+            await sig.value_change
+            assert int(d.clk.value) == 1, (
+                f"{sig._name} changed to {sig.value} at {get_sim_time('ns')} ns, with the clock "
+                f"low: outputs must change only on the rising edge")
 
     def _select(self):
         if self.tile is not None:
@@ -94,6 +108,8 @@ class HostDriver(TB):
             if i > 0:
                 assert int(d.host__rvalid.value) == 1, "host read: h_rvalid low one cycle after h_re"
                 out.append(d.host__rdata.value.to_unsigned())
+            else:
+                assert int(d.host__rvalid.value) == 0, "host read: h_rvalid high with no read pending"
             await RisingEdge(d.clk)
         return out
 

@@ -15,7 +15,7 @@ from lpu.host.compiler import Quant, assemble, collect, compile_gemm
 from model.gemm import reference_gemm
 from lpu.contract.bits import pack
 from lpu.contract.hostport import load_run
-from lpu.contract.isa import Insn, Op, ProgramError
+from lpu.contract.isa import Insn, Op, ProgramError, param_parts
 from lpu.host.runtime import result_regions
 from lpu.host.trace import build_trace, diff_traces, timing_events
 from model.tile import TileModel
@@ -121,8 +121,9 @@ async def test_gemm_quantised(dut):
 @cocotb.test(**WATCHDOG)
 async def test_requantisation_every_shift(dut):
     """Every shift in [-31, 30] through the whole tile, one per output channel, on small
-    accumulators (so large shifts do not just saturate), random multipliers, both roundings:
-    the rounding datapath's every bit position is exercised end to end."""
+    accumulators (so large shifts do not just saturate), random multipliers of the magnitude
+    that keeps the outputs in range, both roundings: the rounding datapath's every bit
+    position, and the multipliers' low bits, are exercised end to end."""
     rng = rng_for("test_requantisation_every_shift")
     cfg = load_config()
     N = 62
@@ -133,7 +134,11 @@ async def test_requantisation_every_shift(dut):
             A = rng.integers(-scale, scale + 1, (2 * cfg.lanes + 1, K), dtype=np.int8)
             B = rng.integers(-scale, scale + 1, (K, N), dtype=np.int8)
             bias = rng.integers(-300, 300, N).astype(np.int32)
-            q = Quant(multiplier=rng.integers(0, 1 << 31, N), shift=np.arange(-31, 31),
+            # each channel's multiplier of the magnitude that puts its outputs in the int8
+            # range for its shift, where one can (so its low bits reach the results)
+            shifts = np.arange(-31, 31)
+            k = np.clip(np.round(37 - shifts - np.log2(scale * scale * K)), 0, 30).astype(np.int64)
+            q = Quant(multiplier=rng.integers(np.int64(1) << k, np.int64(2) << k), shift=shifts,
                       output_zero_point=int(rng.integers(-20, 20)),
                       input_zero_point=int(rng.integers(-3, 4)), rounding=rounding)
             cases.append((A, B, bias, q))
@@ -193,7 +198,8 @@ async def test_host_port_ignored_while_busy(dut):
     """The host port's contract: while a program runs, ``start`` and every write are ignored,
     so a running program can never be restarted or corrupted. A compiled GEMM, with starts
     and writes (instructions, SRAM words the program reads, parameters) thrown at the port on
-    random cycles of its run: same counters, same results as the model, which sees none."""
+    random cycles of its run, and random values on every input but the strobes while it is idle:
+same counters, same results as the model, which sees none."""
     rng = rng_for("test_host_port_ignored_while_busy")
     cfg = load_config()
     L = cfg.lanes
@@ -205,10 +211,19 @@ async def test_host_port_ignored_while_busy(dut):
     plan = compile_gemm(cfg, A, B, None, q)
     model = TileModel(cfg)
     d = dut
+    parts = param_parts(L, cfg.host_data_bits)
     for run in plan.runs:
         await load_run(host, run)
         load_run(model, run)
         expected = model.run(run.program)
+        # every host-port input random but the strobes (we, re, start) low: nothing happens
+        for _ in range(24):
+            d.host__region.value = int(rng.integers(0, 4))
+            d.host__bank.value = int(rng.integers(0, cfg.banks))
+            d.host__addr.value = int(rng.integers(0, 4))
+            d.host__part.value = int(rng.integers(0, parts))
+            d.host__wdata.value = int(rng.integers(0, 1 << 30))
+            await RisingEdge(d.clk)
         await host.write_program(run.program)
         await host.start_program()
         noise = sorted({int(c) for c in rng.integers(1, expected["cycles"] - 1, 6)})
@@ -239,6 +254,35 @@ async def test_host_port_ignored_while_busy(dut):
             assert np.array_equal(await host.read_sram(bank, addr, n),
                                   model.read_sram(bank, addr, n)), "results differ"
     record_stats("test_host_port_ignored_while_busy", 0)
+
+
+@cocotb.test(**WATCHDOG)
+async def test_counters_past_16_bits(dut):
+    """A program as long as the instruction memory holds, of full-depth VXs after an MM: the
+    32-bit counters (cycles, rows) pass 2**15 and read back equal to the model's, every bit
+    of their low halves exercised."""
+    cfg = load_config()
+    host = HostDriver(dut)
+    await host.start_clock_and_reset()
+    model = TileModel(cfg)
+    rng = rng_for("test_counters_past_16_bits")
+    L = cfg.lanes
+    words = rng.integers(-128, 128, (cfg.depth, L), dtype=np.int8)
+    await host.write_sram(0, 0, words)
+    model.write_sram(0, 0, words)
+    p = dict(bias=np.zeros(L, np.int64), multiplier=np.full(L, 1 << 30), shift=np.full(L, -10),
+             zero_point=0, act_min=-128, act_max=127)
+    await host.write_params(0, p)
+    model.write_params(0, p)
+    vx = Insn(Op.VX, bank=1, base=0, stride=1, count=cfg.acc_depth, quant=1)
+    program = ([Insn(Op.LW, bank=0), Insn(Op.MM, bank=0, count=cfg.acc_depth)] +
+               [vx] * (cfg.imem_depth - 3) + [Insn(Op.HALT)])
+    expected = model.run(program)
+    assert expected["cycles"] >= 1 << 16, f"only {expected['cycles']} cycles"
+    assert await host.run(program) == expected, "counters differ from the model's"
+    assert np.array_equal(await host.read_sram(1, 0, cfg.acc_depth),
+                          model.read_sram(1, 0, cfg.acc_depth)), "results differ"
+    record_stats("test_counters_past_16_bits", expected["cycles"])
 
 
 def _stride(rng, cfg, kind):
@@ -331,21 +375,32 @@ async def test_random_legal_programs(dut):
     zeros = np.zeros((D, L), np.int8)
     await host.write_sram(0, 0, zeros)
     model.write_sram(0, 0, zeros)
-    # (one full-depth MM per weight buffer: each buffer's guard counter reaches its top bit)
-    clear = [Insn(Op.LW, bank=0, wbuf=0), Insn(Op.LW, bank=0, wbuf=1),
-             Insn(Op.MM, bank=0, count=cfg.acc_depth, wbuf=0),
-             Insn(Op.MM, bank=0, count=cfg.acc_depth, wbuf=1), Insn(Op.HALT)]
-    assert await host.run(clear) == model.run(clear)
-    for b in range(cfg.banks):                      # the same random contents everywhere
-        words = rng.integers(-128, 128, (D, L), dtype=np.int8)
-        await host.write_sram(b, 0, words)
-        model.write_sram(b, 0, words)
     for row in range(cfg.param_depth):
-        p = dict(bias=rng.integers(-(1 << 20), 1 << 20, L), multiplier=rng.integers(0, 1 << 31, L),
-                 shift=rng.integers(-31, 31, L), zero_point=int(rng.integers(-128, 128)),
+        # multipliers of every magnitude 2**k, with the shift that brings the accumulators
+        # (about 2**14) into the int8 range: so every multiplier bit reaches the results
+        k = rng.integers(0, 31, L)
+        p = dict(bias=rng.integers(-(1 << 14), 1 << 14, L),
+                 multiplier=rng.integers(np.int64(1) << k, np.int64(2) << k),
+                 shift=np.clip(24 - k + rng.integers(-4, 5, L), -31, 30),
+                 zero_point=int(rng.integers(-128, 128)),
                  act_min=-128, act_max=127, rounding=int(rng.integers(0, 2)))
         await host.write_params(row, p)
         model.write_params(row, p)
+    # (one full-depth MM per weight buffer: each buffer's guard counter reaches its top bit;
+    # a VX of every accumulator right after the second: its wait for them is the longest)
+    clear = [Insn(Op.LW, bank=0, wbuf=0), Insn(Op.LW, bank=0, wbuf=1),
+             Insn(Op.MM, bank=0, count=cfg.acc_depth, wbuf=0),
+             Insn(Op.MM, bank=0, count=cfg.acc_depth, wbuf=1),
+             Insn(Op.VX, bank=1, base=0, stride=1, count=cfg.acc_depth, quant=1), Insn(Op.HALT)]
+    assert await host.run(clear, monitor=True) == model.run(clear)
+    assert host.last_events == {n: sorted(getattr(model.last_timing, n))
+                                for n in host.last_events}, "the prologue's events differ"
+    # the same random contents everywhere, the banks written in a random order (a host write
+    # must reach its bank only)
+    for b in rng.permutation(cfg.banks):
+        words = rng.integers(-128, 128, (D, L), dtype=np.int8)
+        await host.write_sram(int(b), 0, words)
+        model.write_sram(int(b), 0, words)
     ran = refused = cycles = 0
     # at least 8 programs; then on until the tile's cover points are closed (at most 24)
     while ran < 8 or (ran < 24 and any(holes(p) for p in TILE_POINTS)):

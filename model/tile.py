@@ -71,7 +71,9 @@ def schedule(program, config, loosen=(), arrivals=()):
     (``rx_after_rx``), takes arrivals from the cycle after its issue, and LW, MM and HALT wait
     until every vector received so far has landed (``rx_done``). A vector arriving when no
     receive stream is open, or an RX whose vectors never all arrive, is a race
-    (:class:`ProgramError`).
+    (:class:`ProgramError`). A ``WAIT`` issues ``count`` cycles after the previous WAIT
+    issued (after cycle 0 for the first), or as soon as the program reaches it if that is
+    later: it paces a tile to a schedule (a chip's pipeline).
 
     ``loosen``: names of rules (``lpu.contract.timing.RULES``) to move one cycle earlier, for
     showing that each rule is necessary; never used to run a program."""
@@ -96,6 +98,7 @@ def schedule(program, config, loosen=(), arrivals=()):
     arrivals = list(arrivals)
     taken = 0                   # arrivals taken by the RX instructions so far
     rx_done = 0                 # every vector received so far has landed (readable)
+    wait_mark = 0               # the cycle the last WAIT issued (0: the run's start)
 
     def no_receive(cycle, after):
         return ProgramError(f"race: a vector arrives from the west link on cycle {cycle} "
@@ -121,7 +124,11 @@ def schedule(program, config, loosen=(), arrivals=()):
             t.issue.append(i)
             pc_ready = i + 1
             continue
-        if insn.op == Op.LW:
+        if insn.op == Op.WAIT:
+            i = max(pc_ready, wait_mark + insn.count)
+            wait_mark = i
+            t.limits.append(set())
+        elif insn.op == Op.LW:
             i = max(pc_ready, bound("bank_free", bank_free[insn.bank]),
                     bound("lw_after_lw", lw_free), bound("weight_guard", guard[insn.wbuf]))
             t.limits.append(at_limit(i, bank_free=bank_free[insn.bank], lw_after_lw=lw_free,

@@ -33,6 +33,7 @@ class Opcode(enum.Enum, shape=4):
     MM = Op.MM
     VX = Op.VX
     RX = Op.RX
+    WAIT = Op.WAIT
     HALT = Op.HALT
 
 

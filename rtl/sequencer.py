@@ -77,6 +77,13 @@ class Sequencer(wiring.Component):
             m.d.sync += self._pc.eq(self._pc + 1)
             with m.If(op == Opcode.HALT):
                 m.d.sync += [busy.eq(0), self._done.eq(1)]
+        since = units["since_wait"]
+        with m.If(self.start & ~busy):
+            m.d.sync += since.eq(0)
+        with m.Elif(issue & (op == Opcode.WAIT)):
+            m.d.sync += since.eq(1)
+        with m.Elif(since != (1 << len(since)) - 1):
+            m.d.sync += since.eq(since + 1)
         issued = {o: issue & (op == o) for o in (Opcode.LW, Opcode.MM, Opcode.VX, Opcode.RX)}
         self._bank_streams(m, issued, field, bank_sel, op)
         self._receive(m, issued[Opcode.RX], field, bank_sel, units)
@@ -115,6 +122,7 @@ class Sequencer(wiring.Component):
         m.d.comb += [self.busy.eq(busy), self.done.eq(self._done)]
         field = {name: ir.data[lsb:lsb + width] for name, (lsb, width) in FIELDS.items()}
         field["rx_count"] = field["count"][:cfg.depth.bit_length()]   # RX: up to a bank
+        field["wait"] = field["count"]                                 # WAIT: all 16 bits
         field["count"] = field["count"][:cfg.count_bits]     # legal counts fit
         issue = Signal()
         m.d.comb += ir.addr.eq(Mux(busy, Mux(issue, pc + 1, pc), 0))
@@ -135,6 +143,9 @@ class Sequencer(wiring.Component):
             "vx_pass": Signal(self.config.vxm_pass_bits),   # VX: pass of the row being read
             "rx_left": Signal(self.config.depth.bit_length()),  # RX: vectors still to come
         }
+        # WAIT: cycles since the previous WAIT issued (or the run started), saturating at
+        # the largest count a WAIT can hold
+        units["since_wait"] = Signal(FIELDS["count"][1], name="since_wait")
         units["last_pass"] = units["vx_pass"] == self.config.vxm_passes - 1
         for c in (units["lw"], units["mm"], units["acc"], *units["guard"], units["vx"]):
             with m.If(c != 0):
@@ -162,6 +173,8 @@ class Sequencer(wiring.Component):
                 m.d.comb += ready.eq((units["vx_wait"] == 0) &
                                      ((units["vx_left"] == 0) |
                                       ((units["vx_left"] == 1) & units["last_pass"])))
+            with m.Case(Opcode.WAIT):
+                m.d.comb += ready.eq(units["since_wait"] >= field["wait"])
             with m.Case(Opcode.HALT):
                 m.d.comb += ready.eq((units["lw"] == 0) & (units["mm"] == 0) &
                                      (units["acc"] == 0) & (units["vx"] == 0) & received)

@@ -300,7 +300,8 @@ def random_program(rng, cfg, steer=True):
     LW/MM/VX back to back, so they issue at exactly the timing rules' limits; accumulate and
     overwrite; int8 and int32 VX. ``steer``: constrained random towards the functional
     coverage's holes (``tb/coverage.py``): half of the instructions are drawn from the
-    kind x stride x bank and kind x wrap bins not hit yet."""
+    kind x stride x bank and kind x wrap bins not hit yet. Some WAITs in between (binding,
+    or already past)."""
     L, D = cfg.lanes, cfg.depth
     targets = holes("tile.insn.kind_stride_bank") if steer else []
     wrap_targets = holes("tile.insn.kind_wraps") if steer else []
@@ -324,6 +325,8 @@ def random_program(rng, cfg, steer=True):
         if rng.random() < 0.3:                       # wrap past the end, or stay inside
             base = D - 1 if rng.random() < 0.5 else max(0, D - 1 - (n - 1) * stride)
         acc_base = int(rng.integers(0, cfg.acc_depth))
+        if rng.random() < 0.1:                       # pace: binding or already past
+            program.append(Insn(Op.WAIT, count=int(rng.integers(0, 60))))
         if op == Op.LW:
             program.append(Insn(Op.LW, bank=bank, base=base, stride=stride,
                                 wbuf=int(rng.integers(0, 2))))

@@ -25,9 +25,10 @@ class Op:
     MM = 2    # matmul: stream activation vectors through the array into the accumulators
     VX = 3    # vector unit: accumulators -> bias, requantise/pass -> SRAM (or the east link)
     RX = 4    # receive: the next `count` vectors arriving from the west link -> SRAM
+    WAIT = 5  # issue `count` cycles after the previous WAIT issued (or the run started)
     HALT = 15  # wait for every unit to drain, then raise done
 
-    NAMES = {1: "LW", 2: "MM", 3: "VX", 4: "RX", 15: "HALT"}
+    NAMES = {1: "LW", 2: "MM", 3: "VX", 4: "RX", 5: "WAIT", 15: "HALT"}
 
 
 # name: (lsb, width)
@@ -36,7 +37,8 @@ FIELDS = {
     "bank":      (8, 8),    # LW/MM: bank read; VX: first bank written
     "base":      (16, 16),  # LW/MM: first address read; VX: first address written
     "stride":    (32, 16),  # address step, wraps at the bank's end; 0 repeats one word
-    "count":     (48, 16),  # MM/VX: vectors streamed (>= 1); LW: ignored (always LANES)
+    "count":     (48, 16),  # MM/VX: vectors streamed (>= 1); LW: ignored (always LANES);
+                            # RX: vectors received; WAIT: cycles after the previous WAIT
     "acc_base":  (64, 16),  # MM: first accumulator written; VX: first accumulator read
     "wbuf":      (80, 1),   # LW: shadow buffer loaded; MM: weight buffer used
     "accumulate": (81, 1),  # MM: 1 adds to the accumulators, 0 overwrites them
@@ -51,6 +53,7 @@ OP_FIELDS = {
     Op.MM: ("bank", "base", "stride", "count", "acc_base", "wbuf", "accumulate"),
     Op.VX: ("bank", "base", "stride", "count", "acc_base", "quant", "prow", "link"),
     Op.RX: ("bank", "base", "stride", "count"),
+    Op.WAIT: ("count",),
     Op.HALT: (),
 }
 

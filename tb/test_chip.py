@@ -16,7 +16,7 @@ import numpy as np
 
 from lpu.contract.hostport import load_run
 from lpu.contract.isa import Insn, Op, ProgramError
-from lpu.host.chain import compile_chain, run_chain_on_model
+from lpu.host.chain import compile_chain, compile_pipeline, run_chain_on_model
 from lpu.host.compiler import Quant
 from lpu.host.runtime import result_regions
 from model.chip import ChipModel
@@ -45,15 +45,21 @@ def random_chain(rng, cfg):
 
 @cocotb.test(**WATCHDOG)
 async def test_chains(dut):
-    """Random layer chains, one layer per tile: every event of every tile on its cycle."""
+    """Random layer chains, one layer per tile, and two of them pipelined (the batch in
+    sub-chunks, every tile paced by WAITs, consecutive sub-chunks on neighbouring tiles at
+    once): every event of every tile on its cycle."""
     rng = rng_for("test_chains")
     cfg = load_config()
     host = HostDriver(dut)
     await host.start_clock_and_reset()
     total = 0
-    for case in range(4):
+    for case in range(6):
         A, layers = random_chain(rng, cfg)
-        chain = compile_chain(cfg, A, layers)
+        if case < 4:
+            chain = compile_chain(cfg, A, layers)
+        else:               # pipelined: sub-chunks of 1 or 2 rows, WAITs pacing every tile
+            sub = 1 + case % 2
+            chain = compile_pipeline(cfg, A, layers, sub, -(-A.shape[0] // sub))
         want, want_counters, chip = run_chain_on_model(cfg, chain)
         counters, events = await run_chip(
             dut, cfg, chain.runs, 2 * max(c["cycles"] for c in want_counters) + 1000)
@@ -113,3 +119,44 @@ async def test_races_are_refused(dut):
         else:
             raise AssertionError(f"a racing chip program was not refused ({message})")
     record_stats("test_races_are_refused", 0, cases=len(cases))
+
+
+@cocotb.test(**WATCHDOG)
+async def test_late_receive_is_a_real_race(dut):
+    """Tile 1's receive opened one cycle late (a WAIT before it): the model refuses the
+    program, naming the tile and the cycle of the vector that finds no receive open; forced
+    onto the chip (the receive one vector shorter, so it completes), the vector is lost and
+    the results are wrong: the race the model refuses is real."""
+    cfg = load_config()
+    if cfg.tiles < 2:
+        return
+    rng = rng_for("test_late_receive_is_a_real_race")
+    host = HostDriver(dut)
+    await host.start_clock_and_reset()
+    A, layers = random_chain(rng, cfg)
+    while A.shape[0] * -(-layers[0][0].shape[1] // cfg.lanes) < 2:       # >= 2 vectors sent
+        A, layers = random_chain(rng, cfg)
+    chain = compile_chain(cfg, A, layers)
+    want, _, chip = run_chain_on_model(cfg, chain)
+    first = chip.timings[1].rx[0][0]
+    late = [list(p) for p in chain.programs]
+    rx = late[1][0]
+    late[1] = [Insn(Op.WAIT, count=first - 1)] + late[1]        # the RX issues on `first`
+    model = ChipModel(cfg)
+    for tile, run in zip(model.tiles, chain.runs):
+        load_run(tile, run)
+    try:
+        model.run(late)
+    except ProgramError as e:
+        assert f"tile 1: race: a vector arrives from the west link on cycle {first}" in str(e), e
+    else:
+        raise AssertionError("a receive one cycle late was not refused")
+    late[1][1] = replace(rx, count=rx.count - 1)
+    runs = [replace(run, program=p) for run, p in zip(chain.runs, late)]
+    await run_chip(dut, cfg, runs, max_cycles=4 * max(t.cycles for t in chip.timings) + 1000,
+                   monitor=False)
+    last = HostDriver(dut, tile=cfg.tiles - 1)
+    got = {r: await last.read_sram(*r) for r in result_regions(cfg, chain.runs[-1])}
+    result = chain.result(cfg, lambda b, a, n: got[(b, a, n)])
+    assert not np.array_equal(result, want), "the late receive did not change the results"
+    record_stats("test_late_receive_is_a_real_race", 0)

@@ -19,17 +19,41 @@ from ..contract.hostport import load_run
 from ..contract.isa import Insn, Op
 from .compiler import A_BANK, CompileError, assemble, collect, compile_gemm
 
-__all__ = ["ChainPlan", "compile_chain", "run_chain_on_model"]
+__all__ = ["ChainPlan", "compile_chain", "compile_pipeline", "pipeline_chains", "run_chain_on_model"]
 
 
 @dataclass
 class ChainPlan:
-    plans: list          # per layer: its one-tile Plan
+    plans: list          # per layer: its one-tile Plan (of one sub-chunk)
     runs: list           # per tile: the run it executes (program and memory image)
+    subs: int = 1        # batch sub-chunks pipelined through the chip in this run
+    rows: int = None     # real rows of the batch (the rest of the sub-chunks is padding)
+    interval: int = None     # pipelined: cycles between two sub-chunks entering a tile (II)
+    starts: list = None      # pipelined: per tile, the cycle its first sub-chunk's work starts
 
     @property
     def programs(self):
         return [r.program for r in self.runs]
+
+    def _out_words(self):
+        last = self.runs[-1]
+        return last.n_tiles * last.m_count
+
+    def read_regions(self, cfg):
+        """(bank, addr, count) of the last tile's SRAM words holding the results."""
+        from .runtime import result_regions
+        n = self._out_words()
+        return [(b, a + s * n, c) for s in range(self.subs)
+                for b, a, c in result_regions(cfg, self.runs[-1])]
+
+    def result(self, cfg, read_sram):
+        """The (rows, N padded to lanes) result, read from the last tile with
+        ``read_sram(bank, addr, count)``."""
+        last, plan, n = self.runs[-1], self.plans[-1], self._out_words()
+        out = np.concatenate([
+            assemble(cfg, plan, [collect(cfg, plan, replace(last, out_base=last.out_base + s * n),
+                                         read_sram)]) for s in range(self.subs)])
+        return out if self.rows is None else out[:self.rows]
 
 
 def compile_chain(cfg, A, layers):
@@ -65,15 +89,116 @@ def compile_chain(cfg, A, layers):
     return ChainPlan(plans, runs)
 
 
-def run_chain_on_model(cfg, chain, chip=None):
-    """Run a chain on ``model.chip.ChipModel``; (result, per-tile counters, chip)."""
+def _model_chip(cfg, chain):
+    """``chain`` on a fresh chip model: (result, counters, chip); ProgramError on a race."""
     from model.chip import ChipModel
-    chip = chip or ChipModel(cfg)
+    chip = ChipModel(cfg)
     for tile, run in zip(chip.tiles, chain.runs):
         load_run(tile, run)
     counters = chip.run(chain.programs)
-    block = collect(cfg, chain.plans[-1], chain.runs[-1], chip.tiles[-1].read_sram)
-    return assemble(cfg, chain.plans[-1], [block]), counters, chip
+    return chain.result(cfg, chip.tiles[-1].read_sram), counters, chip
+
+
+def _pipelined_runs(cfg, one, chains, starts, ii):
+    """Each tile's program for ``len(chains)`` sub-chunks: per sub-chunk a WAIT (``starts[k]``
+    for the first, ``ii`` after that) and the one-sub-chunk program, its regions relocated:
+    tile 0's inputs and the last tile's results at their own words per sub-chunk; the
+    received inputs and the accumulators of the other tiles alternate between two regions
+    (where they fit), so sub-chunk s+1 arrives while s is still being read."""
+    from ..contract.isa import ProgramError, validate_program
+    subs, T = len(chains), cfg.tiles
+    runs = []
+    for k, run in enumerate(one.runs):
+        a_words = len(run.sram[A_BANK][1]) if A_BANK in run.sram else (
+            run.program[0].count if run.program[0].op == Op.RX else 0)
+        n_acc = run.m_count * (2 if run.n_tiles > 1 else 1)
+        acc_flip = n_acc if 2 * n_acc <= cfg.acc_depth else 0
+        a_flip = a_words if (k > 0 and 2 * a_words <= cfg.depth) else 0
+        n_out = run.n_tiles * run.m_count
+        prog = []
+        for s in range(subs):
+            prog.append(Insn(Op.WAIT, count=starts[k] if s == 0 else ii))
+            for insn in run.program[:-1]:                    # (its HALT at the very end)
+                if insn.op in (Op.MM, Op.VX):
+                    insn = replace(insn, acc_base=insn.acc_base + (s % 2) * acc_flip)
+                if insn.bank == A_BANK and insn.op in (Op.MM, Op.RX):
+                    insn = replace(insn, base=insn.base + (s * a_words if k == 0 else
+                                                           (s % 2) * a_flip))
+                if k == T - 1 and insn.op == Op.VX:
+                    insn = replace(insn, base=insn.base + s * n_out)
+                prog.append(insn)
+        prog.append(Insn(Op.HALT))
+        try:
+            validate_program(prog, cfg)
+        except ProgramError as e:
+            raise CompileError(f"tile {k}: {subs} sub-chunks: {e}") from None
+        sram = dict(run.sram)
+        if k == 0:
+            sram[A_BANK] = (0, np.concatenate([c.runs[0].sram[A_BANK][1] for c in chains]))
+        runs.append(replace(run, program=prog, sram=sram))
+    return runs
+
+
+def compile_pipeline(cfg, A, layers, sub_rows, subs):
+    """The chain as a software pipeline: ``A``'s rows in ``subs`` sub-chunks of ``sub_rows``
+    (zero rows pad the last), all in one chip run with no host in between. Tile k starts its
+    work on sub-chunk s about ``starts[k] + s * interval`` (a ``WAIT`` before each
+    sub-chunk's instructions): while tile k+1 works on sub-chunk s, tile k already works on
+    s+1, so inference k+1 enters the first tile while inference k is in the last.
+
+    The schedule comes from the model, which is exact: one sub-chunk through the chain gives
+    each tile's first arrival (its receive opens the cycle before); the interval is the
+    smallest, from the busiest unit's occupancy up, for which the chip model runs the whole
+    pipeline with no race and with the same bytes as the sub-chunks one by one (at worst the
+    longest tile's span, when every tile has drained before its next sub-chunk)."""
+    from ..contract.isa import ProgramError
+    A = np.asarray(A)
+    rows = A.shape[0]
+    if not 1 <= rows <= sub_rows * subs:
+        raise CompileError(f"{rows} rows do not fill {subs} sub-chunks of {sub_rows}")
+    Ap = np.zeros((sub_rows * subs, A.shape[1]), A.dtype)
+    Ap[:rows] = A
+    chains = [compile_chain(cfg, Ap[s * sub_rows:(s + 1) * sub_rows], layers) for s in range(subs)]
+    one = chains[0]
+    a_words = len(one.runs[0].sram[A_BANK][1])
+    last = one.runs[-1]
+    if subs * a_words > cfg.depth:
+        raise CompileError(f"{subs} sub-chunks of input ({a_words} words each) do not fit "
+                           f"tile 0's bank of {cfg.depth} words")
+    if last.out_base + subs * last.n_tiles * last.m_count > cfg.depth:
+        raise CompileError(f"{subs} sub-chunks of results do not fit the last tile's bank")
+    # one sub-chunk alone, each program behind a WAIT 0 as in the pipeline
+    probe = ChainPlan(one.plans, [replace(r, program=[Insn(Op.WAIT, count=0)] + r.program)
+                                  for r in one.runs])
+    _, counters, chip = _model_chip(cfg, probe)
+    starts = [0] + [t.rx[1][0] - 2 for t in chip.timings[1:]]
+    longest = max(t.cycles - s for t, s in zip(chip.timings, starts))
+    if max(longest, *starts) >= 1 << 16:
+        raise CompileError(f"a pipeline interval of {longest} cycles does not fit a WAIT")
+    P = cfg.vxm_passes
+    busiest = max(max(c["mxm_busy"], c["lw_rows"], c["vx_rows"] * P) for c in counters)
+    want = np.concatenate([_model_chip(cfg, c)[0] for c in chains])[:rows]
+
+    def attempt(ii, n):
+        plan = ChainPlan(one.plans, _pipelined_runs(cfg, one, chains[:n], starts, ii),
+                         subs=n, rows=min(rows, n * sub_rows), interval=ii, starts=starts)
+        try:
+            got = _model_chip(cfg, plan)[0]
+        except ProgramError:
+            return None
+        return plan if np.array_equal(got, want[:plan.rows]) else None
+
+    for ii in range(max(1, busiest), longest + 1):     # first on three sub-chunks, then all
+        if attempt(ii, min(subs, 3)) is not None:
+            plan = attempt(ii, subs)
+            if plan is not None:
+                return plan
+    raise CompileError(f"no pipeline interval up to {longest} cycles runs without a race")
+
+
+def run_chain_on_model(cfg, chain):
+    """Run a chain on ``model.chip.ChipModel``; (result, per-tile counters, chip)."""
+    return _model_chip(cfg, chain)
 
 
 # ---- a network on a chip: `lpu run MODEL --tiles N` ------------------------------------
@@ -123,26 +248,66 @@ def chunk_rows(cfg, A, layers):
     return lo
 
 
+def _most_subs(cfg, A, layers, sub_rows):
+    """How many sub-chunks of ``sub_rows`` one pipelined chip run holds: tile 0's inputs,
+    the last tile's results and every tile's program must fit."""
+    one = compile_chain(cfg, A[:sub_rows], layers)
+    a_words = len(one.runs[0].sram[A_BANK][1])
+    last = one.runs[-1]
+    n_out = last.n_tiles * last.m_count
+    body = max(len(r.program) for r in one.runs)          # (with its HALT: a WAIT's place)
+    return max(0, min(cfg.depth // a_words, (cfg.depth - last.out_base) // n_out,
+                      (cfg.imem_depth - 1) // body))
+
+
+def pipeline_chains(cfg, A, layers):
+    """The chip runs that carry batch ``A`` through the chain, pipelined: the sub-chunk size
+    (a power of two up to the most rows one run takes) whose runs the model predicts take
+    the fewest cycles in all, and as many sub-chunks per run as fit."""
+    A = np.asarray(A)
+    B = A.shape[0]
+    most = chunk_rows(cfg, A, layers)
+    sizes = sorted({min(most, 1 << k) for k in range(8)} | {min(most, B)})
+    best = None
+    for sub in sizes:
+        per_run = _most_subs(cfg, A, layers, sub)
+        if per_run == 0:
+            continue
+        rows_per_run = sub * per_run
+        try:
+            chains = [compile_pipeline(cfg, A[r:r + rows_per_run], layers, sub,
+                                       -(-min(rows_per_run, B - r) // sub))
+                      for r in range(0, B, rows_per_run)]
+        except CompileError:
+            continue
+        cycles = sum(max(c["cycles"] for c in run_chain_on_model(cfg, ch)[1]) for ch in chains)
+        if best is None or cycles < best[0]:
+            best = (cycles, chains)
+    if best is None:
+        raise CompileError("no sub-chunk size gives a pipeline that fits the tiles")
+    return best[1]
+
+
 def run_chains_on_sim(cfg, chains, monitor=False, timeout=1800):
     """Run chip runs (one ChainPlan each) in one simulator process (``tb/run_chip_job.py``);
     per chain: (result, per-tile counters, per-tile events or None)."""
     from .runtime import result_regions, run_sim_job
     job = {"monitor": monitor, "chains": [
-        {"runs": c.runs, "read": result_regions(cfg, c.runs[-1])} for c in chains]}
+        {"runs": c.runs, "read": c.read_regions(cfg)} for c in chains]}
     outs = run_sim_job("chip", cfg, "tb.run_chip_job", job, timeout)
     results = []
     for chain, out in zip(chains, outs):
         regions = {(b, a, n): words for (b, a, n), words in out["read"]}
-        block = collect(cfg, chain.plans[-1], chain.runs[-1],
-                        lambda b, a, n, regions=regions: regions[(b, a, n)])
-        results.append((assemble(cfg, chain.plans[-1], [block]), out["counters"], out["events"]))
+        result = chain.result(cfg, lambda b, a, n, regions=regions: regions[(b, a, n)])
+        results.append((result, out["counters"], out["events"]))
     return results
 
 
 def run_network_on_chip(net, x, cfg, backend="model", rounding="single", timeline=None):
     """``net`` (a chain of FULLY_CONNECTED layers, one per tile) on a chip: the batch in
-    chunks of as many rows as every layer takes in one run; each chunk is loaded into tile
-    0, runs through every tile with no host in between, and is read back from the last.
+    pipelined chip runs (:func:`pipeline_chains`); each run's inputs are loaded into tile 0,
+    its sub-chunks stream through every tile with no host in between, the tiles working on
+    consecutive sub-chunks at once, and the results are read back from the last.
     Returns (output, per-tile layer, per-chunk per-tile counters, chains); ``timeline``: a
     list to append each chunk's per-tile timeline entries to (``lpu.host.trace``)."""
     from .network import check_input
@@ -155,8 +320,7 @@ def run_network_on_chip(net, x, cfg, backend="model", rounding="single", timelin
                            f"{cfg.tiles} (one layer per tile)")
     layers = [(B, bias, q) for _, B, bias, q in chain_layers]
     A = x.reshape(x.shape[0], -1)
-    rows = chunk_rows(cfg, A, layers)
-    chains = [compile_chain(cfg, A[m0:m0 + rows], layers) for m0 in range(0, A.shape[0], rows)]
+    chains = pipeline_chains(cfg, A, layers)
     if backend == "model":
         outs = []
         for chain in chains:

@@ -30,6 +30,7 @@ class ChainPlan:
     rows: int = None     # real rows of the batch (the rest of the sub-chunks is padding)
     interval: int = None     # pipelined: cycles between two sub-chunks entering a tile (II)
     starts: list = None      # pipelined: per tile, the cycle its first sub-chunk's work starts
+    name: str = "chain"
 
     @property
     def programs(self):

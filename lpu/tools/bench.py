@@ -317,6 +317,81 @@ def network_speed(name="default", presets=("default", "large")):
     return rows
 
 
+def _one_tile_cycles(cfg, A, layers):
+    """A chain's layers run one after another on one tile, the host between them: the
+    tile's cycles (host-port transfers not counted, as on the chip)."""
+    from model.tile import TileModel
+    from ..host.runtime import run_on_device
+    total, x = 0, A
+    for B, bias, q in layers:
+        plan = compile_gemm(cfg, x, B, bias, q)
+        _, counters = run_on_device(cfg, plan, TileModel(cfg))
+        total += sum(c["cycles"] for c in counters)
+        x = reference_gemm(x, B, bias, q)
+    return total
+
+
+def _chip_cycles(cfg, A, layers):
+    from ..host.chain import pipeline_chains, run_chain_on_model
+    return sum(max(c["cycles"] for c in run_chain_on_model(cfg, ch)[1])
+               for ch in pipeline_chains(cfg, A, layers))
+
+
+def scaling(name="default", batch=64, width=32, tile_counts=(1, 2, 4, 8), clock_mhz=25.0):
+    """``scaling.<model>.<tiles>``: a chain of quantised layers pipelined over a chip of
+    N tiles (one layer per tile, ``lpu.host.chain.pipeline_chains``) against the same layers
+    one after another on one tile: inferences per second at ``clock_mhz`` for a batch,
+    latency (cycles for one inference) and the scaling efficiency, throughput at N tiles /
+    (N x throughput at one tile). Cycles from the model, which the chip testbench holds the
+    RTL to cycle for cycle. Models: ``chain<width>x<N>`` (N layers of width x width, the
+    network with as many layers as tiles) and the digits MLP fixture (3 layers). Also
+    returns the MLP's pipeline picture data (``lpu.tools.plots.pipeline_bars``)."""
+    from dataclasses import replace
+    from ..host.chain import network_layers
+    from ..host.network import load_model
+    base = preset(name)
+    rng = np.random.default_rng(0)
+    nets = {}
+    for n in tile_counts:
+        layers = []
+        for _ in range(n):
+            q = Quant(multiplier=rng.integers(1 << 29, 1 << 31, width), shift=np.full(width, -9))
+            layers.append((rng.integers(-128, 128, (width, width), dtype=np.int8),
+                           rng.integers(-999, 999, width).astype(np.int32), q))
+        nets[f"chain{width}x{n}"] = (rng.integers(-128, 128, (batch, width), dtype=np.int8),
+                                     layers, [n])
+    net = load_model(MODELS / "digits_mlp.tflite")
+    x = np.load(MODELS / "digits_mlp.inputs.npy")[:batch]
+    mlp = [(B, bias, q) for _, B, bias, q in network_layers(net, "single")]
+    nets["digits_mlp"] = (x.reshape(len(x), -1), mlp, [len(mlp)])
+    out = {}
+    for model, (A, layers, counts) in nets.items():
+        rows = {}
+        for n in [1] + counts:
+            if n == 1:
+                cyc, lat = _one_tile_cycles(base, A, layers), _one_tile_cycles(base, A[:1], layers)
+            else:
+                cfg = replace(base, tiles=n)
+                cyc, lat = _chip_cycles(cfg, A, layers), _chip_cycles(cfg, A[:1], layers)
+            rows[n] = {"cycles": cyc, "latency_cycles": lat,
+                       "inferences_per_s": len(A) * clock_mhz * 1e6 / cyc}
+        for n, r in rows.items():
+            r["efficiency"] = r["inferences_per_s"] / (n * rows[1]["inferences_per_s"])
+        out[model] = {str(n): r for n, r in rows.items()}
+        if model == "digits_mlp":           # the picture: the first run's schedule
+            from ..host.chain import pipeline_chains, run_chain_on_model
+            from .plots import pipeline_bars
+            cfg = replace(base, tiles=len(layers))
+            chain = replace(pipeline_chains(cfg, A, layers)[0],
+                            name=f"digits MLP on {name}*{len(layers)}")
+            _, _, chip = run_chain_on_model(cfg, chain)
+            out_picture = pipeline_bars(cfg, chain, chip)
+        _log(f"  {model}: " + ", ".join(f"{n} tile(s) {r['inferences_per_s']:.0f}/s, "
+                                        f"efficiency {r['efficiency'] * 100:.0f} %"
+                                        for n, r in rows.items()))
+    return out, out_picture
+
+
 def regression_times():
     """`make sim` (SEEDS=1, to keep the bench short) with an empty and then a warm cache; then,
     warm, on local processes and on a Dask LocalCluster with as many workers, alternated
@@ -454,6 +529,8 @@ def run_bench(presets=("default", "large"), with_levers=True, with_regression=Tr
     if with_regression:
         _log("regression time (cold, warm)")
         results["regression"] = regression_times()
+    _log("scaling over a chip's tiles (batch 64)")
+    results["scaling"], results["pipeline"] = scaling()
     results["fpga"] = fpga_figures()
     results["verification"] = verification_figures()
     (OUT / "results.json").write_text(json.dumps(results, indent=2))

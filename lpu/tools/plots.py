@@ -89,7 +89,56 @@ def plot_bench(results, out_dir):
         axes[0, 0].legend(fontsize=7)
         axes[-1, 0].set_xlabel("layer (tile layers)")
         paths.append(_save(fig, out_dir / "network_layers.png"))
+    pipe = results.get("pipeline")
+    if pipe:
+        paths.append(plot_pipeline(pipe, out_dir / "pipeline.png"))
+    scal = results.get("scaling") or {}
+    if scal:
+        fig, ax = plt.subplots(figsize=(7, 3.2))
+        for model, rows in scal.items():
+            ns = sorted(int(n) for n in rows)
+            ax.plot(ns, [100 * rows[str(n)]["efficiency"] for n in ns], marker="o", label=model)
+        ax.set_xlabel("tiles")
+        ax.set_ylabel("scaling efficiency, %")
+        ax.set_ylim(0, 105)
+        ax.set_title("Throughput at N tiles / (N x one tile), model = RTL cycles")
+        ax.legend(fontsize=7)
+        paths.append(_save(fig, out_dir / "scaling.png"))
     return paths
+
+
+def pipeline_bars(cfg, chain, chip):
+    """From the model's schedule of a pipelined chain: per tile, per sub-chunk, the cycles
+    from its first activation into the array to its last vector out (sent east, or written
+    by the last tile): ``{"tiles": [[(sub, start, end), ...], ...], "interval": II}``."""
+    import numpy as np
+    bars = []
+    for k, t in enumerate(chip.timings):
+        outs = t.link_sends if k < cfg.tiles - 1 else t.sram_writes
+        acts = np.array_split(np.array(sorted(t.activations)), chain.subs)
+        outs = np.array_split(np.array(sorted(outs)), chain.subs)
+        bars.append([(s, int(a.min()), int(o.max()) + 1) for s, (a, o) in enumerate(zip(acts, outs))
+                     if len(a) and len(o)])
+    return {"tiles": bars, "interval": chain.interval, "name": chain.name}
+
+
+def plot_pipeline(pipe, path):
+    """Which layer runs on which tile, and when: a bar per tile and batch sub-chunk."""
+    plt = _pyplot()
+    tiles = pipe["tiles"]
+    fig, ax = plt.subplots(figsize=(8, 0.6 + 0.55 * len(tiles)))
+    cmap = plt.get_cmap("tab10")
+    for k, bars in enumerate(tiles):
+        for sub, start, end in bars:
+            ax.barh(k, end - start, left=start, color=cmap(sub % 10), edgecolor="black",
+                    linewidth=0.4)
+            ax.text((start + end) / 2, k, str(sub), ha="center", va="center", fontsize=6)
+    ax.set_yticks(range(len(tiles)), [f"tile {k}: layer {k}" for k in range(len(tiles))])
+    ax.invert_yaxis()
+    ax.set_xlabel("cycle (the model's schedule; the RTL's is the same)")
+    ax.set_title(f"{pipe.get('name', 'pipeline')}: batch sub-chunks (numbered), one every "
+                 f"{pipe['interval']} cycles", fontsize=9)
+    return _save(fig, path)
 
 
 def plot_mutation(report, path):

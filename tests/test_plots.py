@@ -38,3 +38,28 @@ def test_report_plots(tmp_path):
               plot_source_coverage(src, tmp_path / "s.png")):
         assert _png(p)
     assert not list(tmp_path.glob("*.tmp.png"))
+
+
+def test_pipeline_picture_from_the_model_schedule(tmp_path):
+    """The chip's pipeline picture: per tile a bar per batch sub-chunk, from the model's
+    schedule; each tile works on a sub-chunk after the tile west of it started it, and tile
+    0 starts sub-chunk 1 before the last tile finishes sub-chunk 0 (the tiles overlap)."""
+    import sys
+    import numpy as np
+    from lpu.contract.config import preset
+    from lpu.host.chain import compile_pipeline, run_chain_on_model
+    from lpu.tools.plots import pipeline_bars, plot_pipeline
+    sys.path.insert(0, "tests")
+    from test_model_chip import _chain
+    cfg = preset("tiny*3")
+    A, layers = _chain(np.random.default_rng(7), cfg, M=8)
+    chain = compile_pipeline(cfg, A, layers, 2, 4)
+    pipe = pipeline_bars(cfg, chain, run_chain_on_model(cfg, chain)[2])
+    bars = pipe["tiles"]
+    assert [len(b) for b in bars] == [4, 4, 4] and pipe["interval"] == chain.interval
+    for k in range(1, 3):
+        assert all(bars[k][s][1] > bars[k - 1][s][1] for s in range(4))
+    assert bars[0][1][1] < bars[2][0][2]
+    assert _png(plot_pipeline(pipe, tmp_path / "p.png"))
+    scal = {"chain": {"1": {"efficiency": 1.0}, "2": {"efficiency": 0.6}}}
+    assert [p.name for p in plot_bench({"scaling": scal}, tmp_path)] == ["scaling.png"]

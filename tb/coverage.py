@@ -11,6 +11,9 @@ Cover points (the bins are the declared figure ``make sim`` reports):
 * ``tile.insn``: every LW/MM/VX instruction a tile test runs, kind x stride (0, 1, odd,
   even > 1) x bank, and kind x whether its stream wraps past the bank's end;
 * ``tile.mm.accumulate``: MM overwriting and accumulating;
+* ``tile.rx.bank``: a receive (RX) into every bank;
+* ``tile.bank_overlap``: an LW or MM issuing on each bank while each other bank's read
+  stream is still running (the per-bank busy signals, bank by bank);
 * ``tile.vx.int32_bank``: int32 VX writes (four byte planes) starting at every bank;
 * ``tile.limit``: every timing rule (``lpu.contract.timing.RULES``) binding an instruction
   at exactly its limit (the instruction issues on the first cycle the rule allows);
@@ -70,6 +73,15 @@ def declare(config):
     def vx_int32(bank):
         pass
 
+    @CoverPoint("tile.rx.bank", bins=list(range(config.banks)))
+    def rx_bank(bank):
+        pass
+
+    @CoverPoint("tile.bank_overlap", bins=[(b, o) for b in range(config.banks)
+                                           for o in range(config.banks) if o != b])
+    def overlap(pair):
+        pass
+
     @CoverPoint("tile.limit", bins=list(RULES))
     def limit(rule):
         pass
@@ -92,7 +104,8 @@ def declare(config):
     def status(code):
         pass
 
-    _samplers.update(insn=insn, mm=mm, vx_int32=vx_int32, limit=limit, shift=shift, tie=tie,
+    _samplers.update(insn=insn, mm=mm, vx_int32=vx_int32, rx_bank=rx_bank, overlap=overlap,
+                     limit=limit, shift=shift, tie=tie,
                      saturation=saturation, status=status)
     return _samplers
 
@@ -101,6 +114,11 @@ def sample_program(config, program, timing):
     """Sample the instructions of a program the tile ran, and the rules that bound them
     (``timing.limits``, from the model's schedule)."""
     s = declare(config)
+    for insn in program:
+        if insn.op == Op.RX:
+            s["rx_bank"](insn.bank)
+    for pair in bank_overlaps(config, program, timing):
+        s["overlap"](pair)
     for insn in program:
         if insn.op not in (Op.LW, Op.MM, Op.VX):
             continue
@@ -115,6 +133,21 @@ def sample_program(config, program, timing):
     for rules in timing.limits:
         for rule in rules:
             s["limit"](rule)
+
+
+def bank_overlaps(config, program, timing):
+    """(bank, other) for every LW or MM that issues on ``bank`` while a read stream of
+    ``other`` is still running (from the model's schedule)."""
+    from lpu.contract.timing import Rules
+    R = Rules(config)
+    streams, pairs = [], set()
+    for insn, i in zip(program, timing.issue):
+        if insn.op not in (Op.LW, Op.MM):
+            continue
+        pairs.update((insn.bank, b) for b, end in streams if b != insn.bank and i < end)
+        n = R.lw_stream if insn.op == Op.LW else R.mm_stream(insn.count)
+        streams.append((insn.bank, i + n))
+    return pairs
 
 
 def requant_events(x, params):

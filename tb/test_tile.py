@@ -24,7 +24,7 @@ from tb.common import CLOCK_NS, WATCHDOG, load_config, rng_for, record_stats
 from tb.host import HostDriver
 
 TILE_POINTS = ("tile.insn.kind_stride_bank", "tile.insn.kind_wraps", "tile.vx.int32_bank",
-               "tile.mm.accumulate", "tile.limit")
+               "tile.mm.accumulate", "tile.limit", "tile.rx.bank", "tile.bank_overlap")
 PRIMES = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37]
 
 
@@ -306,7 +306,14 @@ def random_program(rng, cfg, steer=True):
     targets = holes("tile.insn.kind_stride_bank") if steer else []
     wrap_targets = holes("tile.insn.kind_wraps") if steer else []
     int32_banks = holes("tile.vx.int32_bank") if steer else []
+    rx_banks = holes("tile.rx.bank") if steer else []
+    overlaps = holes("tile.bank_overlap") if steer else []
     program = []
+    if overlaps and rng.random() < 0.5:     # an LW on one bank while an MM reads another
+        bank, busy = overlaps[int(rng.integers(0, len(overlaps)))]
+        program += [Insn(Op.MM, bank=busy, base=int(rng.integers(0, D)), count=3 * L,
+                         acc_base=int(rng.integers(0, cfg.acc_depth))),
+                    Insn(Op.LW, bank=bank, base=int(rng.integers(0, D)), wbuf=1)]
     for _ in range(int(rng.integers(2, 10))):
         kind, skind, bank = None, None, int(rng.integers(0, cfg.banks))
         if targets and rng.random() < 0.5:
@@ -344,7 +351,8 @@ def random_program(rng, cfg, steer=True):
                                 link=int(quant and rng.random() < 0.25)))
     if rng.random() < 0.4:          # receive from the west link first (the chip's RX)
         rx_count = int(rng.integers(1, (D if rng.random() < 0.2 else 3 * L) + 1))
-        program.insert(0, Insn(Op.RX, bank=int(rng.integers(0, cfg.banks)),
+        rx_bank = int(rng.choice(rx_banks)) if rx_banks else int(rng.integers(0, cfg.banks))
+        program.insert(0, Insn(Op.RX, bank=rx_bank,
                                base=int(rng.integers(0, D)), stride=_stride(rng, cfg, None),
                                count=rx_count))
     return program + [Insn(Op.HALT)]

@@ -50,8 +50,57 @@ def cell_models(family):
     while re.search(r'^\s*`include\s+"([^"]+)"', text, flags=re.M):
         text = re.sub(r'^\s*`include\s+"([^"]+)"', inline, text, flags=re.M)
     if family == "ecp5":
-        text += _mult18x18d(folder)
+        text = _dp16kd(text) + _mult18x18d(folder)
     return re.sub(r"^\s*`timescale.*$", "", text, flags=re.M)
+
+
+def _dp16kd(cells_sim):
+    """``cells_sim``, with ECP5's ``DP16KD`` block RAM, which Yosys ships there only as a
+    black box (a simulator drives its outputs with nothing: reads return zeros), given the
+    behaviour of the one configuration ``synth_ecp5`` instantiates here, as Yosys's own
+    mapping (``techlibs/lattice/brams_map_16kd.v``, ``$__PDPW16KD_``) wires it: a 512 x 36
+    pseudo-dual-port RAM, port A writing ``{DIB, DIA}`` at ``ADA[13:5]`` with a 9-bit lane
+    enabled by each of ``ADA[3:0]``, port B reading ``{DOB, DOA}`` at ``ADB[13:5]`` one clock
+    later (``NOREG``; a word written on the same edge reads its old value), contents from
+    ``INITVAL_xx`` (18-bit rows in 20-bit fields). Any other configuration stops the
+    simulation, so the model is never silently wrong about a mode it does not describe."""
+    start = cells_sim.index("module DP16KD(")
+    attr = cells_sim.rindex("(* blackbox *)", 0, start)
+    end = cells_sim.index("endmodule", start)
+    module = cells_sim[start:end]
+    bus = lambda name, hi, lo=0: "{" + ", ".join(f"{name}{i}" for i in range(hi, lo - 1, -1)) + "}"
+    init = "\n".join(f"        for (lpu_i = 0; lpu_i < 16; lpu_i = lpu_i + 1) lpu_row[{k * 16} + "
+                     f"lpu_i] = INITVAL_{k:02X}[lpu_i * 20 +: 18];" for k in range(64))
+    body = f"""
+    reg [17:0] lpu_row [0:1023];
+    reg [35:0] lpu_do;
+    integer lpu_i;
+    wire [35:0] lpu_di = {{{bus("DIB", 17)[1:-1]}, {bus("DIA", 17)[1:-1]}}};
+    wire [8:0] lpu_wa = {bus("ADA", 13, 5)};
+    wire [8:0] lpu_ra = {bus("ADB", 13, 5)};
+    wire lpu_wsel = CEA & WEA & ~(CSA2 | CSA1 | CSA0);
+    wire lpu_rsel = CEB & ~(CSB2 | CSB1 | CSB0);
+    assign {{{bus("DOB", 17)[1:-1]}, {bus("DOA", 17)[1:-1]}}} = lpu_do;
+    initial begin
+        if (DATA_WIDTH_A != 36 || DATA_WIDTH_B != 36 || REGMODE_A != "NOREG" ||
+            REGMODE_B != "NOREG" || CLKAMUX != "CLKA" || CLKBMUX != "CLKB" ||
+            CSDECODE_A != "0b000" || CSDECODE_B != "0b000") begin
+            $display("DP16KD: only the 512 x 36 pseudo-dual-port mode is modelled (lpu/tools/netlist.py)");
+            $finish;
+        end
+        lpu_do = 36'b0;
+{init}
+    end
+    always @(posedge CLKA) if (lpu_wsel) begin
+        if (ADA0) lpu_row[{{lpu_wa, 1'b0}}][8:0] <= lpu_di[8:0];
+        if (ADA1) lpu_row[{{lpu_wa, 1'b0}}][17:9] <= lpu_di[17:9];
+        if (ADA2) lpu_row[{{lpu_wa, 1'b1}}][8:0] <= lpu_di[26:18];
+        if (ADA3) lpu_row[{{lpu_wa, 1'b1}}][17:9] <= lpu_di[35:27];
+    end
+    always @(posedge CLKB) if (lpu_rsel)
+        lpu_do <= RSTB ? 36'b0 : {{lpu_row[{{lpu_ra, 1'b1}}], lpu_row[{{lpu_ra, 1'b0}}]}};
+"""
+    return cells_sim[:attr] + module + body + cells_sim[end:]
 
 
 def _mult18x18d(folder):

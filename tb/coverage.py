@@ -12,6 +12,7 @@ Cover points (the bins are the declared figure ``make sim`` reports):
   even > 1) x bank, and kind x whether its stream wraps past the bank's end;
 * ``tile.mm.accumulate``: MM overwriting and accumulating;
 * ``tile.rx.bank``: a receive (RX) into every bank;
+* ``tile.wait``: a WAIT issuing on its mark (binding) and one the program reaches later;
 * ``tile.bank_overlap``: an LW or MM issuing on each bank while each other bank's read
   stream is still running (the per-bank busy signals, bank by bank);
 * ``tile.vx.int32_bank``: int32 VX writes (four byte planes) starting at every bank;
@@ -82,6 +83,10 @@ def declare(config):
     def overlap(pair):
         pass
 
+    @CoverPoint("tile.wait", bins=["binding", "late"])
+    def wait(kind):
+        pass
+
     @CoverPoint("tile.limit", bins=list(RULES))
     def limit(rule):
         pass
@@ -105,6 +110,7 @@ def declare(config):
         pass
 
     _samplers.update(insn=insn, mm=mm, vx_int32=vx_int32, rx_bank=rx_bank, overlap=overlap,
+                     wait=wait,
                      limit=limit, shift=shift, tie=tie,
                      saturation=saturation, status=status)
     return _samplers
@@ -119,6 +125,11 @@ def sample_program(config, program, timing):
             s["rx_bank"](insn.bank)
     for pair in bank_overlaps(config, program, timing):
         s["overlap"](pair)
+    mark = 0
+    for insn, i in zip(program, timing.issue):
+        if insn.op == Op.WAIT:       # issued on its mark, or the program reached it later
+            s["wait"]("binding" if i == mark + insn.count else "late")
+            mark = i
     for insn in program:
         if insn.op not in (Op.LW, Op.MM, Op.VX):
             continue

@@ -24,7 +24,8 @@ from tb.common import CLOCK_NS, WATCHDOG, load_config, rng_for, record_stats
 from tb.host import HostDriver
 
 TILE_POINTS = ("tile.insn.kind_stride_bank", "tile.insn.kind_wraps", "tile.vx.int32_bank",
-               "tile.mm.accumulate", "tile.limit", "tile.rx.bank", "tile.bank_overlap")
+               "tile.mm.accumulate", "tile.limit", "tile.rx.bank", "tile.bank_overlap",
+               "tile.wait")
 PRIMES = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37]
 
 

@@ -9,7 +9,7 @@ the GEMM semantics.
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ClockCycles, RisingEdge, with_timeout
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge, with_timeout
 
 from lpu.host.compiler import Quant, assemble, collect, compile_gemm
 from model.gemm import reference_gemm
@@ -199,8 +199,9 @@ async def test_host_port_ignored_while_busy(dut):
     """The host port's contract: while a program runs, ``start`` and every write are ignored,
     so a running program can never be restarted or corrupted. A compiled GEMM, with starts
     and writes (instructions, SRAM words the program reads, parameters) thrown at the port on
-    random cycles of its run, and random values on every input but the strobes while it is idle:
-same counters, same results as the model, which sees none."""
+    random cycles of its run (reads too: none is answered), and random values on every input
+    but the strobes while it is idle: same counters, same results as the model, which sees
+    none."""
     rng = rng_for("test_host_port_ignored_while_busy")
     cfg = load_config()
     L = cfg.lanes
@@ -217,7 +218,9 @@ same counters, same results as the model, which sees none."""
         await load_run(host, run)
         load_run(model, run)
         expected = model.run(run.program)
+        await host.write_program(run.program)
         # every host-port input random but the strobes (we, re, start) low: nothing happens
+        # (the program and the parameters it uses are in place, and must stay so)
         for _ in range(24):
             d.host__region.value = int(rng.integers(0, 4))
             d.host__bank.value = int(rng.integers(0, cfg.banks))
@@ -225,25 +228,37 @@ same counters, same results as the model, which sees none."""
             d.host__part.value = int(rng.integers(0, parts))
             d.host__wdata.value = int(rng.integers(0, 1 << 30))
             await RisingEdge(d.clk)
-        await host.write_program(run.program)
         await host.start_program()
-        noise = sorted({int(c) for c in rng.integers(1, expected["cycles"] - 1, 6)})
+        # in the first third of the run, so what they aim at is still to be used
+        noise = []
+        for c in sorted({int(c) for c in rng.integers(1, expected["cycles"] // 3, 6)}):
+            if not noise or c >= noise[-1] + 3:          # each takes two cycles
+                noise.append(c)
         k = 0
-        for c in noise:
+        for n, c in enumerate(noise):
             await ClockCycles(d.clk, c - k)
             k = c + 1
             assert int(d.host__busy.value), "the program ended before the test's noise"
+            region = n % 3                                        # SRAM, IMEM, PARAM in turn
             d.host__start.value = 1
             d.host__we.value = 1
-            d.host__region.value = int(rng.integers(0, 3))    # SRAM, IMEM or PARAM
-            d.host__bank.value = 0
-            # an address the program has yet to use: its last instructions, its first words
-            d.host__addr.value = int(rng.choice([len(run.program) - 1, len(run.program) - 2,
-                                                 int(rng.integers(0, 4))]))
+            d.host__region.value = region
+            d.host__bank.value = int(rng.integers(0, cfg.banks))
+            d.host__part.value = int(rng.integers(0, parts))
+            # what the program has yet to use: its last instructions, the parameter rows of
+            # its VXs (at its end), its first words
+            d.host__addr.value = (int(rng.choice([len(run.program) - 1, len(run.program) - 2]))
+                                  if region == 1 else int(rng.integers(0, 2 if region == 2 else 4)))
             d.host__wdata.value = int(rng.integers(0, 1 << 30))
+            d.host__re.value = 1                                  # a read: not honoured
             await RisingEdge(d.clk)
             d.host__start.value = 0
             d.host__we.value = 0
+            d.host__re.value = 0
+            await ReadOnly()
+            assert not int(d.host__rvalid.value), "a host read was answered while busy"
+            await RisingEdge(d.clk)
+            k += 1
         # and the port left addressing the program's HALT with garbage, write strobe low
         d.host__region.value = 1
         d.host__addr.value = len(run.program) - 1

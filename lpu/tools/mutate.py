@@ -269,6 +269,7 @@ def run_mutation(preset_name="tiny", count=20, seed=1, jobs=None, timeout=300, m
         executor.close()
         raise
     executor.close()
+    types = _cell_types(work)
     counts = {k: sum(r["status"] == k for r in results)
               for k in ("killed", "survived", "equivalent", "stillborn")}
     decided = counts["killed"] + counts["survived"]
@@ -276,7 +277,7 @@ def run_mutation(preset_name="tiny", count=20, seed=1, jobs=None, timeout=300, m
               "preset": preset_name, "seed": seed, "mutants": len(results),
               "testbenches": list(TESTBENCHES), "wall_s": round(time.monotonic() - t0, 1),
               "survivors": [{"file": r.get("file"), "line": r.get("line"),
-                             "mutation": r["mutation"], "why": _why(r)} for r in results
+                             "mutation": r["mutation"], "why": _why(r, types)} for r in results
                             if r["status"] == "survived"],
               "results": results}
     # survivors a person has shown equivalent (waivers.py: "equivalent ...") apart: the score
@@ -295,13 +296,21 @@ def run_mutation(preset_name="tiny", count=20, seed=1, jobs=None, timeout=300, m
     return report
 
 
-def _why(rec):
-    """Why a survivor survives, where a person has worked it out (``lpu.tools.waivers``)."""
+def _cell_types(work):
+    """Cell name -> Yosys cell type, from the original's netlist (``_unread_outputs``)."""
+    mod = json.loads((Path(work) / "original.json").read_text())["modules"]["top"]
+    return {name: cell["type"] for name, cell in mod["cells"].items()}
+
+
+def _why(rec, types):
+    """Why a survivor survives, where a person has worked it out (``lpu.tools.waivers``),
+    matched on its source line, the mutation and the mutated cell's type."""
     from .waivers import mutant_reason
     if not rec.get("file"):
         return None
     text = (ROOT / rec["file"]).read_text().splitlines()[rec["line"] - 1]
-    return mutant_reason(text, rec["mutation"])
+    m = re.search(r"-cell (\S+)", rec["mutation"])
+    return mutant_reason(text, rec["mutation"], types.get(m.group(1)) if m else None)
 
 
 def _markdown(r):

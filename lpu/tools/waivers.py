@@ -30,9 +30,22 @@ MUTANTS = [
      "bit of count - 1, the control of this mutation, is always 0"),
     (r"prod \+ Mux\(prod >= 0, .*-cell \S+ -port A -portbit (\d|[1-5]\d|6[0-2]) ",
      "equivalent: prod >= 0 depends on prod's sign bit (63) only"),
-    (r"received = units\[\"rx_left\"\] == 0.*-mode cnot1 .*-port A -portbit \d+ -ctrlbit \d+",
-     "equivalent: rx_left == 0 is the same with one bit flipped when another bit is 1 (then "
-     "rx_left is non-zero either way)"),
+    (r"-mode cnot1 -module \S+ -cell \S+ -port A -portbit \d+ -ctrlbit \d+ .*\| "
+     r"\$(logic_not|reduce_bool|reduce_or)$",
+     "equivalent: x == 0 (x != 0) is the same when one bit of x is flipped only while another "
+     "bit is 1 (x is non-zero either way)"),
+    (r"units\[\"acc\"\]\.eq\(rules\.acc_ready\(count\) - 1\).*-mode cnot1 .*-ctrlbit (9|[1-9]\d)\b",
+     "equivalent on legal programs: acc_ready(count) - 1 fits the acc counter (tiny 8 bits, "
+     "default 9) for every count in [1, acc_depth], so the control bit is always 0"),
+    (r"iw\.en\.eq\(self\.imem_we & ~self\.busy\).*-port B ",
+     "equivalent in the tile: imem_we is host_w & (region == IMEM), and host_w already "
+     "requires the tile idle; the sequencer's own guard is redundant there"),
+    (r"cnt\[name\]\.eq\(cnt\[name\] \+ events\[name\]\).*-ctrlbit (1[89]|2\d|3[0-2])\b",
+     "not reached: the control bit is a performance counter's bit 18 or above (or the adder's "
+     "carry out), which the simulations (at most about 2**17 cycles) never set"),
+    (r"bank_d = Signal\(4\).*-port D -portbit [2-3] ",
+     "equivalent for legal host accesses: with 4 banks a bank number is 0-3, so bits 2-3 of "
+     "the registered bank select are 0"),
     (r"mask\.eq\(\(Const\(1, 33\) << right\[2\]\) - 1\).*-port Y -portbit (3[2-9]|[4-9]\d)\b",
      "equivalent: mask keeps the low 32 bits of (1 << right) - 1, which depend only on the "
      "shift's low 32 bits"),
@@ -72,9 +85,10 @@ def _match(table, text):
     return next((why for pattern, why in table if re.search(pattern, text)), None)
 
 
-def mutant_reason(source_text, mutation):
-    """Why a mutant of this source line survives, or None."""
-    return _match(MUTANTS, f"{source_text.strip()} | {mutation}")
+def mutant_reason(source_text, mutation, cell_type=None):
+    """Why a mutant of this source line survives, or None. Matched against
+    ``"<source line> | <mutation> | <cell type>"``."""
+    return _match(MUTANTS, f"{source_text.strip()} | {mutation} | {cell_type or '?'}")
 
 
 def coverage_reason(missed):

@@ -275,8 +275,8 @@ async def test_host_port_ignored_while_busy(dut):
 @cocotb.test(**WATCHDOG)
 async def test_counters_past_16_bits(dut):
     """A program as long as the instruction memory holds, of full-depth VXs after an MM: the
-    32-bit counters (cycles, rows) pass 2**15 and read back equal to the model's, every bit
-    of their low halves exercised."""
+    32-bit counters (cycles, rows) pass 2**16 (on every preset whose memories allow it) and
+    read back equal to the model's, every bit of their low halves exercised."""
     cfg = load_config()
     host = HostDriver(dut)
     await host.start_clock_and_reset()
@@ -294,7 +294,8 @@ async def test_counters_past_16_bits(dut):
     program = ([Insn(Op.LW, bank=0), Insn(Op.MM, bank=0, count=cfg.acc_depth)] +
                [vx] * (cfg.imem_depth - 3) + [Insn(Op.HALT)])
     expected = model.run(program)
-    assert expected["cycles"] >= 1 << 16, f"only {expected['cycles']} cycles"
+    if cfg.imem_depth * cfg.acc_depth * cfg.vxm_passes >= 1 << 17:    # (not on the small boards)
+        assert expected["cycles"] >= 1 << 16, f"only {expected['cycles']} cycles"
     assert await host.run(program) == expected, "counters differ from the model's"
     assert np.array_equal(await host.read_sram(1, 0, cfg.acc_depth),
                           model.read_sram(1, 0, cfg.acc_depth)), "results differ"

@@ -249,7 +249,7 @@ def chunk_rows(cfg, A, layers):
     return lo
 
 
-def _most_subs(cfg, A, layers, sub_rows):
+def most_subs(cfg, A, layers, sub_rows):
     """How many sub-chunks of ``sub_rows`` one pipelined chip run holds: tile 0's inputs,
     the last tile's results and every tile's program must fit."""
     one = compile_chain(cfg, A[:sub_rows], layers)
@@ -271,7 +271,7 @@ def pipeline_chains(cfg, A, layers):
     sizes = sorted({min(most, 1 << k) for k in range(8)} | {min(most, B)})
     best = None
     for sub in sizes:
-        per_run = _most_subs(cfg, A, layers, sub)
+        per_run = most_subs(cfg, A, layers, sub)
         if per_run == 0:
             continue
         rows_per_run = sub * per_run

@@ -11,7 +11,7 @@ Cover points (the bins are the declared figure ``make sim`` reports):
 * ``tile.insn``: every LW/MM/VX instruction a tile test runs, kind x stride (0, 1, odd,
   even > 1) x bank, and kind x whether its stream wraps past the bank's end;
 * ``tile.mm.accumulate``: MM overwriting and accumulating;
-* ``tile.rx.bank``: a receive (RX) into every bank;
+* ``tile.rx.bank``, ``tile.rx.stride``: a receive (RX) into every bank, with every stride class;
 * ``tile.wait``: a WAIT issuing on its mark (binding) and one the program reaches later;
 * ``tile.bank_overlap``: an LW or MM issuing on each bank while each other bank's read
   stream is still running (the per-bank busy signals, bank by bank);
@@ -78,6 +78,10 @@ def declare(config):
     def rx_bank(bank):
         pass
 
+    @CoverPoint("tile.rx.stride", bins=list(STRIDES))
+    def rx_stride(kind):
+        pass
+
     @CoverPoint("tile.bank_overlap", bins=[(b, o) for b in range(config.banks)
                                            for o in range(config.banks) if o != b])
     def overlap(pair):
@@ -109,7 +113,8 @@ def declare(config):
     def status(code):
         pass
 
-    _samplers.update(insn=insn, mm=mm, vx_int32=vx_int32, rx_bank=rx_bank, overlap=overlap,
+    _samplers.update(insn=insn, mm=mm, vx_int32=vx_int32, rx_bank=rx_bank, rx_stride=rx_stride,
+                     overlap=overlap,
                      wait=wait,
                      limit=limit, shift=shift, tie=tie,
                      saturation=saturation, status=status)
@@ -123,6 +128,7 @@ def sample_program(config, program, timing):
     for insn in program:
         if insn.op == Op.RX:
             s["rx_bank"](insn.bank)
+            s["rx_stride"](stride_kind(insn.stride))
     for pair in bank_overlaps(config, program, timing):
         s["overlap"](pair)
     mark = 0

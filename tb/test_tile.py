@@ -25,7 +25,7 @@ from tb.host import HostDriver
 
 TILE_POINTS = ("tile.insn.kind_stride_bank", "tile.insn.kind_wraps", "tile.vx.int32_bank",
                "tile.mm.accumulate", "tile.limit", "tile.rx.bank", "tile.bank_overlap",
-               "tile.wait")
+               "tile.wait", "tile.rx.stride")
 PRIMES = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37]
 
 
@@ -324,6 +324,7 @@ def random_program(rng, cfg, steer=True):
     wrap_targets = holes("tile.insn.kind_wraps") if steer else []
     int32_banks = holes("tile.vx.int32_bank") if steer else []
     rx_banks = holes("tile.rx.bank") if steer else []
+    rx_strides = holes("tile.rx.stride") if steer else []
     overlaps = holes("tile.bank_overlap") if steer else []
     program = []
     if overlaps and rng.random() < 0.5:     # an LW on one bank while an MM reads another
@@ -370,7 +371,9 @@ def random_program(rng, cfg, steer=True):
         rx_count = int(rng.integers(1, (D if rng.random() < 0.2 else 3 * L) + 1))
         rx_bank = int(rng.choice(rx_banks)) if rx_banks else int(rng.integers(0, cfg.banks))
         program.insert(0, Insn(Op.RX, bank=rx_bank,
-                               base=int(rng.integers(0, D)), stride=_stride(rng, cfg, None),
+                               base=int(rng.integers(0, D)),
+                               stride=_stride(rng, cfg, str(rng.choice(rx_strides)) if rx_strides
+                                              else None),
                                count=rx_count))
     return program + [Insn(Op.HALT)]
 

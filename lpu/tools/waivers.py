@@ -67,7 +67,7 @@ COVERAGE = [
     (r"hit32_\d+:1->0", "constant 1 with 4 banks (every int32 VX writes every bank)"),
     (r"utx\.shift\[9\]:1->0", "the UART transmitter's stop bit: always 1"),
     (r"imem_addr\[\d+\]", "the host port's 16-bit address is wider than the instruction memory"),
-    (r"bridge\.core\.(cmd|length|idx|status|rlen|tx_idx)\[\d+\]|bridge\.core\.(if|elsif)|"
+    (r"bridge\.core\.(cmd|length|idx|status|rlen|tx_idx|buf)\[\d+\]|bridge\.core\.(if|elsif)|"
      r"urx\.(if|else)|urx\.timer\[\d+\]",
      "serial-bridge states and widths the simulated frames never reach (lengths above 1023, "
      "command bytes with bit 7, time-outs in the middle of some fields); the formal proofs "

@@ -85,7 +85,7 @@ def test_unit_mutation_translation(tmp_path):
                           ("mem", r"-cell \$flatten\\mem\.\\bank\d\.\\agen\.")):
         picked[inst] = next(c for c in cands if re.search(pattern, c))
     assert unit_mutation(r"mutate -mode inv -module top -cell $flatten\seq.$5 -port Q") is None
-    for inst, cmd in picked.items():
+    for cmd in picked.values():
         design, unit_cmd = unit_mutation(cmd)
         il = _rtlil(cfg, tmp_path, design)
         original, _ = _netlist(tmp_path, il, None, f"orig-{design}")

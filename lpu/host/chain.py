@@ -292,7 +292,7 @@ def pipeline_chains(cfg, A, layers):
 def run_chains_on_sim(cfg, chains, monitor=False, timeout=1800):
     """Run chip runs (one ChainPlan each) in one simulator process (``tb/run_chip_job.py``);
     per chain: (result, per-tile counters, per-tile events or None)."""
-    from .runtime import result_regions, run_sim_job
+    from .runtime import run_sim_job
     job = {"monitor": monitor, "chains": [
         {"runs": c.runs, "read": c.read_regions(cfg)} for c in chains]}
     outs = run_sim_job("chip", cfg, "tb.run_chip_job", job, timeout)

@@ -25,14 +25,16 @@ from tb.common import WATCHDOG, load_config, record_stats, rng_for
 from tb.host import HostDriver, run_chip
 
 
-def random_chain(rng, cfg):
-    """A chain of ``cfg.tiles`` quantised layers, each fitting one tile run."""
+def random_chain(rng, cfg, n_layers=None):
+    """A chain of ``n_layers`` (default ``cfg.tiles``) quantised layers, each fitting one
+    tile run."""
     L = cfg.lanes
+    n_layers = n_layers or cfg.tiles
     M = int(rng.integers(1, 4 * L))
-    dims = [int(x) for x in rng.integers(1, 3 * L, cfg.tiles + 1)]
+    dims = [int(x) for x in rng.integers(1, 3 * L, n_layers + 1)]
     A = rng.integers(-128, 128, (M, dims[0]), dtype=np.int8)
     layers = []
-    for i in range(cfg.tiles):
+    for i in range(n_layers):
         K, N = dims[i], dims[i + 1]
         q = Quant(multiplier=rng.integers(1 << 29, 1 << 31, N), shift=rng.integers(-10, -5, N),
                   input_zero_point=int(rng.integers(-8, 8)),
@@ -59,15 +61,17 @@ def refusal(cfg, chain, programs):
 async def test_chains(dut):
     """Random layer chains, one layer per tile, and two of them pipelined (the batch in
     sub-chunks, every tile paced by WAITs, consecutive sub-chunks on neighbouring tiles at
-    once): every event of every tile on its cycle."""
+    once); then two with more layers than tiles (a stage of several layers on a tile, each
+    behind the WAIT the compiler fitted), one of them pipelined: every event of every tile
+    on its cycle."""
     rng = rng_for("test_chains")
     cfg = load_config()
     host = HostDriver(dut)
     await host.start_clock_and_reset()
     total = 0
-    for case in range(6):
-        A, layers = random_chain(rng, cfg)
-        if case < 4:
+    for case in range(8):
+        A, layers = random_chain(rng, cfg, cfg.tiles + (case // 6) * (1 + case % 2))
+        if case < 4 or case == 6:
             chain = compile_chain(cfg, A, layers)
         else:               # pipelined: sub-chunks of 1 or 2 rows, WAITs pacing every tile
             sub = 1 + case % 2
@@ -94,7 +98,8 @@ async def test_chains(dut):
             ref = reference_gemm(ref, B, bias, q)
         assert np.array_equal(want[:, :ref.shape[1]], ref), f"chain {case}: model != reference"
         sends = sum(len(t.link_sends) for t in chip.timings)
-        dut._log.info(f"chain {case}: {A.shape[0]} rows through {cfg.tiles} layers, "
+        dut._log.info(f"chain {case}: {A.shape[0]} rows through {len(layers)} layers on "
+                      f"{cfg.tiles} tiles ({chain.placement}), "
                       f"{sends} link transfers, {max(c['cycles'] for c in counters)} cycles")
         total += max(c["cycles"] for c in counters)
     record_stats("test_chains", total)

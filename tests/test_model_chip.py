@@ -17,11 +17,12 @@ from model.gemm import reference_gemm
 from model.tile import TileModel
 
 
-def _chain(rng, cfg, M=7):
-    dims = [int(x) for x in rng.integers(2, 11, cfg.tiles + 1)]
+def _chain(rng, cfg, M=7, n_layers=None):
+    n_layers = n_layers or cfg.tiles
+    dims = [int(x) for x in rng.integers(2, 11, n_layers + 1)]
     A = rng.integers(-128, 128, (M, dims[0]), dtype=np.int8)
     layers = []
-    for i in range(cfg.tiles):
+    for i in range(n_layers):
         N = dims[i + 1]
         q = Quant(multiplier=rng.integers(1 << 29, 1 << 31, N), shift=rng.integers(-9, -5, N),
                   input_zero_point=int(rng.integers(-5, 5)),
@@ -126,33 +127,36 @@ def _lpu(*args, cwd):
                           text=True, timeout=600)
 
 
-def test_lpu_run_on_a_chip_equals_litert(tmp_path):
-    """`lpu run --tiles 3`: the digits MLP, one layer per tile of a default chip, streaming
-    tile to tile: byte for byte LiteRT's reference kernels (the oracle), with a report and a
-    trace with one process per tile."""
+@pytest.mark.parametrize("tiles", [3, 2])
+def test_lpu_run_on_a_chip_equals_litert(tmp_path, tiles):
+    """`lpu run --tiles N`: the digits MLP on a default chip, one layer per tile (3) or a
+    stage of two layers on the second tile (2), streaming tile to tile: byte for byte
+    LiteRT's reference kernels (the oracle), with a report and a trace with one process per
+    tile."""
     import json
     from lpu.tools.litert import litert_invoke
     model, inputs = MODELS / "digits_mlp.tflite", MODELS / "digits_mlp.inputs.npy"
     r = _lpu("run", str(model), str(inputs), "-o", "out.npy", "--config", "default",
-             "--tiles", "3", "--report", "r.json", "--trace", "t.json", cwd=tmp_path)
+             "--tiles", str(tiles), "--report", "r.json", "--trace", "t.json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     want = litert_invoke(model, np.load(inputs), "BUILTIN_REF")[0]
     assert np.array_equal(np.load(tmp_path / "out.npy"), want)
     report = json.loads((tmp_path / "r.json").read_text())
-    assert [t["tile"] for t in report["tiles"]] == [0, 1, 2]
-    assert report["total"]["tiles"] == 3 and report["total"]["chunks"] >= 1
+    assert [t["tile"] for t in report["tiles"]] == list(range(tiles))
+    assert [i for t in report["tiles"] for i in t["layers"]] == [0, 1, 2]
+    assert report["total"]["tiles"] == tiles and report["total"]["chunks"] >= 1
     trace = json.loads((tmp_path / "t.json").read_text())
     procs = {e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "process_name"}
-    assert procs == {"chip", "tile 0", "tile 1", "tile 2"}
+    assert procs == {"chip"} | {f"tile {k}" for k in range(tiles)}
     threads = {(e["pid"], e["args"]["name"]) for e in trace["traceEvents"]
                if e["name"] == "thread_name"}
-    assert (2, "link east") in threads and (3, "link east") in threads
-    assert (4, "link east") not in threads
+    assert all((k + 2, "link east") in threads for k in range(tiles - 1))
+    assert (tiles + 1, "link east") not in threads
 
 
 @pytest.mark.parametrize("args,message", [
     (["digits_cnn", "--tiles", "2"], "layer 0 is CONV_2D: a network on a chip is a chain"),
-    (["digits_mlp", "--tiles", "2"], "the network has 3 tile layers; --tiles is 2"),
+    (["digits_mlp", "--tiles", "4"], "the network has 3 tile layers; --tiles is 4"),
     (["digits_mlp", "--tiles", "3", "--backend", "fpga"], "runs on the model or sim back end"),
     (["digits_mlp", "--tiles", "17"], "'tiles'"),
 ])
@@ -195,3 +199,82 @@ def test_pipeline_refuses_what_does_not_fit():
         compile_pipeline(cfg, A, layers, 1, 2)
     with pytest.raises(CompileError, match="instruction memory|do not fit"):
         compile_pipeline(cfg, np.resize(A, (400, A.shape[1])), layers, 1, 400)
+
+
+def _reference(A, layers):
+    for B, bias, q in layers:
+        A = reference_gemm(A, B, bias, q)
+    return A
+
+
+def test_place_layers_is_the_optimum():
+    """``place_layers``: consecutive groups, one per tile, whose busiest tile has the least
+    work (weight tiles): against every way to cut the chain."""
+    from itertools import combinations
+    from lpu.host.chain import place_layers
+    rng = np.random.default_rng(11)
+    for _ in range(40):
+        n, tiles = int(rng.integers(1, 8)), int(rng.integers(1, 5))
+        cfg = replace(preset("tiny"), tiles=tiles)
+        layers = [(np.zeros((int(rng.integers(1, 20)), int(rng.integers(1, 20)))), None, None)
+                  for _ in range(n)]
+        cost = [-(-B.shape[0] // 4) * -(-B.shape[1] // 4) for B, _, _ in layers]
+        if n < tiles:
+            with pytest.raises(CompileError, match="at least one layer per tile"):
+                place_layers(cfg, layers)
+            continue
+        got = place_layers(cfg, layers)
+        assert len(got) == tiles and sum(got) == n and min(got) >= 1
+
+        def busiest(counts):
+            edges = np.cumsum([0] + list(counts))
+            return max(sum(cost[a:b]) for a, b in zip(edges, edges[1:]))
+        best = min(busiest(np.diff([0, *cuts, n])) for cuts in combinations(range(1, n), tiles - 1))
+        assert busiest(got) == best
+
+
+@pytest.mark.parametrize("tiles,n_layers,latency", [(1, 3, 1), (2, 5, 1), (3, 5, 4)])
+def test_several_layers_per_tile(tiles, n_layers, latency):
+    """More layers than tiles: each tile runs a stage of consecutive layers, the activations
+    between them staying in its SRAM; the bytes of the reference, with every layer on the
+    tile ``place_layers`` chose. Each later layer of a stage starts behind a WAIT the
+    compiler fitted with the model: with those WAITs at 0 the model refuses the program (a
+    layer would read its input before the layer before it has written it)."""
+    cfg = replace(preset("tiny"), tiles=tiles, link_latency=latency)
+    rng = np.random.default_rng(200 + 10 * tiles + n_layers)
+    for _ in range(2):
+        A, layers = _chain(rng, cfg, n_layers=n_layers)
+        chain = compile_chain(cfg, A, layers)
+        assert sum(chain.placement) == n_layers and len(chain.placement) == tiles
+        out, _, chip = run_chain_on_model(cfg, chain)
+        ref = _reference(A, layers)
+        assert np.array_equal(out[:, :ref.shape[1]], ref)
+        for k, (run, n) in enumerate(zip(chain.runs, chain.placement)):
+            assert sum(i.op == Op.WAIT for i in run.program) == n - 1
+            vx = [p for p, i in enumerate(run.program) if i.op == Op.VX]
+            tail = max((p for p, i in enumerate(run.program) if i.op == Op.WAIT), default=-1)
+            sends = [p for p in vx if run.program[p].link]      # the stage's last layer only
+            assert sends == ([] if k == tiles - 1 else [p for p in vx if p > tail])
+        unpaced = replace(chain, runs=[replace(r, program=[replace(i, count=0) if i.op == Op.WAIT
+                                                           else i for i in r.program])
+                                       for r in chain.runs])
+        with pytest.raises(ProgramError, match="race"):
+            run_chain_on_model(cfg, unpaced)
+
+
+def test_pipeline_of_stages_equals_reference():
+    """A batch pipelined through tiles of several layers each: the reference's bytes, each
+    tile's later sub-chunks one interval after the one before."""
+    from lpu.host.chain import compile_pipeline
+    cfg = preset("tiny*2")
+    rng = np.random.default_rng(31)
+    A, layers = _chain(rng, cfg, M=10, n_layers=4)
+    chain = compile_pipeline(cfg, A, layers, 2, 5)
+    out, counters, chip = run_chain_on_model(cfg, chain)
+    assert np.array_equal(out[:, :layers[-1][0].shape[1]], _reference(A, layers))
+    assert max(c["cycles"] for c in counters) == chain.cycles
+    for k, t in enumerate(chip.timings):
+        marks = [t.issue[p] for p, i in enumerate(chain.programs[k]) if i.op == Op.WAIT]
+        per_sub = len(marks) // chain.subs
+        starts = marks[::per_sub]
+        assert np.diff(starts).tolist() == [chain.interval] * (chain.subs - 1), (k, starts)

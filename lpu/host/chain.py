@@ -1,25 +1,36 @@
-"""A chain of quantised GEMM layers on a chip, one layer per tile, with no host in the loop:
-layer i's int8 output rows stream over the link into tile i+1, which computes layer i+1.
+"""A chain of quantised GEMM layers on a chip, a group of consecutive layers per tile (a
+stage), with no host in the loop: the last layer of stage k streams its int8 output rows
+over the link into tile k+1, which computes stage k+1.
 
 Each layer is compiled as on one tile (``lpu.host.compiler.compile_gemm``, which must give
-one run). Then, on every tile but the last, each VX sends its rows east (``link=1``)
-instead of writing them to SRAM; on every tile but the first, the input matrix is not loaded
-by the host: an ``RX`` at the top of the program receives it into the same words of bank
-``A_BANK`` the host would have written. That works because a VX emits the rows of N tile
-``nt`` as ``m = 0 .. M-1`` for ``nt = 0, 1, ...`` in that order, which is exactly the order of
-the next layer's input words (``kt*M + m``, K tile ``kt`` = the previous N tile). Padding
-lanes of a last N tile carry whatever the VXM made of them, and meet zero weight rows.
+one run). A tile's stage is those runs one after another in one program (:func:`_stage_run`):
+its weights side by side in the weight banks, its parameter rows one after another; the
+first layer reads the tile's input from bank ``A_BANK``, every later layer reads the layer
+before it from one of two regions of bank ``INTER_BANK`` that it writes in turn, behind a
+``WAIT`` the compiler fits with the model (:func:`_fit_waits`: the smallest count for which
+no read comes before the write it needs). On every tile but the last, the stage's last VX
+sends its rows east (``link=1``) instead of writing them to SRAM; on every tile but the
+first, the input matrix is not loaded by the host: an ``RX`` at the top of the program
+receives it into the words of bank ``A_BANK`` the host would have written. That works
+because a VX emits the rows of N tile ``nt`` as ``m = 0 .. M-1`` for ``nt = 0, 1, ...`` in
+that order, which is exactly the order of the next layer's input words (``kt*M + m``, K tile
+``kt`` = the previous N tile). Padding lanes of a last N tile carry whatever the VXM made of
+them, and meet zero weight rows. Which layers go on which tile: :func:`place_layers`.
 """
 
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 
 from ..contract.hostport import load_run
 from ..contract.isa import Insn, Op
-from .compiler import A_BANK, CompileError, assemble, collect, compile_gemm
+from .compiler import A_BANK, OUT_BANK, CompileError, assemble, collect, compile_gemm
 
-__all__ = ["ChainPlan", "compile_chain", "compile_pipeline", "pipeline_chains", "run_chain_on_model"]
+__all__ = ["ChainPlan", "compile_chain", "compile_pipeline", "pipeline_chains",
+           "place_layers", "run_chain_on_model"]
+
+INTER_BANK = OUT_BANK       # a stage's activations between its layers (two regions)
 
 
 @dataclass
@@ -31,6 +42,8 @@ class ChainPlan:
     interval: int = None     # pipelined: cycles between two sub-chunks entering a tile (II)
     starts: list = None      # pipelined: per tile, the cycle its first sub-chunk's work starts
     name: str = "chain"
+    placement: list = None   # per tile: how many consecutive layers it computes
+    cycles: int = None       # pipelined: the run's cycles, as the chip model predicts them
 
     @property
     def programs(self):
@@ -57,14 +70,103 @@ class ChainPlan:
         return out if self.rows is None else out[:self.rows]
 
 
-def compile_chain(cfg, A, layers):
-    """``layers``: (B, bias, quant) per layer, one per tile of ``cfg``; every layer
-    quantised (int8 flows between tiles) and small enough for one run."""
-    if len(layers) != cfg.tiles:
-        raise CompileError(f"{len(layers)} layers for a chip of {cfg.tiles} tiles "
-                           f"(one layer per tile)")
+def place_layers(cfg, layers):
+    """Which layers each tile computes: consecutive groups, one per tile (a list of counts),
+    with the least MXM work on the busiest tile. A layer's work per input row is its weight
+    tiles, ``ceil(K/L) * ceil(N/L)``; the groups are the exact optimum (a dynamic program
+    over the split points)."""
+    T, n = cfg.tiles, len(layers)
+    if not 1 <= T <= n:
+        raise CompileError(f"{n} layers for a chip of {T} tiles (at least one layer per tile)")
+    L = cfg.lanes
+    cost = [-(-np.shape(B)[0] // L) * -(-np.shape(B)[1] // L) for B, _, _ in layers]
+    pre = [0] + [int(c) for c in np.cumsum(cost)]
+
+    @lru_cache(None)
+    def best(t, i):             # the first i layers on t tiles: (busiest tile's work, counts)
+        if t == 1:
+            return pre[i], (i,)
+        return min((max(best(t - 1, j)[0], pre[i] - pre[j]), best(t - 1, j)[1] + (i - j,))
+                   for j in range(t - 1, i))
+    return list(best(T, n)[1])
+
+
+def _stage_run(cfg, plans, first, last):
+    """One tile's program and memory image for consecutive layers (one run each, compiled
+    alone): see the module's docstring. Each layer after the first starts behind a
+    ``WAIT 0`` that :func:`_fit_waits` sets."""
+    from ..contract.isa import ProgramError, validate_program
+    runs = [p.runs[0] for p in plans]
+    J = len(runs)
+    inter = max((r.n_tiles * r.m_count for r in runs[:-1]), default=0)
+    regions = (0, inter)
+    result_base = inter * min(2, J - 1)
+    w_banks = [b for b in range(cfg.banks) if b not in (A_BANK, INTER_BANK)]
+    program, weights, params, prow = [], {b: [] for b in w_banks}, {}, 0
+    for j, run in enumerate(runs):
+        if j > 0:
+            program.append(Insn(Op.WAIT, count=0))
+        for insn in run.program[:-1]:                       # (its HALT)
+            if insn.op == Op.LW:            # its weight tile to the first bank with room
+                bank = next((b for b in w_banks if (len(weights[b]) + 1) * cfg.lanes <= cfg.depth),
+                            None)
+                if bank is None:
+                    raise CompileError(f"{J} layers on one tile: their weights do not fit banks "
+                                       f"{w_banks} of {cfg.depth} words")
+                words = run.sram[insn.bank][1]
+                weights[bank].append(words[insn.base:insn.base + cfg.lanes])
+                insn = replace(insn, bank=bank, base=(len(weights[bank]) - 1) * cfg.lanes)
+            elif insn.op == Op.MM and j > 0:
+                insn = replace(insn, bank=INTER_BANK, base=insn.base + regions[(j - 1) % 2])
+            elif insn.op == Op.VX:
+                insn = replace(insn, prow=insn.prow + prow)
+                if j < J - 1:
+                    insn = replace(insn, bank=INTER_BANK, base=insn.base + regions[j % 2])
+                elif last:
+                    insn = replace(insn, base=insn.base + result_base)
+                else:
+                    insn = replace(insn, link=1)
+            program.append(insn)
+        params.update({row + prow: p for row, p in run.params.items()})
+        prow += len(run.params)
+    a_words = runs[0].sram[A_BANK][1]
+    sram = {b: (0, np.concatenate(w)) for b, w in weights.items() if w}
+    if first:
+        sram[A_BANK] = (0, a_words)
+    else:
+        program.insert(0, Insn(Op.RX, bank=A_BANK, base=0, stride=1, count=len(a_words)))
+    program.append(Insn(Op.HALT))
+    top = {b: len(w) for b, (_, w) in sram.items()}
+    top[A_BANK] = max(top.get(A_BANK, 0), len(a_words))
+    top[INTER_BANK] = max(top.get(INTER_BANK, 0),
+                          result_base + (runs[-1].n_tiles * runs[-1].m_count if last else 0))
+    full = [b for b, n in top.items() if n > cfg.depth]
+    if full:
+        raise CompileError(f"{J} layers on one tile need {top[full[0]]} words of bank "
+                           f"{full[0]}, which holds {cfg.depth}")
+    if prow > cfg.param_depth:
+        raise CompileError(f"{J} layers on one tile need {prow} parameter rows, the tile has "
+                           f"{cfg.param_depth}")
+    try:
+        validate_program(program, cfg)
+    except ProgramError as e:
+        raise CompileError(f"{J} layers on one tile: {e}") from None
+    return replace(runs[-1], program=program, sram=sram, params=params,
+                   out_base=result_base, emits=last)
+
+
+def compile_chain(cfg, A, layers, placement=None, fit=True):
+    """``layers``: (B, bias, quant) per layer, every layer quantised (int8 flows between
+    tiles) and small enough for one run; ``placement``: layers per tile (default
+    :func:`place_layers`: one per tile when there are as many layers as tiles). ``fit``:
+    set each stage's WAITs (:func:`_fit_waits`); a pipeline sets them itself."""
     x = np.asarray(A)
-    plans, runs = [], []
+    if placement is None:
+        placement = place_layers(cfg, layers)
+    if len(placement) != cfg.tiles or sum(placement) != len(layers) or min(placement) < 1:
+        raise CompileError(f"placement {placement}: one group of layers per tile of "
+                           f"{cfg.tiles}, {len(layers)} layers in all")
+    plans = []
     for i, (B, bias, quant) in enumerate(layers):
         if quant is None:
             raise CompileError(f"layer {i}: layers on a chain are quantised (int8 rows stream "
@@ -76,18 +178,75 @@ def compile_chain(cfg, A, layers):
         if len(plan.runs) != 1:
             raise CompileError(f"layer {i} ({plan.M}x{plan.K}x{plan.N}) needs {len(plan.runs)} "
                                f"runs on a tile; a chain takes one run per layer")
-        run = plan.runs[0]
-        last = i == len(layers) - 1
-        program = [replace(insn, link=1) if insn.op == Op.VX and not last else insn
-                   for insn in run.program]
-        sram = dict(run.sram)
-        if i > 0:
-            addr, words = sram.pop(A_BANK)
-            program = [Insn(Op.RX, bank=A_BANK, base=addr, stride=1, count=len(words))] + program
-        runs.append(replace(run, program=program, sram=sram, emits=last))
         plans.append(plan)
         x = np.zeros((plan.M, plan.N), np.int8)       # only its shape matters
-    return ChainPlan(plans, runs)
+    runs, i = [], 0
+    for k, n in enumerate(placement):
+        runs.append(_stage_run(cfg, plans[i:i + n], k == 0, k == cfg.tiles - 1))
+        i += n
+    if fit:
+        runs, _ = _fit_waits(cfg, runs)
+    return ChainPlan(plans, runs, placement=list(placement))
+
+
+def _fit_waits(cfg, runs, pipelined=False):
+    """Each stage's WAITs (before each layer after its first), tile by tile from the west
+    with the vectors the tiles before it send: the smallest count for which the tile's model
+    runs that layer with no race (it reads nothing before the layer before it has written
+    it). ``pipelined``: each program behind a ``WAIT starts[k]``, two cycles before the
+    tile's first arrival (0 on tile 0), as in a pipeline's first sub-chunk; returns (runs
+    with their WAITs set, starts)."""
+    from model.tile import TileModel
+    from ..contract.isa import ProgramError
+    if not pipelined and not any(i.op == Op.WAIT for r in runs for i in r.program):
+        return runs, [0] * len(runs)
+    arrivals, out, starts = [], [], []
+
+    def model(run, prog, lead):
+        tile = TileModel(cfg)
+        load_run(tile, run)
+        try:
+            tile.run(lead + prog, arrivals)
+        except ProgramError:
+            return None
+        return tile
+
+    for k, run in enumerate(runs):
+        starts.append(arrivals[0][0] - 2 if k and arrivals else 0)
+        lead = [Insn(Op.WAIT, count=starts[-1])] if pipelined else []
+        prog = list(run.program)
+        for w in [i for i, insn in enumerate(prog) if insn.op == Op.WAIT]:
+            end = next((i for i in range(w + 1, len(prog)) if prog[i].op == Op.WAIT), -1)
+            tail = prog[w + 1:end] + [Insn(Op.HALT)]       # this layer only
+
+            def ok(d):
+                return model(run, prog[:w] + [Insn(Op.WAIT, count=d)] + tail, lead) is not None
+            lo, hi = -1, 1
+            while not ok(hi):
+                lo, hi = hi, 2 * hi
+                if hi >= 1 << 16:
+                    raise CompileError(f"tile {k}: no WAIT before instruction {w} makes its "
+                                       f"layer race-free")
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (lo, mid) if ok(mid) else (mid, hi)
+            prog[w] = Insn(Op.WAIT, count=hi)
+        tile = model(run, prog, lead)
+        if tile is None:
+            raise CompileError(f"tile {k}: its program races with every WAIT fitted")
+        # a WAIT the program reaches late issues late and moves the mark: make each count
+        # the cycles its WAIT really comes after the one before, so that the stage's WAITs
+        # add up to its span and a pipeline's next sub-chunk starts on its interval
+        issue, mark = tile.last_timing.issue, 0
+        for p, insn in enumerate(lead + prog):
+            if insn.op == Op.WAIT:
+                if p >= len(lead):
+                    prog[p - len(lead)] = Insn(Op.WAIT, count=issue[p] - mark)
+                mark = issue[p]
+        tile = model(run, prog, lead)
+        out.append(replace(run, program=prog))
+        arrivals = [(c + cfg.link_latency, v) for c, v in tile.last_link]
+    return out, starts
 
 
 def _model_chip(cfg, chain):
@@ -102,30 +261,34 @@ def _model_chip(cfg, chain):
 
 def _pipelined_runs(cfg, one, chains, starts, ii):
     """Each tile's program for ``len(chains)`` sub-chunks: per sub-chunk a WAIT (``starts[k]``
-    for the first, ``ii`` after that) and the one-sub-chunk program, its regions relocated:
-    tile 0's inputs and the last tile's results at their own words per sub-chunk; the
-    received inputs and the accumulators of the other tiles alternate between two regions
-    (where they fit), so sub-chunk s+1 arrives while s is still being read."""
+    for the first, then ``ii`` less the stage's own WAITs) and the one-sub-chunk program, its
+    regions relocated: tile 0's inputs and the last tile's results at their own words per
+    sub-chunk; the received inputs and the accumulators of the other tiles alternate between
+    two regions (where they fit), so sub-chunk s+1 arrives while s is still being read. A
+    stage's activations between its layers need no second region: program order keeps a
+    sub-chunk's first layer behind the last reads of the one before."""
     from ..contract.isa import ProgramError, validate_program
     subs, T = len(chains), cfg.tiles
     runs = []
     for k, run in enumerate(one.runs):
-        a_words = len(run.sram[A_BANK][1]) if A_BANK in run.sram else (
-            run.program[0].count if run.program[0].op == Op.RX else 0)
-        n_acc = run.m_count * (2 if run.n_tiles > 1 else 1)
+        body = run.program[:-1]                             # (its HALT at the very end)
+        a_words = len(run.sram[A_BANK][1]) if k == 0 else body[0].count
+        n_acc = max(i.acc_base + i.count for i in body if i.op in (Op.MM, Op.VX))
         acc_flip = n_acc if 2 * n_acc <= cfg.acc_depth else 0
         a_flip = a_words if (k > 0 and 2 * a_words <= cfg.depth) else 0
         n_out = run.n_tiles * run.m_count
+        inner = sum(i.count for i in body if i.op == Op.WAIT)
+        results_from = max((p for p, i in enumerate(body) if i.op == Op.WAIT), default=-1)
         prog = []
         for s in range(subs):
-            prog.append(Insn(Op.WAIT, count=starts[k] if s == 0 else ii))
-            for insn in run.program[:-1]:                    # (its HALT at the very end)
+            prog.append(Insn(Op.WAIT, count=starts[k] if s == 0 else ii - inner))
+            for p, insn in enumerate(body):
                 if insn.op in (Op.MM, Op.VX):
                     insn = replace(insn, acc_base=insn.acc_base + (s % 2) * acc_flip)
                 if insn.bank == A_BANK and insn.op in (Op.MM, Op.RX):
                     insn = replace(insn, base=insn.base + (s * a_words if k == 0 else
                                                            (s % 2) * a_flip))
-                if k == T - 1 and insn.op == Op.VX:
+                if k == T - 1 and insn.op == Op.VX and p > results_from:
                     insn = replace(insn, base=insn.base + s * n_out)
                 prog.append(insn)
         prog.append(Insn(Op.HALT))
@@ -140,7 +303,16 @@ def _pipelined_runs(cfg, one, chains, starts, ii):
     return runs
 
 
-def compile_pipeline(cfg, A, layers, sub_rows, subs):
+def _reference(A, layers):
+    """The chain's result, straight from the definition (``model.gemm.reference_gemm``)."""
+    from model.gemm import reference_gemm
+    x = A
+    for B, bias, q in layers:
+        x = reference_gemm(x, B, bias, q)
+    return x
+
+
+def compile_pipeline(cfg, A, layers, sub_rows, subs, placement=None, hint=None):
     """The chain as a software pipeline: ``A``'s rows in ``subs`` sub-chunks of ``sub_rows``
     (zero rows pad the last), all in one chip run with no host in between. Tile k starts its
     work on sub-chunk s about ``starts[k] + s * interval`` (a ``WAIT`` before each
@@ -148,10 +320,12 @@ def compile_pipeline(cfg, A, layers, sub_rows, subs):
     s+1, so inference k+1 enters the first tile while inference k is in the last.
 
     The schedule comes from the model, which is exact: one sub-chunk through the chain gives
-    each tile's first arrival (its receive opens the cycle before); the interval is the
-    smallest, from the busiest unit's occupancy up, for which the chip model runs the whole
-    pipeline with no race and with the same bytes as the sub-chunks one by one (at worst the
-    longest tile's span, when every tile has drained before its next sub-chunk)."""
+    each tile's first arrival (its receive opens the cycle before) and its stage's WAITs;
+    the interval is the smallest, from the busiest unit's occupancy up (scanned; over a
+    range of more than 256 cycles, an exponential then a binary search; at worst the longest
+    tile's span, when every tile has drained before its next sub-chunk), for which the chip model runs the pipeline with no race and with
+    the bytes of the definition (``model.gemm.reference_gemm``, layer after layer).
+    ``hint``: an interval to try first (the one found for another chunk of the batch)."""
     from ..contract.isa import ProgramError
     A = np.asarray(A)
     rows = A.shape[0]
@@ -159,7 +333,8 @@ def compile_pipeline(cfg, A, layers, sub_rows, subs):
         raise CompileError(f"{rows} rows do not fill {subs} sub-chunks of {sub_rows}")
     Ap = np.zeros((sub_rows * subs, A.shape[1]), A.dtype)
     Ap[:rows] = A
-    chains = [compile_chain(cfg, Ap[s * sub_rows:(s + 1) * sub_rows], layers) for s in range(subs)]
+    chains = [compile_chain(cfg, Ap[s * sub_rows:(s + 1) * sub_rows], layers, placement,
+                            fit=False) for s in range(subs)]
     one = chains[0]
     a_words = len(one.runs[0].sram[A_BANK][1])
     last = one.runs[-1]
@@ -168,32 +343,54 @@ def compile_pipeline(cfg, A, layers, sub_rows, subs):
                            f"tile 0's bank of {cfg.depth} words")
     if last.out_base + subs * last.n_tiles * last.m_count > cfg.depth:
         raise CompileError(f"{subs} sub-chunks of results do not fit the last tile's bank")
-    # one sub-chunk alone, each program behind a WAIT 0 as in the pipeline
-    probe = ChainPlan(one.plans, [replace(r, program=[Insn(Op.WAIT, count=0)] + r.program)
-                                  for r in one.runs])
+    runs, starts = _fit_waits(cfg, one.runs, pipelined=True)
+    one = replace(one, runs=runs)
+    probe = replace(one, runs=[replace(r, program=[Insn(Op.WAIT, count=s)] + r.program)
+                               for r, s in zip(runs, starts)])
     _, counters, chip = _model_chip(cfg, probe)
-    starts = [0] + [t.rx[1][0] - 2 for t in chip.timings[1:]]
     longest = max(t.cycles - s for t, s in zip(chip.timings, starts))
     if max(longest, *starts) >= 1 << 16:
         raise CompileError(f"a pipeline interval of {longest} cycles does not fit a WAIT")
     P = cfg.vxm_passes
     busiest = max(max(c["mxm_busy"], c["lw_rows"], c["vx_rows"] * P) for c in counters)
-    want = np.concatenate([_model_chip(cfg, c)[0] for c in chains])[:rows]
+    inner = max(sum(i.count for i in r.program if i.op == Op.WAIT) for r in runs)
+    N = np.asarray(layers[-1][0]).shape[1]
+    want = _reference(A, layers)
 
     def attempt(ii, n):
         plan = ChainPlan(one.plans, _pipelined_runs(cfg, one, chains[:n], starts, ii),
-                         subs=n, rows=min(rows, n * sub_rows), interval=ii, starts=starts)
+                         subs=n, rows=min(rows, n * sub_rows), interval=ii, starts=starts,
+                         placement=one.placement)
         try:
-            got = _model_chip(cfg, plan)[0]
+            got, counters, _ = _model_chip(cfg, plan)
         except ProgramError:
             return None
-        return plan if np.array_equal(got, want[:plan.rows]) else None
+        plan.cycles = max(c["cycles"] for c in counters)
+        return plan if np.array_equal(got[:, :N], want[:plan.rows]) else None
 
-    for ii in range(max(1, busiest), longest + 1):     # first on three sub-chunks, then all
-        if attempt(ii, min(subs, 3)) is not None:
-            plan = attempt(ii, subs)
-            if plan is not None:
-                return plan
+    def first_ok(lo, n):            # the smallest interval >= lo that works (searched)
+        if longest - lo <= 256:     # (a race-free interval need not be monotone: scan)
+            return next((ii for ii in range(lo, longest + 1) if attempt(ii, n)), None)
+        hi, step = lo, 1
+        while attempt(hi, n) is None:
+            if hi >= longest:
+                return None
+            lo, hi, step = hi, min(longest, hi + step), 2 * step
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if attempt(mid, n) is None else (mid, hi)
+        return hi
+
+    if hint is not None and hint >= max(busiest, inner):
+        plan = attempt(hint, subs)
+        if plan is not None:
+            return plan
+    ii = first_ok(max(1, busiest, inner), min(subs, 3))   # on three sub-chunks, then all
+    while ii is not None:
+        plan = attempt(ii, subs)
+        if plan is not None:
+            return plan
+        ii = first_ok(ii + 1, min(subs, 3)) if ii < longest else None
     raise CompileError(f"no pipeline interval up to {longest} cycles runs without a race")
 
 
@@ -232,7 +429,7 @@ def chunk_rows(cfg, A, layers):
     best, rows = 0, 1
     while rows <= A.shape[0]:
         try:
-            compile_chain(cfg, A[:rows], layers)
+            compile_chain(cfg, A[:rows], layers, fit=False)
         except CompileError:
             break
         best, rows = rows, rows * 2
@@ -242,7 +439,7 @@ def chunk_rows(cfg, A, layers):
     while hi - lo > 1:
         mid = (lo + hi) // 2
         try:
-            compile_chain(cfg, A[:mid], layers)
+            compile_chain(cfg, A[:mid], layers, fit=False)
             lo = mid
         except CompileError:
             hi = mid
@@ -252,7 +449,7 @@ def chunk_rows(cfg, A, layers):
 def most_subs(cfg, A, layers, sub_rows):
     """How many sub-chunks of ``sub_rows`` one pipelined chip run holds: tile 0's inputs,
     the last tile's results and every tile's program must fit."""
-    one = compile_chain(cfg, A[:sub_rows], layers)
+    one = compile_chain(cfg, A[:sub_rows], layers, fit=False)
     a_words = len(one.runs[0].sram[A_BANK][1])
     last = one.runs[-1]
     n_out = last.n_tiles * last.m_count
@@ -275,13 +472,15 @@ def pipeline_chains(cfg, A, layers):
         if per_run == 0:
             continue
         rows_per_run = sub * per_run
+        chains = []
         try:
-            chains = [compile_pipeline(cfg, A[r:r + rows_per_run], layers, sub,
-                                       -(-min(rows_per_run, B - r) // sub))
-                      for r in range(0, B, rows_per_run)]
+            for r in range(0, B, rows_per_run):
+                chains.append(compile_pipeline(
+                    cfg, A[r:r + rows_per_run], layers, sub, -(-min(rows_per_run, B - r) // sub),
+                    hint=chains[0].interval if chains else None))
         except CompileError:
             continue
-        cycles = sum(max(c["cycles"] for c in run_chain_on_model(cfg, ch)[1]) for ch in chains)
+        cycles = sum(ch.cycles for ch in chains)
         if best is None or cycles < best[0]:
             best = (cycles, chains)
     if best is None:
@@ -305,7 +504,7 @@ def run_chains_on_sim(cfg, chains, monitor=False, timeout=1800):
 
 
 def run_network_on_chip(net, x, cfg, backend="model", rounding="single", timeline=None):
-    """``net`` (a chain of FULLY_CONNECTED layers, one per tile) on a chip: the batch in
+    """``net`` (a chain of FULLY_CONNECTED layers, at least one per tile) on a chip: the batch in
     pipelined chip runs (:func:`pipeline_chains`); each run's inputs are loaded into tile 0,
     its sub-chunks stream through every tile with no host in between, the tiles working on
     consecutive sub-chunks at once, and the results are read back from the last.
@@ -316,9 +515,9 @@ def run_network_on_chip(net, x, cfg, backend="model", rounding="single", timelin
     from .trace import timing_events
     check_input(net, x)
     chain_layers = network_layers(net, rounding)
-    if len(chain_layers) != cfg.tiles:
+    if len(chain_layers) < cfg.tiles:
         raise CompileError(f"the network has {len(chain_layers)} tile layers; --tiles is "
-                           f"{cfg.tiles} (one layer per tile)")
+                           f"{cfg.tiles} (at least one layer per tile)")
     layers = [(B, bias, q) for _, B, bias, q in chain_layers]
     A = x.reshape(x.shape[0], -1)
     chains = pipeline_chains(cfg, A, layers)

@@ -353,16 +353,19 @@ def _output_path(path, what):
 
 
 def chip_report(cfg, chip_layers, chunk_counters, chains, batch, clock_mhz):
-    """``lpu run --tiles N``: per tile its layer, and the chip's totals (every chunk loaded,
-    run with every tile at once, read back)."""
-    tiles = []
-    for k, layer in enumerate(chip_layers):
-        plans = [c.plans[k] for c in chains]
+    """``lpu run --tiles N``: per tile its layers, and the chip's totals (every chunk loaded,
+    run with every tile at once, read back). A tile's MACs count the batch's real rows."""
+    tiles, first = [], 0
+    for k, n in enumerate(chains[0].placement):
+        layers = chip_layers[first:first + n]
+        plans = chains[0].plans[first:first + n]
         busy = sum(cc[k]["cycles"] for cc in chunk_counters)
-        macs = sum(p.macs for p in plans)
-        tiles.append({"tile": k, "layer": layer.index, "op": layer.op,
-                      "gemm": f"{batch}x{plans[0].K}x{plans[0].N}", "macs": macs,
+        macs = sum(batch * p.K * p.N for p in plans)
+        tiles.append({"tile": k, "layers": [layer.index for layer in layers],
+                      "op": "+".join(sorted({layer.op for layer in layers})),
+                      "gemm": ", ".join(f"{batch}x{p.K}x{p.N}" for p in plans), "macs": macs,
                       "cycles": busy, "mxm_utilisation": macs / (cfg.lanes ** 2 * busy)})
+        first += n
     compute = sum(max(c["cycles"] for c in cc) for cc in chunk_counters)
     transfer = sum(sum(sum(host_port_split(cfg, run)) for run in c.runs) for c in chains)
     total = compute + transfer
@@ -378,10 +381,11 @@ def chip_report(cfg, chip_layers, chunk_counters, chains, batch, clock_mhz):
 
 
 def format_chip_report(report):
-    lines = [f"{'tile':>4}  {'layer':>5}  {'operator':<16} {'GEMM (MxKxN)':>16} {'MACs':>10} "
+    lines = [f"{'tile':>4}  {'layers':>6}  {'operator':<16} {'GEMM (MxKxN)':>16} {'MACs':>10} "
              f"{'cycles':>9} {'MXM util':>8}"]
     for t in report["tiles"]:
-        lines.append(f"{t['tile']:>4}  {t['layer']:>5}  {t['op']:<16} {t['gemm']:>16} "
+        layers = ",".join(map(str, t["layers"]))
+        lines.append(f"{t['tile']:>4}  {layers:>6}  {t['op']:<16} {t['gemm']:>16} "
                      f"{t['macs']:>10,} {t['cycles']:>9,} {t['mxm_utilisation'] * 100:>7.1f}%")
     t = report["total"]
     lines.append(f"chip of {t['tiles']} tiles (link latency {t['link_latency']}): "

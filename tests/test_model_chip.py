@@ -226,7 +226,7 @@ def test_place_layers_is_the_optimum():
         got = place_layers(cfg, layers)
         assert len(got) == tiles and sum(got) == n and min(got) >= 1
 
-        def busiest(counts):
+        def busiest(counts, cost=cost):
             edges = np.cumsum([0] + list(counts))
             return max(sum(cost[a:b]) for a, b in zip(edges, edges[1:]))
         best = min(busiest(np.diff([0, *cuts, n])) for cuts in combinations(range(1, n), tiles - 1))

@@ -219,8 +219,8 @@ def _fit_waits(cfg, runs, pipelined=False):
             end = next((i for i in range(w + 1, len(prog)) if prog[i].op == Op.WAIT), -1)
             tail = prog[w + 1:end] + [Insn(Op.HALT)]       # this layer only
 
-            def ok(d):
-                return model(run, prog[:w] + [Insn(Op.WAIT, count=d)] + tail, lead) is not None
+            def ok(d, head=prog[:w], tail=tail, run=run, lead=lead):
+                return model(run, head + [Insn(Op.WAIT, count=d)] + tail, lead) is not None
             lo, hi = -1, 1
             while not ok(hi):
                 lo, hi = hi, 2 * hi

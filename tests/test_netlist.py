@@ -2,7 +2,9 @@
 iCEBreaker's post-synthesis netlist (``synth_ice40 -dsp``: LUTs, carries, flip-flops, block
 RAMs and ``SB_MAC16`` DSPs through Yosys's cell models) passes the tile testbench against
 the golden model, bit and cycle exact, and a DSP configured against the model fails the
-MXM's."""
+MXM's. The ULX3S's SRAM banks (``synth_ecp5``: ``DP16KD`` block RAMs, through the model of
+them ``lpu.tools.netlist`` supplies) pass the SRAM testbench, and fail it with a byte lane
+of that model miswired."""
 
 import re
 import subprocess
@@ -15,8 +17,8 @@ from lpu.tools.simulation import BUILD, run_testbench
 TESTCASE = "test_gemm_quantised$"       # 6 random int8 GEMMs, every event's cycle checked
 
 
-def _run(design, verilog, name, testcase=None):
-    return run_testbench(design, preset("icebreaker"), seed=1000, testcase=testcase,
+def _run(design, verilog, name, testcase=None, board="icebreaker"):
+    return run_testbench(design, preset(board), seed=1000, testcase=testcase,
                          run_dir=BUILD / "test-runs" / f"netlist-{name}", verilog=verilog,
                          opt_fast=NETLIST_OPT, log=lambda _m: None)
 
@@ -41,11 +43,28 @@ def test_miswired_dsp_fails_the_mxm_netlist():
     assert not res.passed and "model" in res.message, res.message
 
 
+def test_ulx3s_sram_netlist_and_a_miswired_block_ram():
+    """The ULX3S's banks in ``DP16KD``s (Yosys ships the primitive as a black box; the model
+    is ours, wired as Yosys's ``brams_map_16kd.v`` maps the RAM): every word of the SRAM
+    testbench (strides, wrapping, read-during-write, lane masks, random traffic) on its
+    cycle. With the model's first byte-lane write enable taken from the second, the same
+    testbench fails: the model is what the tests rely on, so it must be able to be wrong."""
+    good = netlist_verilog("ulx3s", "sram", log=lambda _m: None)
+    assert len(re.findall(r"^\s*DP16KD ", good, re.M)) >= 2 * preset("ulx3s").banks
+    res = _run("sram", good, "ulx3s-sram", board="ulx3s")
+    assert res.passed and res.tests >= 5, f"gate-level ULX3S SRAM failed: {res.message} ({res.log})"
+    lane0 = "if (ADA0) lpu_row[{lpu_wa, 1'b0}][8:0]"
+    assert good.count(lane0) == 1
+    res = _run("sram", good.replace(lane0, lane0.replace("ADA0", "ADA1")), "ulx3s-sram-lane",
+               board="ulx3s")
+    assert not res.passed and "model expects" in res.message, res.message
+
+
 def test_netlist_knob_errors(tmp_path):
     for args, msg in ((["--netlist", "nope"], "unknown board 'nope' for NETLIST"),
                       (["--netlist", "icebreaker", "--config", "tiny"], "drop CONFIG=tiny"),
                       (["--netlist", "icebreaker", "--test", "vxm"],
-                       "a netlist runs the tile, bridge, mxm testbenches")):
+                       "a netlist runs the tile, bridge, mxm, sram testbenches")):
         r = subprocess.run([sys.executable, "-m", "lpu", "sim", *args], cwd=tmp_path,
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 2 and msg in r.stderr and len(r.stderr.splitlines()) == 1, \

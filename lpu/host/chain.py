@@ -426,15 +426,14 @@ def network_layers(net, rounding):
 
 def chunk_rows(cfg, A, layers):
     """The most rows of ``A`` a chain takes in one chip run (every layer in one run)."""
-    best, rows = 0, 1
+    compile_chain(cfg, A[:1], layers, fit=False)    # (what does not fit even one row says why)
+    best, rows = 1, 2
     while rows <= A.shape[0]:
         try:
             compile_chain(cfg, A[:rows], layers, fit=False)
         except CompileError:
             break
         best, rows = rows, rows * 2
-    if best == 0:
-        raise CompileError("a layer of the chain does not fit one tile run even for one row")
     lo, hi = best, min(2 * best, A.shape[0] + 1)         # the largest that fits, in between
     while hi - lo > 1:
         mid = (lo + hi) // 2

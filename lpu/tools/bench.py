@@ -332,20 +332,33 @@ def _one_tile_cycles(cfg, A, layers):
 
 
 def _chip_cycles(cfg, A, layers):
-    from ..host.chain import pipeline_chains, run_chain_on_model
-    return sum(max(c["cycles"] for c in run_chain_on_model(cfg, ch)[1])
-               for ch in pipeline_chains(cfg, A, layers))
+    from ..host.chain import pipeline_chains
+    return sum(ch.cycles for ch in pipeline_chains(cfg, A, layers))
 
 
-def scaling(name="default", batch=64, width=32, tile_counts=(1, 2, 4, 8), clock_mhz=25.0):
+def ae_tile():
+    """The tile the autoencoder's scaling is measured on: the ``large`` preset (16 lanes)
+    with the SRAM to hold the network's 264 KB of weights on a few tiles and a run's batch,
+    and an instruction memory for the unrolled pipelined programs."""
+    from dataclasses import replace
+    return replace(preset("large"), depth=AE_DEPTH, imem_depth=AE_IMEM, param_depth=128)
+
+
+AE_DEPTH, AE_IMEM = 16384, 32768
+
+
+def scaling(name="default", batch=64, width=32, tile_counts=(1, 2, 4, 8), clock_mhz=25.0,
+            ae_batch=256):
     """``scaling.<model>.<tiles>``: a chain of quantised layers pipelined over a chip of
-    N tiles (one layer per tile, ``lpu.host.chain.pipeline_chains``) against the same layers
-    one after another on one tile: inferences per second at ``clock_mhz`` for a batch,
-    latency (cycles for one inference) and the scaling efficiency, throughput at N tiles /
-    (N x throughput at one tile). Cycles from the model, which the chip testbench holds the
-    RTL to cycle for cycle. Models: ``chain<width>x<N>`` (N layers of width x width, the
-    network with as many layers as tiles) and the digits MLP fixture (3 layers). Also
-    returns the MLP's pipeline picture data (``lpu.tools.plots.pipeline_bars``)."""
+    N tiles (consecutive layers per tile, ``lpu.host.chain.place_layers``;
+    ``pipeline_chains``) against the same layers one after another on one tile: inferences
+    per second at ``clock_mhz`` for a batch, latency (cycles for one inference) and the
+    scaling efficiency, throughput at N tiles / (N x throughput at one tile). Cycles from
+    the model, which the chip testbench holds the RTL to cycle for cycle. Models:
+    ``chain<width>x<N>`` (N layers of width x width, the network with as many layers as
+    tiles), the digits MLP fixture (3 layers, on 2 and 3 tiles) and the MLPerf Tiny
+    autoencoder fixture (10 layers, batch ``ae_batch``, on :func:`ae_tile`). Also returns
+    the MLP's pipeline picture data (``lpu.tools.plots.pipeline_bars``)."""
     from dataclasses import replace
     from ..host.chain import network_layers
     from ..host.network import load_model
@@ -359,25 +372,31 @@ def scaling(name="default", batch=64, width=32, tile_counts=(1, 2, 4, 8), clock_
             layers.append((rng.integers(-128, 128, (width, width), dtype=np.int8),
                            rng.integers(-999, 999, width).astype(np.int32), q))
         nets[f"chain{width}x{n}"] = (rng.integers(-128, 128, (batch, width), dtype=np.int8),
-                                     layers, [n])
-    net = load_model(MODELS / "digits_mlp.tflite")
-    x = np.load(MODELS / "digits_mlp.inputs.npy")[:batch]
-    mlp = [(B, bias, q) for _, B, bias, q in network_layers(net, "single")]
-    nets["digits_mlp"] = (x.reshape(len(x), -1), mlp, [len(mlp)])
+                                     layers, [n], base)
+
+    def fixture(stem, rows):
+        net = load_model(MODELS / f"{stem}.tflite")
+        x = np.load(MODELS / f"{stem}.inputs.npy")
+        x = np.resize(x, (rows,) + x.shape[1:])        # the fixture's inputs, repeated
+        return x.reshape(rows, -1), [(B, bias, q) for _, B, bias, q in
+                                     network_layers(net, "single")]
+    nets["digits_mlp"] = fixture("digits_mlp", batch) + ([2, 3], base)
+    nets["anomaly_ae"] = fixture("anomaly_ae", ae_batch) + (
+        [n for n in tile_counts if n > 1], ae_tile())
     out = {}
-    for model, (A, layers, counts) in nets.items():
+    for model, (A, layers, counts, cfg1) in nets.items():
         rows = {}
         for n in [1] + counts:
             if n == 1:
-                cyc, lat = _one_tile_cycles(base, A, layers), _one_tile_cycles(base, A[:1], layers)
+                cyc, lat = _one_tile_cycles(cfg1, A, layers), _one_tile_cycles(cfg1, A[:1], layers)
             else:
-                cfg = replace(base, tiles=n)
+                cfg = replace(cfg1, tiles=n)
                 cyc, lat = _chip_cycles(cfg, A, layers), _chip_cycles(cfg, A[:1], layers)
             rows[n] = {"cycles": cyc, "latency_cycles": lat,
                        "inferences_per_s": len(A) * clock_mhz * 1e6 / cyc}
         for n, r in rows.items():
             r["efficiency"] = r["inferences_per_s"] / (n * rows[1]["inferences_per_s"])
-        out[model] = {str(n): r for n, r in rows.items()}
+        out[model] = {str(n): dict(r, batch=len(A)) for n, r in rows.items()}
         if model == "digits_mlp":           # the picture: the first run's schedule
             from ..host.chain import pipeline_chains, run_chain_on_model
             from .plots import pipeline_bars
@@ -529,7 +548,7 @@ def run_bench(presets=("default", "large"), with_levers=True, with_regression=Tr
     if with_regression:
         _log("regression time (cold, warm)")
         results["regression"] = regression_times()
-    _log("scaling over a chip's tiles (batch 64)")
+    _log("scaling over a chip's tiles (batch 64; the autoencoder 256)")
     results["scaling"], results["pipeline"] = scaling()
     results["fpga"] = fpga_figures()
     results["verification"] = verification_figures()

@@ -25,7 +25,7 @@ FAMILIES = {"icebreaker": ("ice40", "synth_ice40 -dsp -top top"),
             "ulx3s": ("ecp5", "synth_ecp5 -top top")}
 # the testbenches a netlist runs: the designs a board is made of (`make sim NETLIST=`), and
 # the MXM, where the DSP primitives are (a small netlist for `make test`)
-NETLIST_TESTBENCHES = ("tile", "bridge", "mxm")
+NETLIST_TESTBENCHES = ("tile", "bridge", "mxm", "sram")
 NETLIST_OPT = "-O0"     # a netlist is megabytes of Verilog: build time dominates, not speed
 
 

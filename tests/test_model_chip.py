@@ -209,16 +209,16 @@ def _reference(A, layers):
 
 def test_place_layers_is_the_optimum():
     """``place_layers``: consecutive groups, one per tile, whose busiest tile has the least
-    work (weight tiles): against every way to cut the chain."""
+    predicted time (its weight tiles, and the ones the tile before it works through while it
+    sends its last layer's N tiles but the last): against every way to cut the chain."""
     from itertools import combinations
     from lpu.host.chain import place_layers
     rng = np.random.default_rng(11)
     for _ in range(40):
         n, tiles = int(rng.integers(1, 8)), int(rng.integers(1, 5))
         cfg = replace(preset("tiny"), tiles=tiles)
-        layers = [(np.zeros((int(rng.integers(1, 20)), int(rng.integers(1, 20)))), None, None)
-                  for _ in range(n)]
-        cost = [-(-B.shape[0] // 4) * -(-B.shape[1] // 4) for B, _, _ in layers]
+        shapes = [(int(rng.integers(1, 20)), int(rng.integers(1, 20))) for _ in range(n)]
+        layers = [(np.zeros(s), None, None) for s in shapes]
         if n < tiles:
             with pytest.raises(CompileError, match="at least one layer per tile"):
                 place_layers(cfg, layers)
@@ -226,9 +226,13 @@ def test_place_layers_is_the_optimum():
         got = place_layers(cfg, layers)
         assert len(got) == tiles and sum(got) == n and min(got) >= 1
 
-        def busiest(counts, cost=cost):
+        def busiest(counts, shapes=shapes):
+            kt = [-(-k // 4) for k, _ in shapes]
+            nt = [-(-m // 4) for _, m in shapes]
             edges = np.cumsum([0] + list(counts))
-            return max(sum(cost[a:b]) for a, b in zip(edges, edges[1:]))
+            return max(sum(kt[i] * nt[i] for i in range(a, b)) +
+                       (kt[a - 1] * (nt[a - 1] - 1) if a else 0)
+                       for a, b in zip(edges, edges[1:]))
         best = min(busiest(np.diff([0, *cuts, n])) for cuts in combinations(range(1, n), tiles - 1))
         assert busiest(got) == best
 

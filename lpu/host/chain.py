@@ -72,23 +72,33 @@ class ChainPlan:
 
 def place_layers(cfg, layers):
     """Which layers each tile computes: consecutive groups, one per tile (a list of counts),
-    with the least MXM work on the busiest tile. A layer's work per input row is its weight
-    tiles, ``ceil(K/L) * ceil(N/L)``; the groups are the exact optimum (a dynamic program
-    over the split points)."""
+    with the least predicted time on the busiest tile, per input row in weight tiles: its
+    layers' weight tiles, ``ceil(K/L) * ceil(N/L)`` each, and, on every tile but the first,
+    the weight tiles the tile before it works through while it sends the N tiles of its last
+    layer but the last (``ceil(K/L) * (ceil(N/L) - 1)``): a tile's MMs wait until all of its
+    input has arrived. The groups are the exact optimum (a dynamic program over the cuts)."""
     T, n = cfg.tiles, len(layers)
     if not 1 <= T <= n:
         raise CompileError(f"{n} layers for a chip of {T} tiles (at least one layer per tile)")
-    L = cfg.lanes
-    cost = [-(-np.shape(B)[0] // L) * -(-np.shape(B)[1] // L) for B, _, _ in layers]
+    cost, spread = stage_costs(cfg, layers)
     pre = [0] + [int(c) for c in np.cumsum(cost)]
 
     @lru_cache(None)
-    def best(t, i):             # the first i layers on t tiles: (busiest tile's work, counts)
+    def best(t, i):             # the first i layers on t tiles: (busiest tile's time, counts)
         if t == 1:
             return pre[i], (i,)
-        return min((max(best(t - 1, j)[0], pre[i] - pre[j]), best(t - 1, j)[1] + (i - j,))
-                   for j in range(t - 1, i))
+        return min((max(best(t - 1, j)[0], pre[i] - pre[j] + spread[j - 1]),
+                    best(t - 1, j)[1] + (i - j,)) for j in range(t - 1, i))
     return list(best(T, n)[1])
+
+
+def stage_costs(cfg, layers):
+    """Per layer: its weight tiles, and those of all its N tiles but the last (what
+    :func:`place_layers` weighs)."""
+    L = cfg.lanes
+    kt = [-(-np.shape(B)[0] // L) for B, _, _ in layers]
+    nt = [-(-np.shape(B)[1] // L) for B, _, _ in layers]
+    return [k * n for k, n in zip(kt, nt)], [k * (n - 1) for k, n in zip(kt, nt)]
 
 
 def _stage_run(cfg, plans, first, last):

@@ -185,19 +185,21 @@ def test_network_trace_sim_equals_model():
     assert diff_traces(*traces) is None
 
 
-def test_chip_network_trace_sim_equals_model():
-    """The digits MLP on a 3-tile chip through the RTL: the same output as the model and
-    the same timeline, tile by tile and link by link."""
+@pytest.mark.parametrize("name", ["default*3", "default*2"])
+def test_chip_network_trace_sim_equals_model(name):
+    """The digits MLP on a 3-tile chip (a layer per tile) and a 2-tile chip (layers 1 and 2
+    on tile 1) through the RTL: the same output as the model and the same timeline, tile by
+    tile and link by link."""
     from lpu.host.chain import run_network_on_chip
     from lpu.host.trace import build_chip_trace
     net = load_model(MODELS / "digits_mlp.tflite")
     x = np.load(MODELS / "digits_mlp.inputs.npy")[:24]
-    cfg = preset("default*3")
+    cfg = preset(name)
     outs, traces = [], []
     for backend in ("model", "sim"):
         timeline = []
         outs.append(run_network_on_chip(net, x, cfg, backend, timeline=timeline)[0])
-        traces.append(build_chip_trace(cfg, timeline, backend=backend, config_name="default*3"))
+        traces.append(build_chip_trace(cfg, timeline, backend=backend, config_name=name))
     assert np.array_equal(*outs)
     assert diff_traces(*traces) is None
     assert any(e.get("name") == "thread_name" and e["args"]["name"] == "link east"

@@ -84,6 +84,20 @@ BAD = [
     (["gemm", "A.npy", "B.npy", "--config", "huge"], r"unknown preset 'huge'"),
     (["gemm", "A.npy", "B.npy", "--backend", "gpu"], r"unknown backend 'gpu'"),
     (["gemm", "A.npy"], r"the following arguments are required"),
+    (["gemm", "A.npy", "B.npy", "Bk.npy", "--quant", "q5.json,q5.json"],
+     r"K mismatch: B1 gives 5 columns, B2 is 12x5"),
+    (["gemm", "A.npy", "B.npy", "B5.npy", "--quant", "q5.json"],
+     r"--quant names 1 file\(s\) for 2 B matrices \(one per B, comma-separated\)"),
+    (["gemm", "A.npy", "B.npy", "B5.npy", "--quant", "q5.json,q5.json", "--bias", "bias4.npy"],
+     r"--bias names 1 file\(s\) for 2 B matrices"),
+    (["gemm", "A.npy", "B.npy", "--tiles", "2"],
+     r"a chain of GEMMs streams int8 between its layers: every B needs its --quant \(none for B1\)"),
+    (["gemm", "A.npy", "B.npy", "--tiles", "2", "--quant", "q5.json"],
+     r"1 layers for a chip of 2 tiles \(at least one layer per tile\)"),
+    (["gemm", "A.npy", "B.npy", "B5.npy", "--quant", "q5.json,q5.json", "--tiles", "17"],
+     r"config field 'tiles'"),
+    (["gemm", "A.npy", "B.npy", "B5.npy", "--quant", "q5.json,q5.json", "--backend", "fpga"],
+     r"a chip runs on the model or sim back end, not 'fpga'"),
 ]
 
 
@@ -94,6 +108,8 @@ def test_gemm_wrong(files, capsys, monkeypatch, argv, message):
     np.save("A16.npy", np.zeros((2, 2), np.int16))
     np.save("A3.npy", np.zeros((2, 2, 2), np.int8))
     np.save("Bk.npy", np.zeros((12, 5), np.int8))
+    np.save("B5.npy", np.zeros((5, 5), np.int8))
+    (d / "q5.json").write_text(json.dumps({"multiplier": 1 << 30, "shift": -3}))
     np.save("bias4.npy", np.zeros(4, np.int32))
     np.save("bias64.npy", np.zeros(5, np.int64))
     (d / "notnpy.txt").write_text("hello")
@@ -134,3 +150,37 @@ def test_bitstream_unknown_board(capsys):
     code, out, err = run(["bitstream", "--board", "arty"], capsys)
     assert code == 1
     assert err.strip() == "error: unknown board 'arty' (choose: icebreaker, ulx3s)"
+
+
+@pytest.mark.parametrize("tiles,backend", [(1, "model"), (2, "model"), (3, "model"), (2, "sim")])
+def test_gemm_chain_on_a_chip(tmp_path, capsys, tiles, backend):
+    """``lpu gemm A B1 B2 B3 --quant ... --tiles N``: the chain of quantised GEMMs streaming
+    through a chip (layers placed on its tiles, the batch pipelined) gives the reference's
+    bytes, layer after layer; on the model and through the RTL."""
+    rng = np.random.default_rng(tiles)
+    dims = [13, 9, 6, 11]
+    A = rng.integers(-128, 128, (10, dims[0]), dtype=np.int8)
+    np.save(tmp_path / "A.npy", A)
+    want, names, quants, biases = A, [], [], []
+    for i, (k, n) in enumerate(zip(dims, dims[1:])):
+        B = rng.integers(-128, 128, (k, n), dtype=np.int8)
+        bias = rng.integers(-500, 500, n).astype(np.int32)
+        q = {"multiplier": [int(m) for m in rng.integers(1 << 29, 1 << 31, n)], "shift": -8,
+             "input_zero_point": int(rng.integers(-5, 5)), "output_zero_point": 3,
+             "rounding": ["single", "double"][i % 2]}
+        np.save(tmp_path / f"B{i}.npy", B)
+        np.save(tmp_path / f"bias{i}.npy", bias)
+        (tmp_path / f"q{i}.json").write_text(json.dumps(q))
+        names.append(tmp_path / f"B{i}.npy")
+        quants.append(str(tmp_path / f"q{i}.json"))
+        biases.append(str(tmp_path / f"bias{i}.npy"))
+        want = reference_gemm(want, B, bias, Quant(
+            np.array(q["multiplier"]), np.full(n, -8), input_zero_point=q["input_zero_point"],
+            output_zero_point=3, rounding=q["rounding"]))
+    code, out, err = run(["gemm", tmp_path / "A.npy", *names, "-o", tmp_path / "o.npy",
+                          "--bias", ",".join(biases), "--quant", ",".join(quants),
+                          "--config", "tiny", "--tiles", tiles, "--backend", backend], capsys)
+    assert code == 0, err
+    got = np.load(tmp_path / "o.npy")
+    assert got.dtype == np.int8 and np.array_equal(got, want)
+    assert f"chain of 3 GEMMs on tiny x {tiles} tiles" in out

@@ -28,7 +28,7 @@ from ..contract.isa import Insn, Op
 from .compiler import A_BANK, OUT_BANK, CompileError, assemble, collect, compile_gemm
 
 __all__ = ["ChainPlan", "compile_chain", "compile_pipeline", "pipeline_chains",
-           "place_layers", "run_chain_on_model"]
+           "place_layers", "run_chain_on_model", "run_layers_on_chip"]
 
 INTER_BANK = OUT_BANK       # a stage's activations between its layers (two regions)
 
@@ -520,15 +520,25 @@ def run_network_on_chip(net, x, cfg, backend="model", rounding="single", timelin
     Returns (output, per-tile layer, per-chunk per-tile counters, chains); ``timeline``: a
     list to append each chunk's per-tile timeline entries to (``lpu.host.trace``)."""
     from .network import check_input
-    from .runtime import host_port_split
-    from .trace import timing_events
     check_input(net, x)
     chain_layers = network_layers(net, rounding)
     if len(chain_layers) < cfg.tiles:
         raise CompileError(f"the network has {len(chain_layers)} tile layers; --tiles is "
                            f"{cfg.tiles} (at least one layer per tile)")
     layers = [(B, bias, q) for _, B, bias, q in chain_layers]
-    A = x.reshape(x.shape[0], -1)
+    result, counters, chains = run_layers_on_chip(cfg, x.reshape(x.shape[0], -1), layers,
+                                                  backend, timeline)
+    out_shape = (x.shape[0],) + tuple(net.tensors[net.output].shape[1:])
+    return result.reshape(out_shape), [layer for layer, *_ in chain_layers], counters, chains
+
+
+def run_layers_on_chip(cfg, A, layers, backend="model", timeline=None):
+    """A chain of quantised layers ``(B, bias, quant)`` on a chip, batch ``A`` in pipelined
+    chip runs (:func:`pipeline_chains`): (the int8 result, per-chunk per-tile counters,
+    chains); ``timeline`` as in :func:`run_network_on_chip`. ``lpu run --tiles`` and ``lpu
+    gemm`` with several B matrices both come here."""
+    from .runtime import host_port_split
+    from .trace import timing_events
     chains = pipeline_chains(cfg, A, layers)
     if backend == "model":
         outs = []
@@ -538,14 +548,12 @@ def run_network_on_chip(net, x, cfg, backend="model", rounding="single", timelin
     elif backend == "sim":
         outs = run_chains_on_sim(cfg, chains, monitor=timeline is not None)
     else:
-        raise CompileError(f"--tiles > 1 runs on the model or sim back end, not '{backend}'")
-    N = chain_layers[-1][1].shape[1]
+        raise CompileError(f"a chip runs on the model or sim back end, not '{backend}'")
+    N = np.shape(layers[-1][0])[1]
     result = np.concatenate([out[:, :N] for out, _, _ in outs])
     if timeline is not None:
         for chain, (_, counters, events) in zip(chains, outs):
             timeline.append([{"program": run.program, "events": ev, "counters": c,
                               "host": host_port_split(cfg, run)}
                              for run, c, ev in zip(chain.runs, counters, events)])
-    out_shape = (x.shape[0],) + tuple(net.tensors[net.output].shape[1:])
-    return (result.reshape(out_shape), [layer for layer, *_ in chain_layers],
-            [c for _, c, _ in outs], chains)
+    return result, [c for _, c, _ in outs], chains

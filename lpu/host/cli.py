@@ -269,10 +269,15 @@ def build_parser():
 
     s = sub.add_parser("gemm", help="run an int8 GEMM on a back end")
     s.add_argument("a", metavar="A.npy")
-    s.add_argument("b", metavar="B.npy")
+    s.add_argument("b", metavar="B.npy", nargs="+",
+                   help="one B, or several: a chain of quantised GEMMs on a chip (--tiles)")
     s.add_argument("-o", "--output", required=True, metavar="OUT.npy")
-    s.add_argument("--bias", default=None, metavar="BIAS.npy")
-    s.add_argument("--quant", default=None, metavar="QUANT.json")
+    s.add_argument("--bias", default=None, metavar="BIAS.npy",
+                   help="one per B, comma-separated")
+    s.add_argument("--quant", default=None, metavar="QUANT.json",
+                   help="one per B, comma-separated")
+    s.add_argument("--tiles", type=int, default=1,
+                   help="a chip of N tiles, the GEMMs' layers placed on them (default 1)")
     s.add_argument("--backend", default="model", help="model | sim | fpga")
     s.add_argument("--port", default=None, help="serial port of the board (--backend fpga)")
     s.add_argument("--config", default="default", help="preset (default: default)")

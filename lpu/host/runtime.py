@@ -208,26 +208,77 @@ def _check_matrix(x, name, dtype, ndim):
         raise QuantError(f"{name} must not be empty, got shape {x.shape}")
 
 
+def _gemm_layers(args, A):
+    """``lpu gemm``'s layers: per B matrix (B, bias, quant), K matching the columns before
+    it; ``--bias`` and ``--quant`` are comma lists with one file per B."""
+    bs = args.b if isinstance(args.b, list) else [args.b]
+    lists = {}
+    for flag in ("bias", "quant"):
+        value = getattr(args, flag)
+        paths = value.split(",") if value else [None] * len(bs)
+        if len(paths) != len(bs):
+            raise QuantError(f"--{flag} names {len(paths)} file(s) for {len(bs)} B matrices "
+                             f"(one per B, comma-separated)")
+        lists[flag] = paths
+    layers, cols = [], A.shape[1]
+    for i, (b, bias_path, quant_path) in enumerate(zip(bs, lists["bias"], lists["quant"])):
+        name = "B" if len(bs) == 1 else f"B{i + 1}"
+        B = _load_npy(b, name)
+        _check_matrix(B, name, "int8", 2)
+        if cols != B.shape[0]:
+            before = f"A is {A.shape[0]}x{cols}" if i == 0 else f"B{i} gives {cols} columns"
+            raise QuantError(f"K mismatch: {before}, {name} is {B.shape[0]}x{B.shape[1]}")
+        N = cols = B.shape[1]
+        bias = None
+        if bias_path:
+            bias = _load_npy(bias_path, "BIAS")
+            _check_matrix(bias, "BIAS", "int32", 1)
+            if bias.shape[0] != N:
+                raise QuantError(f"BIAS has {bias.shape[0]} values, N is {N}")
+        layers.append((B, bias, load_quant(quant_path, N) if quant_path else None))
+    return layers
+
+
+def _gemm_on_chip(args, cfg, A, layers):
+    """``lpu gemm A B1 B2 ... [--tiles N]``: the GEMMs as a chain of quantised layers
+    streaming through a chip of N tiles (``lpu.host.chain.run_layers_on_chip``)."""
+    from .chain import run_layers_on_chip
+    from .trace import build_chip_trace, write_trace
+    missing = [i + 1 for i, (_, _, q) in enumerate(layers) if q is None]
+    if missing:
+        raise QuantError(f"a chain of GEMMs streams int8 between its layers: every B needs "
+                         f"its --quant (none for B{missing[0]})")
+    if args.backend not in ("model", "sim"):
+        raise QuantError(f"a chip runs on the model or sim back end, not '{args.backend}'")
+    out_path = _output_path(args.output, "output")
+    trace_path = _output_path(args.trace, "trace") if args.trace else None
+    timeline = [] if trace_path else None
+    out, counters, chains = run_layers_on_chip(cfg, A, layers, args.backend, timeline)
+    _save_atomic(out_path, out)
+    if trace_path:
+        write_trace(trace_path, build_chip_trace(cfg, timeline, backend=args.backend,
+                                                 config_name=f"{args.config}*{cfg.tiles}"))
+    cycles = sum(max(c["cycles"] for c in cc) for cc in counters)
+    print(f"{args.backend}: {A.shape[0]}x" + "x".join(str(np.shape(B)[0]) for B, _, _ in layers)
+          + f"x{np.shape(layers[-1][0])[1]} int8 chain of {len(layers)} GEMMs on {args.config} x "
+          f"{cfg.tiles} tiles (layers per tile {chains[0].placement}), {len(chains)} chip "
+          f"run(s): cycles {cycles}")
+    return 0
+
+
 def gemm_command(args):
     try:
         if args.backend not in BACKENDS:
             raise QuantError(f"unknown backend '{args.backend}' (choose: {', '.join(BACKENDS)})")
         cfg = preset(args.config)
         A = _load_npy(args.a, "A")
-        B = _load_npy(args.b, "B")
         _check_matrix(A, "A", "int8", 2)
-        _check_matrix(B, "B", "int8", 2)
-        if A.shape[1] != B.shape[0]:
-            raise QuantError(f"K mismatch: A is {A.shape[0]}x{A.shape[1]}, B is "
-                             f"{B.shape[0]}x{B.shape[1]}")
-        N = B.shape[1]
-        bias = None
-        if args.bias:
-            bias = _load_npy(args.bias, "BIAS")
-            _check_matrix(bias, "BIAS", "int32", 1)
-            if bias.shape[0] != N:
-                raise QuantError(f"BIAS has {bias.shape[0]} values, N is {N}")
-        quant = load_quant(args.quant, N) if args.quant else None
+        layers = _gemm_layers(args, A)
+        tiles = getattr(args, "tiles", 1)
+        if len(layers) > 1 or tiles != 1:
+            from dataclasses import replace
+            return _gemm_on_chip(args, replace(cfg, tiles=tiles), A, layers)
+        (B, bias, quant), = layers
         out_path = _output_path(args.output, "output")
         trace_path = _output_path(args.trace, "trace") if args.trace else None
         if args.backend == "fpga" and not args.port:

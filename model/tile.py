@@ -69,7 +69,9 @@ def schedule(program, config, loosen=(), arrivals=()):
     ``arrivals``: cycles (sorted) on which vectors arrive from the west link. Each ``RX``
     takes the next ``count`` of them; it issues once the previous RX has all of its own
     (``rx_after_rx``), takes arrivals from the cycle after its issue, and LW, MM and HALT wait
-    until every vector received so far has landed (``rx_done``). A vector arriving when no
+    until every vector received so far has landed (``rx_done``), LW and MM except the
+    vectors of an ``early`` RX (the next RX, issuing only once it is complete, a ``WAIT``
+    with ``fence``, and HALT wait for those). A vector arriving when no
     receive stream is open, or an RX whose vectors never all arrive, is a race
     (:class:`ProgramError`). A ``WAIT`` issues ``count`` cycles after the previous WAIT
     issued (after cycle 0 for the first), or as soon as the program reaches it if that is
@@ -97,7 +99,8 @@ def schedule(program, config, loosen=(), arrivals=()):
     busy = {"mxm_busy": 0, "lw_rows": 0, "vx_rows": 0}
     arrivals = list(arrivals)
     taken = 0                   # arrivals taken by the RX instructions so far
-    rx_done = 0                 # every vector received so far has landed (readable)
+    rx_done = 0                 # every vector of the RXs LW and MM wait for has landed
+    rx_all = 0                  # every vector received so far has landed (RX, HALT)
     wait_mark = 0               # the cycle the last WAIT issued (0: the run's start)
 
     def no_receive(cycle, after):
@@ -108,7 +111,7 @@ def schedule(program, config, loosen=(), arrivals=()):
         if insn.op in (Op.LW, Op.MM):
             pc_ready = max(pc_ready, rx_done)
         if insn.op == Op.RX:
-            i = max(pc_ready, rx_done)
+            i = max(pc_ready, rx_all)
             got = arrivals[taken:taken + insn.count]
             early = [a for a in got if a <= i]
             if early:
@@ -119,13 +122,15 @@ def schedule(program, config, loosen=(), arrivals=()):
             taken += insn.count
             t.rx[pc] = got
             t.rx_writes.extend(got)
-            rx_done = got[-1] + 1
+            rx_all = got[-1] + 1
+            if not insn.early:
+                rx_done = rx_all
             t.limits.append(set())
             t.issue.append(i)
             pc_ready = i + 1
             continue
         if insn.op == Op.WAIT:
-            i = max(pc_ready, wait_mark + insn.count)
+            i = max(pc_ready, wait_mark + insn.count, rx_all if insn.fence else 0)
             wait_mark = i
             t.limits.append(set())
         elif insn.op == Op.LW:
@@ -166,7 +171,7 @@ def schedule(program, config, loosen=(), arrivals=()):
         elif insn.op == Op.HALT:
             if taken < len(arrivals):
                 raise no_receive(arrivals[taken], "after the last RX")
-            i = max(pc_ready, rx_done, bound("halt", max(lw_done, mm_free, acc_ready, vx_done)))
+            i = max(pc_ready, rx_all, bound("halt", max(lw_done, mm_free, acc_ready, vx_done)))
             t.limits.append(at_limit(i, halt=max(lw_done, mm_free, acc_ready, vx_done)))
             t.issue.append(i)
             t.cycles = i + 1

@@ -142,6 +142,7 @@ class Sequencer(wiring.Component):
             "vx_left": Signal(w["vx_left"]),            # VX: accumulator rows left to read
             "vx_pass": Signal(self.config.vxm_pass_bits),   # VX: pass of the row being read
             "rx_left": Signal(self.config.depth.bit_length()),  # RX: vectors still to come
+            "rx_early": Signal(name="rx_early"),    # RX: LW and MM need not wait for them
         }
         # WAIT: cycles since the previous WAIT issued (or the run started), saturating at
         # the largest count a WAIT can hold
@@ -159,13 +160,15 @@ class Sequencer(wiring.Component):
         guard = units["guard"]
         ready = Signal()
         with m.Switch(op):
-            # LW, MM and HALT wait until every received vector has landed (rx_done)
+            # LW, MM and HALT wait until every received vector has landed (rx_done); LW and
+            # MM not for an early RX's
             received = units["rx_left"] == 0
+            landed = received | units["rx_early"]
             with m.Case(Opcode.LW):
                 m.d.comb += ready.eq(~bank_busy & (units["lw"] <= rules.lw_done - rules.lw_stream) &
-                                     Mux(field["wbuf"], guard[1] == 0, guard[0] == 0) & received)
+                                     Mux(field["wbuf"], guard[1] == 0, guard[0] == 0) & landed)
             with m.Case(Opcode.MM):
-                m.d.comb += ready.eq(~bank_busy & (units["mm"] == 0) & received)
+                m.d.comb += ready.eq(~bank_busy & (units["mm"] == 0) & landed)
             with m.Case(Opcode.RX):
                 m.d.comb += ready.eq(received)          # one receive stream at a time
             with m.Case(Opcode.VX):
@@ -174,7 +177,8 @@ class Sequencer(wiring.Component):
                                      ((units["vx_left"] == 0) |
                                       ((units["vx_left"] == 1) & units["last_pass"])))
             with m.Case(Opcode.WAIT):
-                m.d.comb += ready.eq(units["since_wait"] >= field["wait"])
+                m.d.comb += ready.eq((units["since_wait"] >= field["wait"]) &
+                                     (received | ~field["fence"]))
             with m.Case(Opcode.HALT):
                 m.d.comb += ready.eq((units["lw"] == 0) & (units["mm"] == 0) &
                                      (units["acc"] == 0) & (units["vx"] == 0) & received)
@@ -209,7 +213,8 @@ class Sequencer(wiring.Component):
             m.d.sync += [self._rx_addr.eq(self._rx_addr + stride), left.eq(left - 1)]
         with m.If(rx_issued):
             m.d.sync += [self._rx_bank.eq(bank_sel), self._rx_addr.eq(field["base"]),
-                         stride.eq(field["stride"]), left.eq(field["rx_count"])]
+                         stride.eq(field["stride"]), left.eq(field["rx_count"]),
+                         units["rx_early"].eq(field["early"])]
 
     def _load_weights(self, m, lw_issued, field, bank_sel, units):
         """LW: rows arrive from its bank one per cycle and go to the weight port."""

@@ -13,6 +13,8 @@ Cover points (the bins are the declared figure ``make sim`` reports):
 * ``tile.mm.accumulate``: MM overwriting and accumulating;
 * ``tile.rx.bank``, ``tile.rx.stride``: a receive (RX) into every bank, with every stride class;
 * ``tile.wait``: a WAIT issuing on its mark (binding) and one the program reaches later;
+* ``tile.rx.early``, ``tile.wait.fence``: ordinary and early receives, and a ``WAIT fence=1``
+  held past its mark until its receives landed (the chip's pipelined programs);
 * ``tile.bank_overlap``: an LW or MM issuing on each bank while each other bank's read
   stream is still running (the per-bank busy signals, bank by bank);
 * ``tile.vx.int32_bank``: int32 VX writes (four byte planes) starting at every bank;
@@ -91,6 +93,14 @@ def declare(config):
     def wait(kind):
         pass
 
+    @CoverPoint("tile.rx.early", bins=["ordinary", "early"])
+    def rx_early(kind):
+        pass
+
+    @CoverPoint("tile.wait.fence", bins=["held past its mark"])
+    def wait_fence(kind):
+        pass
+
     @CoverPoint("tile.limit", bins=list(RULES))
     def limit(rule):
         pass
@@ -115,7 +125,7 @@ def declare(config):
 
     _samplers.update(insn=insn, mm=mm, vx_int32=vx_int32, rx_bank=rx_bank, rx_stride=rx_stride,
                      overlap=overlap,
-                     wait=wait,
+                     wait=wait, rx_early=rx_early, wait_fence=wait_fence,
                      limit=limit, shift=shift, tie=tie,
                      saturation=saturation, status=status)
     return _samplers
@@ -129,12 +139,15 @@ def sample_program(config, program, timing):
         if insn.op == Op.RX:
             s["rx_bank"](insn.bank)
             s["rx_stride"](stride_kind(insn.stride))
+            s["rx_early"]("early" if insn.early else "ordinary")
     for pair in bank_overlaps(config, program, timing):
         s["overlap"](pair)
     mark = 0
     for insn, i in zip(program, timing.issue):
         if insn.op == Op.WAIT:       # issued on its mark, or the program reached it later
             s["wait"]("binding" if i == mark + insn.count else "late")
+            if insn.fence and i > mark + insn.count:
+                s["wait_fence"]("held past its mark")
             mark = i
     for insn in program:
         if insn.op not in (Op.LW, Op.MM, Op.VX):

@@ -22,6 +22,7 @@ from lpu.host.runtime import result_regions
 from model.chip import ChipModel
 from model.gemm import reference_gemm
 from tb.common import WATCHDOG, load_config, record_stats, rng_for
+from tb.coverage import sample_program
 from tb.host import HostDriver, run_chip
 
 
@@ -61,9 +62,10 @@ def refusal(cfg, chain, programs):
 async def test_chains(dut):
     """Random layer chains, one layer per tile, and two of them pipelined (the batch in
     sub-chunks, every tile paced by WAITs, consecutive sub-chunks on neighbouring tiles at
-    once); then two with more layers than tiles (a stage of several layers on a tile, each
-    behind the WAIT the compiler fitted), one of them pipelined: every event of every tile
-    on its cycle."""
+    once; one receiving each sub-chunk while computing the one before, with early RXs and a
+    fenced WAIT); then two with more layers than tiles (a stage of several layers on a
+    tile, each behind the WAIT the compiler fitted), one of them pipelined: every event of
+    every tile on its cycle."""
     rng = rng_for("test_chains")
     cfg = load_config()
     host = HostDriver(dut)
@@ -76,8 +78,13 @@ async def test_chains(dut):
         else:               # pipelined: sub-chunks of 1 or 2 rows, WAITs pacing every tile
             sub = 1 + case % 2
             A = A[:sub * min(8, most_subs(cfg, A, layers, sub))]     # as many as one run holds
-            chain = compile_pipeline(cfg, A, layers, sub, -(-A.shape[0] // sub))
+            early = case != 5           # receiving ahead (early RX), and each in turn
+            chain = compile_pipeline(cfg, A, layers, sub, -(-A.shape[0] // sub), early=early)
+            assert chain.subs == 1 or all(any(i.op == Op.RX and i.early for i in p) == early
+                                          for p in chain.programs[1:]), "early receives?"
         want, want_counters, chip = run_chain_on_model(cfg, chain)
+        for program, timing in zip(chain.programs, chip.timings):
+            sample_program(cfg, program, timing)
         counters, events = await run_chip(
             dut, cfg, chain.runs, 2 * max(c["cycles"] for c in want_counters) + 1000)
         for k, timing in enumerate(chip.timings):

@@ -273,12 +273,22 @@ def test_pipeline_of_stages_equals_reference():
     cfg = preset("tiny*2")
     rng = np.random.default_rng(31)
     A, layers = _chain(rng, cfg, M=10, n_layers=4)
-    chain = compile_pipeline(cfg, A, layers, 2, 5)
+    chain = compile_pipeline(cfg, A, layers, 2, 5, early=True)
+    plain = compile_pipeline(cfg, A, layers, 2, 5, early=False)
+    assert compile_pipeline(cfg, A, layers, 2, 5).cycles == min(chain.cycles, plain.cycles)
+    assert not any(i.early or i.fence for p in plain.programs for i in p)
     out, counters, chip = run_chain_on_model(cfg, chain)
     assert np.array_equal(out[:, :layers[-1][0].shape[1]], _reference(A, layers))
     assert max(c["cycles"] for c in counters) == chain.cycles
     for k, t in enumerate(chip.timings):
-        marks = [t.issue[p] for p, i in enumerate(chain.programs[k]) if i.op == Op.WAIT]
-        per_sub = len(marks) // chain.subs
-        starts = marks[::per_sub]
-        assert np.diff(starts).tolist() == [chain.interval] * (chain.subs - 1), (k, starts)
+        waits = [(t.issue[p], i) for p, i in enumerate(chain.programs[k]) if i.op == Op.WAIT]
+        per_sub = len(waits) // chain.subs
+        starts = [c for c, _ in waits[::per_sub]]
+        fence = waits[::per_sub][-1][1].fence     # the last sub-chunk waits for its inputs
+        assert fence == (k > 0)
+        gaps = np.diff(starts).tolist()
+        assert gaps[:-1] == [chain.interval] * (chain.subs - 2), (k, starts)
+        assert gaps[-1] == chain.interval or (fence and gaps[-1] > chain.interval), (k, starts)
+    # tiles after the first receive each sub-chunk during the one before (early RX)
+    assert all(sum(i.op == Op.RX and i.early for i in p) == chain.subs - 1
+               for p in chain.programs[1:])

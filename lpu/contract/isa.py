@@ -34,6 +34,10 @@ class Op:
 # name: (lsb, width)
 FIELDS = {
     "op":        (0, 4),
+    "early":     (4, 1),    # RX: 1 lets LW and MM run on while its vectors arrive (the next
+                            # RX, which issues once this one has them all, a WAIT fence=1 or
+                            # HALT waits)
+    "fence":     (5, 1),    # WAIT: 1 also waits until every received vector has landed
     "bank":      (8, 8),    # LW/MM: bank read; VX: first bank written
     "base":      (16, 16),  # LW/MM: first address read; VX: first address written
     "stride":    (32, 16),  # address step, wraps at the bank's end; 0 repeats one word
@@ -52,8 +56,8 @@ OP_FIELDS = {
     Op.LW: ("bank", "base", "stride", "wbuf"),
     Op.MM: ("bank", "base", "stride", "count", "acc_base", "wbuf", "accumulate"),
     Op.VX: ("bank", "base", "stride", "count", "acc_base", "quant", "prow", "link"),
-    Op.RX: ("bank", "base", "stride", "count"),
-    Op.WAIT: ("count",),
+    Op.RX: ("bank", "base", "stride", "count", "early"),
+    Op.WAIT: ("count", "fence"),
     Op.HALT: (),
 }
 
@@ -71,11 +75,13 @@ class Insn:
     quant: int = 0
     prow: int = 0
     link: int = 0
+    early: int = 0
+    fence: int = 0
 
     def __str__(self):
         name = Op.NAMES.get(self.op, f"op{self.op}")
         args = ", ".join(f"{f}={getattr(self, f)}" for f in OP_FIELDS.get(self.op, ())
-                         if f != "link" or self.link)
+                         if f not in ("link", "early", "fence") or getattr(self, f))
         return f"{name} {args}".strip()
 
 

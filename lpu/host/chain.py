@@ -269,14 +269,21 @@ def _model_chip(cfg, chain):
     return chain.result(cfg, chip.tiles[-1].read_sram), counters, chip
 
 
-def _pipelined_runs(cfg, one, chains, starts, ii):
+def _pipelined_runs(cfg, one, chains, starts, ii, early=True):
     """Each tile's program for ``len(chains)`` sub-chunks: per sub-chunk a WAIT (``starts[k]``
     for the first, then ``ii`` less the stage's own WAITs) and the one-sub-chunk program, its
     regions relocated: tile 0's inputs and the last tile's results at their own words per
     sub-chunk; the received inputs and the accumulators of the other tiles alternate between
     two regions (where they fit), so sub-chunk s+1 arrives while s is still being read. A
     stage's activations between its layers need no second region: program order keeps a
-    sub-chunk's first layer behind the last reads of the one before."""
+    sub-chunk's first layer behind the last reads of the one before.
+
+    ``early`` (where the received inputs alternate): sub-chunk s+1's RX goes just before
+    sub-chunk s's first MM, ``early`` (LW and MM do not wait for its vectors), so the tile
+    receives s+1 while it computes s; it issues once s's RX has all of its vectors, which
+    holds s's MMs back until then (sub-chunk 0's own RX holds its MMs back, and sub-chunk
+    1's goes just after its first MM, so that sub-chunk 0 issues as its WAITs were fitted); the last sub-chunk, with no RX after it, starts behind a
+    ``WAIT fence=1``, which waits until every received vector has landed."""
     from ..contract.isa import ProgramError, validate_program
     subs, T = len(chains), cfg.tiles
     runs = []
@@ -289,18 +296,31 @@ def _pipelined_runs(cfg, one, chains, starts, ii):
         n_out = run.n_tiles * run.m_count
         inner = sum(i.count for i in body if i.op == Op.WAIT)
         results_from = max((p for p, i in enumerate(body) if i.op == Op.WAIT), default=-1)
+        ahead = early and k > 0 and a_flip and subs > 1
+        first_mm = next(p for p, i in enumerate(body) if i.op == Op.MM)
+
+        def relocate(insn, s, p, k=k, a_words=a_words, a_flip=a_flip, acc_flip=acc_flip,
+                     n_out=n_out, results_from=results_from):
+            if insn.op in (Op.MM, Op.VX):
+                insn = replace(insn, acc_base=insn.acc_base + (s % 2) * acc_flip)
+            if insn.bank == A_BANK and insn.op in (Op.MM, Op.RX):
+                insn = replace(insn, base=insn.base + (s * a_words if k == 0 else
+                                                       (s % 2) * a_flip))
+            if k == T - 1 and insn.op == Op.VX and p > results_from:
+                insn = replace(insn, base=insn.base + s * n_out)
+            return insn
         prog = []
         for s in range(subs):
-            prog.append(Insn(Op.WAIT, count=starts[k] if s == 0 else ii - inner))
+            prog.append(Insn(Op.WAIT, count=starts[k] if s == 0 else ii - inner,
+                             fence=int(ahead and s == subs - 1)))
             for p, insn in enumerate(body):
-                if insn.op in (Op.MM, Op.VX):
-                    insn = replace(insn, acc_base=insn.acc_base + (s % 2) * acc_flip)
-                if insn.bank == A_BANK and insn.op in (Op.MM, Op.RX):
-                    insn = replace(insn, base=insn.base + (s * a_words if k == 0 else
-                                                           (s % 2) * a_flip))
-                if k == T - 1 and insn.op == Op.VX and p > results_from:
-                    insn = replace(insn, base=insn.base + s * n_out)
-                prog.append(insn)
+                if ahead and insn.op == Op.RX and s > 0:
+                    continue                        # received during the sub-chunk before
+                if ahead and p == first_mm and 0 < s < subs - 1:
+                    prog.append(replace(relocate(body[0], s + 1, 0), early=1))
+                prog.append(relocate(insn, s, p))
+                if ahead and p == first_mm and s == 0:     # (behind it: as the WAITs were fitted)
+                    prog.append(replace(relocate(body[0], 1, 0), early=1))
         prog.append(Insn(Op.HALT))
         try:
             validate_program(prog, cfg)
@@ -322,7 +342,7 @@ def _reference(A, layers):
     return x
 
 
-def compile_pipeline(cfg, A, layers, sub_rows, subs, placement=None, hint=None):
+def compile_pipeline(cfg, A, layers, sub_rows, subs, placement=None, hint=None, early=None):
     """The chain as a software pipeline: ``A``'s rows in ``subs`` sub-chunks of ``sub_rows``
     (zero rows pad the last), all in one chip run with no host in between. Tile k starts its
     work on sub-chunk s about ``starts[k] + s * interval`` (a ``WAIT`` before each
@@ -335,7 +355,9 @@ def compile_pipeline(cfg, A, layers, sub_rows, subs, placement=None, hint=None):
     range of more than 256 cycles, an exponential then a binary search; at worst the longest
     tile's span, when every tile has drained before its next sub-chunk), for which the chip model runs the pipeline with no race and with
     the bytes of the definition (``model.gemm.reference_gemm``, layer after layer).
-    ``hint``: an interval to try first (the one found for another chunk of the batch)."""
+    ``hint``: an interval to try first (the one found for another chunk of the batch). Of
+    the pipelines with and without early receives (:func:`_pipelined_runs`), the one the
+    model says takes fewer cycles (``early``: True or False for only that one)."""
     from ..contract.isa import ProgramError
     A = np.asarray(A)
     rows = A.shape[0]
@@ -367,8 +389,8 @@ def compile_pipeline(cfg, A, layers, sub_rows, subs, placement=None, hint=None):
     N = np.asarray(layers[-1][0]).shape[1]
     want = _reference(A, layers)
 
-    def attempt(ii, n):
-        plan = ChainPlan(one.plans, _pipelined_runs(cfg, one, chains[:n], starts, ii),
+    def attempt(ii, n, early):
+        plan = ChainPlan(one.plans, _pipelined_runs(cfg, one, chains[:n], starts, ii, early),
                          subs=n, rows=min(rows, n * sub_rows), interval=ii, starts=starts,
                          placement=one.placement)
         try:
@@ -378,30 +400,36 @@ def compile_pipeline(cfg, A, layers, sub_rows, subs, placement=None, hint=None):
         plan.cycles = max(c["cycles"] for c in counters)
         return plan if np.array_equal(got[:, :N], want[:plan.rows]) else None
 
-    def first_ok(lo, n):            # the smallest interval >= lo that works (searched)
+    def first_ok(lo, n, early):     # the smallest interval >= lo that works (searched)
         if longest - lo <= 256:     # (a race-free interval need not be monotone: scan)
-            return next((ii for ii in range(lo, longest + 1) if attempt(ii, n)), None)
+            return next((ii for ii in range(lo, longest + 1) if attempt(ii, n, early)), None)
         hi, step = lo, 1
-        while attempt(hi, n) is None:
+        while attempt(hi, n, early) is None:
             if hi >= longest:
                 return None
             lo, hi, step = hi, min(longest, hi + step), 2 * step
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            lo, hi = (lo, mid) if attempt(mid, n) is None else (mid, hi)
+            lo, hi = (lo, mid) if attempt(mid, n, early) is None else (mid, hi)
         return hi
 
-    if hint is not None and hint >= max(busiest, inner):
-        plan = attempt(hint, subs)
-        if plan is not None:
-            return plan
-    ii = first_ok(max(1, busiest, inner), min(subs, 3))   # on three sub-chunks, then all
-    while ii is not None:
-        plan = attempt(ii, subs)
-        if plan is not None:
-            return plan
-        ii = first_ok(ii + 1, min(subs, 3)) if ii < longest else None
-    raise CompileError(f"no pipeline interval up to {longest} cycles runs without a race")
+    def search(early):
+        if hint is not None and hint >= max(busiest, inner):
+            plan = attempt(hint, subs, early)
+            if plan is not None:
+                return plan
+        ii = first_ok(max(1, busiest, inner), min(subs, 3), early)   # three sub-chunks, all
+        while ii is not None:
+            plan = attempt(ii, subs, early)
+            if plan is not None:
+                return plan
+            ii = first_ok(ii + 1, min(subs, 3), early) if ii < longest else None
+        return None
+    # receiving ahead, and each sub-chunk's inputs in turn: the one with fewer cycles
+    plans = [p for p in (search(e) for e in (True, False) if early in (None, e)) if p is not None]
+    if not plans:
+        raise CompileError(f"no pipeline interval up to {longest} cycles runs without a race")
+    return min(plans, key=lambda p: p.cycles)
 
 
 def run_chain_on_model(cfg, chain):

@@ -25,7 +25,7 @@ from tb.host import HostDriver
 
 TILE_POINTS = ("tile.insn.kind_stride_bank", "tile.insn.kind_wraps", "tile.vx.int32_bank",
                "tile.mm.accumulate", "tile.limit", "tile.rx.bank", "tile.bank_overlap",
-               "tile.wait", "tile.rx.stride")
+               "tile.wait", "tile.rx.stride", "tile.rx.early", "tile.wait.fence")
 PRIMES = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37]
 
 
@@ -351,7 +351,8 @@ def random_program(rng, cfg, steer=True):
             base = D - 1 if rng.random() < 0.5 else max(0, D - 1 - (n - 1) * stride)
         acc_base = int(rng.integers(0, cfg.acc_depth))
         if rng.random() < 0.1:                       # pace: binding or already past
-            program.append(Insn(Op.WAIT, count=int(rng.integers(0, 60))))
+            program.append(Insn(Op.WAIT, count=int(rng.integers(0, 60)),
+                                fence=int(rng.random() < 0.3)))
         if op == Op.LW:
             program.append(Insn(Op.LW, bank=bank, base=base, stride=stride,
                                 wbuf=int(rng.integers(0, 2))))
@@ -374,7 +375,7 @@ def random_program(rng, cfg, steer=True):
                                base=int(rng.integers(0, D)),
                                stride=_stride(rng, cfg, str(rng.choice(rx_strides)) if rx_strides
                                               else None),
-                               count=rx_count))
+                               count=rx_count, early=int(rng.random() < 0.5)))
     return program + [Insn(Op.HALT)]
 
 

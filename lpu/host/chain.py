@@ -195,7 +195,7 @@ def compile_chain(cfg, A, layers, placement=None, fit=True):
         runs.append(_stage_run(cfg, plans[i:i + n], k == 0, k == cfg.tiles - 1))
         i += n
     if fit:
-        runs, _ = _fit_waits(cfg, runs)
+        runs = _fit_waits(cfg, runs)[0]
     return ChainPlan(plans, runs, placement=list(placement))
 
 
@@ -205,21 +205,21 @@ def _fit_waits(cfg, runs, pipelined=False):
     runs that layer with no race (it reads nothing before the layer before it has written
     it). ``pipelined``: each program behind a ``WAIT starts[k]``, two cycles before the
     tile's first arrival (0 on tile 0), as in a pipeline's first sub-chunk; returns (runs
-    with their WAITs set, starts)."""
+    with their WAITs set, starts, per tile (its model after the run, its counters), or None
+    for a chain with no WAIT to fit)."""
     from model.tile import TileModel
     from ..contract.isa import ProgramError
     if not pipelined and not any(i.op == Op.WAIT for r in runs for i in r.program):
-        return runs, [0] * len(runs)
-    arrivals, out, starts = [], [], []
+        return runs, [0] * len(runs), None
+    arrivals, out, starts, ran = [], [], [], []
 
     def model(run, prog, lead):
         tile = TileModel(cfg)
         load_run(tile, run)
         try:
-            tile.run(lead + prog, arrivals)
+            return tile, tile.run(lead + prog, arrivals)
         except ProgramError:
             return None
-        return tile
 
     for k, run in enumerate(runs):
         starts.append(arrivals[0][0] - 2 if k and arrivals else 0)
@@ -241,22 +241,24 @@ def _fit_waits(cfg, runs, pipelined=False):
                 mid = (lo + hi) // 2
                 lo, hi = (lo, mid) if ok(mid) else (mid, hi)
             prog[w] = Insn(Op.WAIT, count=hi)
-        tile = model(run, prog, lead)
-        if tile is None:
+        result = model(run, prog, lead)
+        if result is None:
             raise CompileError(f"tile {k}: its program races with every WAIT fitted")
+        tile = result[0]
         # a WAIT the program reaches late issues late and moves the mark: make each count
         # the cycles its WAIT really comes after the one before, so that the stage's WAITs
-        # add up to its span and a pipeline's next sub-chunk starts on its interval
+        # add up to its span and a pipeline's next sub-chunk starts on its interval (each
+        # WAIT then issues on mark + count, as before: the schedule is the one just run)
         issue, mark = tile.last_timing.issue, 0
         for p, insn in enumerate(lead + prog):
             if insn.op == Op.WAIT:
                 if p >= len(lead):
                     prog[p - len(lead)] = Insn(Op.WAIT, count=issue[p] - mark)
                 mark = issue[p]
-        tile = model(run, prog, lead)
         out.append(replace(run, program=prog))
+        ran.append(result)
         arrivals = [(c + cfg.link_latency, v) for c, v in tile.last_link]
-    return out, starts
+    return out, starts, ran
 
 
 def _model_chip(cfg, chain):
@@ -375,12 +377,10 @@ def compile_pipeline(cfg, A, layers, sub_rows, subs, placement=None, hint=None, 
                            f"tile 0's bank of {cfg.depth} words")
     if last.out_base + subs * last.n_tiles * last.m_count > cfg.depth:
         raise CompileError(f"{subs} sub-chunks of results do not fit the last tile's bank")
-    runs, starts = _fit_waits(cfg, one.runs, pipelined=True)
+    runs, starts, ran = _fit_waits(cfg, one.runs, pipelined=True)   # (one sub-chunk, run)
     one = replace(one, runs=runs)
-    probe = replace(one, runs=[replace(r, program=[Insn(Op.WAIT, count=s)] + r.program)
-                               for r, s in zip(runs, starts)])
-    _, counters, chip = _model_chip(cfg, probe)
-    longest = max(t.cycles - s for t, s in zip(chip.timings, starts))
+    counters = [c for _, c in ran]
+    longest = max(t.last_timing.cycles - s for (t, _), s in zip(ran, starts))
     if max(longest, *starts) >= 1 << 16:
         raise CompileError(f"a pipeline interval of {longest} cycles does not fit a WAIT")
     P = cfg.vxm_passes

@@ -211,7 +211,7 @@ def _check_matrix(x, name, dtype, ndim):
 def _gemm_layers(args, A):
     """``lpu gemm``'s layers: per B matrix (B, bias, quant), K matching the columns before
     it; ``--bias`` and ``--quant`` are comma lists with one file per B."""
-    bs = args.b if isinstance(args.b, list) else [args.b]
+    bs = args.b
     lists = {}
     for flag in ("bias", "quant"):
         value = getattr(args, flag)
@@ -274,10 +274,9 @@ def gemm_command(args):
         A = _load_npy(args.a, "A")
         _check_matrix(A, "A", "int8", 2)
         layers = _gemm_layers(args, A)
-        tiles = getattr(args, "tiles", 1)
-        if len(layers) > 1 or tiles != 1:
+        if len(layers) > 1 or args.tiles != 1:
             from dataclasses import replace
-            return _gemm_on_chip(args, replace(cfg, tiles=tiles), A, layers)
+            return _gemm_on_chip(args, replace(cfg, tiles=args.tiles), A, layers)
         (B, bias, quant), = layers
         out_path = _output_path(args.output, "output")
         trace_path = _output_path(args.trace, "trace") if args.trace else None

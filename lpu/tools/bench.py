@@ -332,8 +332,10 @@ def _one_tile_cycles(cfg, A, layers):
 
 
 def _chip_cycles(cfg, A, layers):
+    """The batch's chip cycles, and its chip runs (``lpu.host.chain.pipeline_chains``)."""
     from ..host.chain import pipeline_chains
-    return sum(ch.cycles for ch in pipeline_chains(cfg, A, layers))
+    chains = pipeline_chains(cfg, A, layers)
+    return sum(ch.cycles for ch in chains), chains
 
 
 def ae_tile():
@@ -341,10 +343,7 @@ def ae_tile():
     with the SRAM to hold the network's 264 KB of weights on a few tiles and a run's batch,
     and an instruction memory for the unrolled pipelined programs."""
     from dataclasses import replace
-    return replace(preset("large"), depth=AE_DEPTH, imem_depth=AE_IMEM, param_depth=128)
-
-
-AE_DEPTH, AE_IMEM = 16384, 32768
+    return replace(preset("large"), depth=16384, imem_depth=32768, param_depth=128)
 
 
 def scaling(name="default", batch=64, width=32, tile_counts=(1, 2, 4, 8), clock_mhz=25.0,
@@ -385,24 +384,24 @@ def scaling(name="default", batch=64, width=32, tile_counts=(1, 2, 4, 8), clock_
         [n for n in tile_counts if n > 1], ae_tile())
     out = {}
     for model, (A, layers, counts, cfg1) in nets.items():
-        rows = {}
+        rows, runs = {}, {}
         for n in [1] + counts:
             if n == 1:
                 cyc, lat = _one_tile_cycles(cfg1, A, layers), _one_tile_cycles(cfg1, A[:1], layers)
             else:
                 cfg = replace(cfg1, tiles=n)
-                cyc, lat = _chip_cycles(cfg, A, layers), _chip_cycles(cfg, A[:1], layers)
+                (cyc, runs[n]), (lat, _) = (_chip_cycles(cfg, A, layers),
+                                            _chip_cycles(cfg, A[:1], layers))
             rows[n] = {"cycles": cyc, "latency_cycles": lat,
                        "inferences_per_s": len(A) * clock_mhz * 1e6 / cyc}
         for n, r in rows.items():
             r["efficiency"] = r["inferences_per_s"] / (n * rows[1]["inferences_per_s"])
         out[model] = {str(n): dict(r, batch=len(A)) for n, r in rows.items()}
         if model == "digits_mlp":           # the picture: the first run's schedule
-            from ..host.chain import pipeline_chains, run_chain_on_model
+            from ..host.chain import run_chain_on_model
             from .plots import pipeline_bars
             cfg = replace(base, tiles=len(layers))
-            chain = replace(pipeline_chains(cfg, A, layers)[0],
-                            name=f"digits MLP on {name}*{len(layers)}")
+            chain = replace(runs[len(layers)][0], name=f"digits MLP on {name}*{len(layers)}")
             _, _, chip = run_chain_on_model(cfg, chain)
             out_picture = pipeline_bars(cfg, chain, chip)
         _log(f"  {model}: " + ", ".join(f"{n} tile(s) {r['inferences_per_s']:.0f}/s, "

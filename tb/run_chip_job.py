@@ -1,6 +1,6 @@
 """The ``sim`` back end of a chip (``lpu run --tiles N``): run chip runs (``lpu.host.chain``)
-on ``rtl.chip.LpuChip`` and write back the last tile's results, every tile's counters and,
-when asked, every tile's events.
+on ``rtl.chip.LpuChip`` and write back the results (from the tiles holding them), every
+tile's counters and, when asked, every tile's events.
 
 Reads the job from ``$LPU_JOB`` and writes ``$LPU_JOB_OUT`` (pickles exchanged with our own
 runtime process only).
@@ -23,7 +23,7 @@ async def run_chip_job(dut):
     with open(os.environ["LPU_JOB"], "rb") as f:
         job = pickle.load(f)
     await HostDriver(dut).start_clock_and_reset()
-    last = HostDriver(dut, tile=cfg.tiles - 1)
+    port = [HostDriver(dut, tile=k) for k in range(cfg.tiles)]
     out, total = [], 0
     for chain in job["chains"]:
         # a generous bound: every tile's program as if alone, plus every arrival's wait
@@ -31,7 +31,7 @@ async def run_chip_job(dut):
                     for r in chain["runs"]) * 2 + 10_000
         counters, events = await run_chip(dut, cfg, chain["runs"], bound,
                                           monitor=job["monitor"])
-        read = [((b, a, n), await last.read_sram(b, a, n)) for b, a, n in chain["read"]]
+        read = [((k, b, a, n), await port[k].read_sram(b, a, n)) for k, b, a, n in chain["read"]]
         out.append({"counters": counters, "events": events, "read": read})
         total += max(c["cycles"] for c in counters)
     with open(os.environ["LPU_JOB_OUT"], "wb") as f:

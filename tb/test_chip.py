@@ -16,9 +16,9 @@ import numpy as np
 
 from lpu.contract.hostport import load_run
 from lpu.contract.isa import Insn, Op, ProgramError
-from lpu.host.chain import compile_chain, compile_pipeline, most_subs, run_chain_on_model
+from lpu.host.chain import (all_placements, compile_chain, compile_pipeline, most_subs,
+                            run_chain_on_model)
 from lpu.host.compiler import Quant
-from lpu.host.runtime import result_regions
 from model.chip import ChipModel
 from model.gemm import reference_gemm
 from tb.common import WATCHDOG, load_config, record_stats, rng_for
@@ -46,6 +46,13 @@ def random_chain(rng, cfg, n_layers=None):
     return A, layers
 
 
+async def read_result(dut, cfg, chain):
+    """The chain's result, read from the tiles holding it through the host port."""
+    got = {(k, b, a, n): await HostDriver(dut, tile=k).read_sram(b, a, n)
+           for k, b, a, n in chain.read_regions(cfg)}
+    return chain.result(cfg, lambda *r: got[r])
+
+
 def refusal(cfg, chain, programs):
     """Why the chip model refuses ``programs`` on ``chain``'s memory images, or None."""
     chip = ChipModel(cfg)
@@ -62,26 +69,43 @@ def refusal(cfg, chain, programs):
 async def test_chains(dut):
     """Random layer chains, one layer per tile, and two of them pipelined (the batch in
     sub-chunks, every tile paced by WAITs, consecutive sub-chunks on neighbouring tiles at
-    once; one receiving each sub-chunk while computing the one before, with early RXs and a
-    fenced WAIT); then two with more layers than tiles (a stage of several layers on a
-    tile, each behind the WAIT the compiler fitted), one of them pipelined: every event of
-    every tile on its cycle."""
+    once; one receiving every sub-chunk with one early RX, one receiving each in its turn);
+    then three with more layers than tiles (a stage of several layers on a tile, each behind
+    the WAIT the compiler fitted), two of them pipelined (each sub-chunk received while the
+    tile computes the one before, with early RXs and a fenced WAIT; one receive for all);
+    then two with a layer split by output channels between two tiles (a random placement of
+    those ``all_placements`` allows), one pipelined: every event of every tile on its cycle,
+    and the results read from every tile holding them."""
     rng = rng_for("test_chains")
     cfg = load_config()
     host = HostDriver(dut)
     await host.start_clock_and_reset()
     total = 0
-    for case in range(8):
-        A, layers = random_chain(rng, cfg, cfg.tiles + (case // 6) * (1 + case % 2))
-        if case < 4 or case == 6:
-            chain = compile_chain(cfg, A, layers)
+    for case in range(11):
+        A, layers = random_chain(rng, cfg, cfg.tiles + (case // 6) * (1 + case % 2) * (case < 9))
+        placement = None
+        while case >= 9 and placement is None:      # a layer split between two tiles
+            splits = [p for p in all_placements(cfg, layers) if any(len(t) and any(
+                (a, e) != (0, -(-layers[j][0].shape[1] // cfg.lanes)) for j, a, e in t)
+                for t in p)]
+            if splits:
+                placement = splits[int(rng.integers(len(splits)))]
+            else:
+                A, layers = random_chain(rng, cfg)
+        if case < 4 or case in (6, 9):
+            chain = compile_chain(cfg, A, layers, placement)
         else:               # pipelined: sub-chunks of 1 or 2 rows, WAITs pacing every tile
             sub = 1 + case % 2
-            A = A[:sub * min(8, most_subs(cfg, A, layers, sub))]     # as many as one run holds
-            early = case != 5           # receiving ahead (early RX), and each in turn
-            chain = compile_pipeline(cfg, A, layers, sub, -(-A.shape[0] // sub), early=early)
-            assert chain.subs == 1 or all(any(i.op == Op.RX and i.early for i in p) == early
-                                          for p in chain.programs[1:]), "early receives?"
+            A = A[:sub * min(8, most_subs(cfg, A, layers, sub, placement))]   # what a run holds
+            # one receive for all sub-chunks, each received ahead (early RX), each in turn
+            mode = {5: "plain", 7: "ahead"}.get(case, "stream")
+            chain = compile_pipeline(cfg, A, layers, sub, -(-A.shape[0] // sub), placement,
+                                     modes=(mode,))
+            rx = [[i for i in p if i.op == Op.RX] for p in chain.programs[1:]]
+            assert chain.subs == 1 or all(
+                (len(r), any(i.early for i in r)) == ((1, True) if mode == "stream" else
+                                                      (chain.subs, mode == "ahead"))
+                for r in rx), f"chain {case}: receives {rx} in a {mode} pipeline"
         want, want_counters, chip = run_chain_on_model(cfg, chain)
         for program, timing in zip(chain.programs, chip.timings):
             sample_program(cfg, program, timing)
@@ -95,11 +119,8 @@ async def test_chains(dut):
                     f"predicts {expected[:10]}... ({len(got)} vs {len(expected)})")
             assert counters[k] == want_counters[k], (
                 f"chain {case}, tile {k}: counters {counters[k]} != model {want_counters[k]}")
-        last = HostDriver(dut, tile=cfg.tiles - 1)
-        for bank, addr, n in result_regions(cfg, chain.runs[-1]):
-            got = await last.read_sram(bank, addr, n)
-            assert np.array_equal(got, chip.tiles[-1].read_sram(bank, addr, n)), (
-                f"chain {case}: the last tile's results differ from the chip model")
+        got = await read_result(dut, cfg, chain)
+        assert np.array_equal(got, want), f"chain {case}: the results differ from the chip model"
         ref = A
         for B, bias, q in layers:
             ref = reference_gemm(ref, B, bias, q)
@@ -168,8 +189,6 @@ async def test_late_receive_is_a_real_race(dut):
     runs = [replace(run, program=p) for run, p in zip(chain.runs, late)]
     await run_chip(dut, cfg, runs, max_cycles=4 * max(t.cycles for t in chip.timings) + 1000,
                    monitor=False)
-    last = HostDriver(dut, tile=cfg.tiles - 1)
-    got = {r: await last.read_sram(*r) for r in result_regions(cfg, chain.runs[-1])}
-    result = chain.result(cfg, lambda b, a, n: got[(b, a, n)])
+    result = await read_result(dut, cfg, chain)
     assert not np.array_equal(result, want), "the late receive did not change the results"
     record_stats("test_late_receive_is_a_real_race", 0)

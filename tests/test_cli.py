@@ -93,7 +93,7 @@ BAD = [
     (["gemm", "A.npy", "B.npy", "--tiles", "2"],
      r"a chain of GEMMs streams int8 between its layers: every B needs its --quant \(none for B1\)"),
     (["gemm", "A.npy", "B.npy", "--tiles", "2", "--quant", "q5.json"],
-     r"1 layers for a chip of 2 tiles \(at least one layer per tile\)"),
+     r"1 layers \(1 N tiles of 8 output channels\) for a chip of 2 tiles: no placement"),
     (["gemm", "A.npy", "B.npy", "B5.npy", "--quant", "q5.json,q5.json", "--tiles", "17"],
      r"config field 'tiles'"),
     (["gemm", "A.npy", "B.npy", "B5.npy", "--quant", "q5.json,q5.json", "--backend", "fpga"],
@@ -184,3 +184,25 @@ def test_gemm_chain_on_a_chip(tmp_path, capsys, tiles, backend):
     got = np.load(tmp_path / "o.npy")
     assert got.dtype == np.int8 and np.array_equal(got, want)
     assert f"chain of 3 GEMMs on tiny x {tiles} tiles" in out
+
+
+@pytest.mark.parametrize("backend", ["model", "sim"])
+def test_gemm_split_between_two_tiles(tmp_path, capsys, backend):
+    """``lpu gemm A B --quant q --tiles 2``: one GEMM on a chip of two tiles, its output
+    columns split between them (the host loads A into both; each computes whole N tiles and
+    keeps its columns): the reference's bytes, on the model and through the RTL."""
+    rng = np.random.default_rng(5)
+    A = rng.integers(-128, 128, (9, 7), dtype=np.int8)
+    B = rng.integers(-128, 128, (7, 11), dtype=np.int8)
+    q = {"multiplier": 1 << 30, "shift": -6, "output_zero_point": -2}
+    for name, x in (("A", A), ("B", B)):
+        np.save(tmp_path / f"{name}.npy", x)
+    (tmp_path / "q.json").write_text(json.dumps(q))
+    code, out, err = run(["gemm", tmp_path / "A.npy", tmp_path / "B.npy", "-o",
+                          tmp_path / "o.npy", "--quant", tmp_path / "q.json", "--config", "tiny",
+                          "--tiles", "2", "--backend", backend], capsys)
+    assert code == 0, err
+    want = reference_gemm(A, B, None, Quant(np.full(11, 1 << 30), np.full(11, -6),
+                                            output_zero_point=-2))
+    assert np.array_equal(np.load(tmp_path / "o.npy"), want)
+    assert re.search(r"layers per tile 0\[0:\d\] \| 0\[\d:3\]", out), out

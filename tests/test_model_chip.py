@@ -10,7 +10,7 @@ import pytest
 from lpu.contract.config import ConfigError, preset
 from lpu.contract.isa import Insn, Op, ProgramError, validate_program
 from lpu.contract.hostport import load_run
-from lpu.host.chain import compile_chain, run_chain_on_model
+from lpu.host.chain import compile_chain, network_layers, run_chain_on_model
 from lpu.host.compiler import CompileError, Quant, compile_gemm
 from model.chip import ChipModel
 from model.gemm import reference_gemm
@@ -129,8 +129,8 @@ def _lpu(*args, cwd):
 
 @pytest.mark.parametrize("tiles", [3, 2])
 def test_lpu_run_on_a_chip_equals_litert(tmp_path, tiles):
-    """`lpu run --tiles N`: the digits MLP on a default chip, one layer per tile (3) or a
-    stage of two layers on the second tile (2), streaming tile to tile: byte for byte
+    """`lpu run --tiles N`: the digits MLP on a default chip, as the compiler places it on 3
+    or 2 tiles, streaming tile to tile: byte for byte
     LiteRT's reference kernels (the oracle), with a report and a trace with one process per
     tile."""
     import json
@@ -143,7 +143,17 @@ def test_lpu_run_on_a_chip_equals_litert(tmp_path, tiles):
     assert np.array_equal(np.load(tmp_path / "out.npy"), want)
     report = json.loads((tmp_path / "r.json").read_text())
     assert [t["tile"] for t in report["tiles"]] == list(range(tiles))
-    assert [i for t in report["tiles"] for i in t["layers"]] == [0, 1, 2]
+    layers = [i for t in report["tiles"] for i in t["layers"]]
+    assert sorted(set(layers)) == [0, 1, 2]
+    columns = {}                # each layer's output columns, once, over its tiles
+    for t in report["tiles"]:
+        for j, c in zip(t["layers"], t["columns"]):
+            columns.setdefault(j, []).extend(c)
+    for j, n in {0: 32, 1: 16, 2: 10}.items():      # a split layer: [0, x] then [x, N]
+        c = columns[j]
+        assert c[0] == 0 and c[-1] == n and c[1:-1:2] == c[2:-1:2], columns
+    split = any(len(c) == 4 for c in columns.values())
+    assert len(layers) == 3 + split and sum(len(c) == 4 for c in columns.values()) <= 1
     assert report["total"]["tiles"] == tiles and report["total"]["chunks"] >= 1
     trace = json.loads((tmp_path / "t.json").read_text())
     procs = {e["args"]["name"] for e in trace["traceEvents"] if e["name"] == "process_name"}
@@ -154,9 +164,33 @@ def test_lpu_run_on_a_chip_equals_litert(tmp_path, tiles):
     assert (tiles + 1, "link east") not in threads
 
 
+def test_split_layer_on_a_chip_equals_litert():
+    """The digits MLP on 3 tiles with its first layer split by output channels between tiles
+    0 and 1 (``place_parts``: tile 1 computes the rest of layer 0 from the inputs the host
+    loads into it too, receives tile 0's columns and computes layer 1): LiteRT's bytes, and
+    fewer chip cycles than whole layers per tile."""
+    from lpu.host.chain import place_layers, place_parts, run_network_on_chip
+    from lpu.host.network import load_model
+    from lpu.tools.litert import litert_invoke
+    model, inputs = MODELS / "digits_mlp.tflite", MODELS / "digits_mlp.inputs.npy"
+    cfg = replace(preset("default"), tiles=3)
+    net, x = load_model(model), np.load(inputs)
+    want = litert_invoke(model, x, "BUILTIN_REF")[0]
+    layers = [(B, b, q) for _, B, b, q in network_layers(net, "single")]
+    split = place_parts(cfg, layers)
+    assert split == [[(0, 0, 2)], [(0, 2, 4), (1, 0, 2)], [(2, 0, 2)]]
+    cycles = {}
+    for name, placement in (("split", split), ("whole", place_layers(cfg, layers))):
+        out, _, counters, chains = run_network_on_chip(net, x, cfg, placement=placement)
+        assert np.array_equal(out, want), name
+        cycles[name] = sum(max(c["cycles"] for c in cc) for cc in counters)
+    assert cycles["split"] < cycles["whole"], cycles
+
+
 @pytest.mark.parametrize("args,message", [
     (["digits_cnn", "--tiles", "2"], "layer 0 is CONV_2D: a network on a chip is a chain"),
-    (["digits_mlp", "--tiles", "4"], "the network has 3 tile layers; --tiles is 4"),
+    (["digits_mlp", "--tiles", "4"], "3 layers (8 N tiles of 8 output channels) for a chip of "
+                                     "4 tiles: no placement"),
     (["digits_mlp", "--tiles", "3", "--backend", "fpga"], "runs on the model or sim back end"),
     (["digits_mlp", "--tiles", "17"], "'tiles'"),
 ])
@@ -249,11 +283,13 @@ def test_several_layers_per_tile(tiles, n_layers, latency):
     for _ in range(2):
         A, layers = _chain(rng, cfg, n_layers=n_layers)
         chain = compile_chain(cfg, A, layers)
-        assert sum(chain.placement) == n_layers and len(chain.placement) == tiles
+        counts = [len(parts) for parts in chain.placement]
+        assert sum(counts) == n_layers and len(counts) == tiles
+        assert [j for parts in chain.placement for j, _, _ in parts] == list(range(n_layers))
         out, _, chip = run_chain_on_model(cfg, chain)
         ref = _reference(A, layers)
         assert np.array_equal(out[:, :ref.shape[1]], ref)
-        for k, (run, n) in enumerate(zip(chain.runs, chain.placement)):
+        for k, (run, n) in enumerate(zip(chain.runs, counts)):
             assert sum(i.op == Op.WAIT for i in run.program) == n - 1
             vx = [p for p, i in enumerate(run.program) if i.op == Op.VX]
             tail = max((p for p, i in enumerate(run.program) if i.op == Op.WAIT), default=-1)
@@ -276,8 +312,13 @@ def test_pipeline_of_stages_equals_reference():
     chain = compile_pipeline(cfg, A, layers, 2, 5, modes=("ahead",))
     plain = compile_pipeline(cfg, A, layers, 2, 5, modes=("plain",))
     stream = compile_pipeline(cfg, A, layers, 2, 5, modes=("stream",))
-    assert compile_pipeline(cfg, A, layers, 2, 5).cycles == min(chain.cycles, plain.cycles,
-                                                                stream.cycles)
+    # by default one receive for all sub-chunks, which takes the fewest cycles here
+    assert compile_pipeline(cfg, A, layers, 2, 5).cycles == stream.cycles
+    assert stream.cycles <= min(chain.cycles, plain.cycles), (stream.cycles, chain.cycles,
+                                                              plain.cycles)
+    out, _, _ = run_chain_on_model(cfg, stream)
+    assert np.array_equal(out[:, :layers[-1][0].shape[1]], _reference(A, layers))
+    assert all([i.op for i in p].count(Op.RX) == 1 and p[0].early for p in stream.programs[1:])
     assert not any(i.early or i.fence for p in plain.programs for i in p)
     out, counters, chip = run_chain_on_model(cfg, chain)
     assert np.array_equal(out[:, :layers[-1][0].shape[1]], _reference(A, layers))
@@ -294,3 +335,70 @@ def test_pipeline_of_stages_equals_reference():
     # tiles after the first receive each sub-chunk during the one before (early RX)
     assert all(sum(i.op == Op.RX and i.early for i in p) == chain.subs - 1
                for p in chain.programs[1:])
+
+
+def test_place_parts_is_the_optimum():
+    """``place_parts``: of every placement a row of eastbound links can run (whole layers,
+    or a layer split by output channels between two tiles: ``all_placements`` tries every
+    cut), one whose busiest tile has the fewest weight tiles; none when no such placement
+    exists, with a one-line error."""
+    from lpu.host.chain import all_placements, part_cost, place_parts
+    rng = np.random.default_rng(12)
+    for _ in range(40):
+        n, tiles = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+        cfg = replace(preset("tiny"), tiles=tiles)
+        shapes = [(int(rng.integers(1, 20)), int(rng.integers(1, 20))) for _ in range(n)]
+        layers = [(np.zeros(s), None, None) for s in shapes]
+        every = list(all_placements(cfg, layers))
+        if not every:
+            with pytest.raises(CompileError, match="no placement"):
+                place_parts(cfg, layers)
+            continue
+        got = place_parts(cfg, layers)
+        assert got in every
+
+        def busiest(p):
+            return max(part_cost(cfg, layers, t) for t in p)
+        assert busiest(got) == min(busiest(p) for p in every)
+
+
+@pytest.mark.parametrize("tiles,latency", [(2, 1), (3, 4)])
+def test_split_layers_equal_reference(tiles, latency):
+    """Every placement with a layer split between two tiles (random chains): the
+    reference's bytes, one chip run and pipelined with one receive; the tile with a split
+    layer's tail receives the layer's input and then the head's columns in one RX. A
+    placement whose parts need vectors no link brings is refused."""
+    from lpu.host.chain import all_placements, compile_pipeline
+    cfg = replace(preset("tiny"), tiles=tiles, link_latency=latency)
+    rng = np.random.default_rng(40 + tiles)
+    tried = 0
+    while tried < 6:
+        A, layers = _chain(rng, cfg, M=6, n_layers=tiles)
+        nt = [-(-B.shape[1] // cfg.lanes) for B, _, _ in layers]
+        splits = [p for p in all_placements(cfg, layers)
+                  if any((a, e) != (0, nt[j]) for t in p for j, a, e in t)]
+        for placement in splits[:2]:
+            tried += 1
+            ref = _reference(A, layers)
+            chain = compile_chain(cfg, A, layers, placement)
+            out, _, _ = run_chain_on_model(cfg, chain)
+            assert np.array_equal(out[:, :ref.shape[1]], ref), placement
+            for k, (run, parts) in enumerate(zip(chain.runs, placement)):
+                j, a, _ = parts[0]
+                if a and j < len(layers) - 1:       # a tail: the input and the head's rows
+                    rx = [i for i in run.program if i.op == Op.RX]
+                    assert [i.count for i in rx] == [run.x_words * (j > 0) + a * A.shape[0]]
+            pipe = compile_pipeline(cfg, A, layers, 2, 3, placement)
+            out, _, _ = run_chain_on_model(cfg, pipe)
+            assert np.array_equal(out[:, :ref.shape[1]], ref), placement
+    # tile 1 has only the tail of layer 0: nothing brings it the head's columns for layer 1
+    cfg3 = replace(cfg, tiles=3)
+    A, layers = _chain(rng, cfg3, M=6, n_layers=2)
+    B, bias, q = layers[0]
+    layers[0] = (np.zeros((B.shape[0], 8), np.int8), np.zeros(8, np.int32),
+                 replace(q, multiplier=np.ones(8, np.int64) << 30, shift=np.zeros(8, np.int64)))
+    layers[1] = (np.zeros((8, layers[1][0].shape[1]), np.int8), *layers[1][1:])
+    bad = [[(0, 0, 1)], [(0, 1, 2)], [(1, 0, -(-layers[1][0].shape[1] // cfg.lanes))]]
+    with pytest.raises(CompileError, match=r"tile 1's parts \[\(0, 1, 2\)\] need vectors no "
+                                           r"link brings"):
+        compile_chain(cfg3, A, layers, bad)

@@ -66,6 +66,13 @@ class ChainPlan:
     def programs(self):
         return [r.program for r in self.runs]
 
+    def describe(self, cfg):
+        """The placement in words: per tile its layers, a split layer's part as
+        ``layer[first:end]`` in N tiles."""
+        nt = [-(-p.N // cfg.lanes) for p in self.plans]
+        return " | ".join(" ".join(str(j) if (a, e) == (0, nt[j]) else f"{j}[{a}:{e}]"
+                                   for j, a, e in tile) for tile in self.placement)
+
     def _result_tiles(self):
         """(tile, its run, the Plan of its part of the last layer, that part's first N tile)
         of every tile holding results: the last, and the one before it when the last layer
@@ -205,8 +212,9 @@ def place_parts(cfg, layers):
         return got
     _, cuts = best(T, len(pos) - 1)
     if cuts is None:
-        raise CompileError(f"{len(layers)} layers for a chip of {T} tiles: no placement "
-                           f"(a layer splits between two tiles at most)")
+        raise CompileError(f"{len(layers)} layers ({len(pos) - 1} N tiles of {cfg.lanes} "
+                           f"output channels) for a chip of {T} tiles: no placement (each tile "
+                           f"takes whole N tiles; a layer splits between two tiles at most)")
     cuts += (len(pos) - 1,)
     return [[(j, a, e) for j, a, e, _ in _group(pos[cuts[k]:cuts[k + 1]], NT)]
             for k in range(T)]
@@ -550,7 +558,7 @@ def _reference(A, layers):
     return x
 
 
-def compile_pipeline(cfg, A, layers, sub_rows, subs, placement=None, hint=None, modes=MODES):
+def compile_pipeline(cfg, A, layers, sub_rows, subs, placement=None, hint=None, modes=None):
     """The chain as a software pipeline: ``A``'s rows in ``subs`` sub-chunks of ``sub_rows``
     (zero rows pad the last), all in one chip run with no host in between. Tile k starts its
     work on sub-chunk s about ``starts[k] + s * interval`` (a ``WAIT`` before each
@@ -566,7 +574,9 @@ def compile_pipeline(cfg, A, layers, sub_rows, subs, placement=None, hint=None, 
     ``hint``: an interval to try first (the one found for another chunk of the batch). Of
     the pipelines in ``modes`` (:func:`_pipelined_runs`: one receive for every sub-chunk,
     each received during the sub-chunk before, or each in its place), the one the model
-    says takes fewer cycles."""
+    says takes fewer cycles; by default the first of :data:`MODES` that gives one (one
+    receive for all has never taken more cycles than the others where we measured: the
+    chains of ``make bench``, the autoencoder on 2 tiles; ``tests/test_model_chip.py``)."""
     from ..contract.isa import ProgramError
     A = np.asarray(A)
     rows = A.shape[0]
@@ -643,7 +653,11 @@ def compile_pipeline(cfg, A, layers, sub_rows, subs, placement=None, hint=None, 
                 return plan
             ii = first_ok(ii + 1, min(subs, 3), mode) if ii < longest else None
         return None
-    plans = [p for p in map(search, modes) if p is not None]
+    if modes is None:
+        plan = next((p for p in map(search, MODES) if p is not None), None)
+        plans = [] if plan is None else [plan]
+    else:
+        plans = [p for p in map(search, modes) if p is not None]
     if not plans:
         raise CompileError(f"no pipeline interval up to {fitted(False)[2]} cycles runs "
                            f"without a race")
@@ -736,9 +750,12 @@ def pipeline_chains(cfg, A, layers, placement=None):
     if placement is None:
         found, errors = [], []
         for p in placements(cfg, layers):
+            if found and max(part_cost(cfg, layers, t) for t in p) >= found[0][3]:
+                continue        # (a split that balances the tiles no better)
             try:
                 chains = pipeline_chains(cfg, A, layers, p)
-                found.append((sum(ch.cycles for ch in chains), len(found), chains))
+                found.append((sum(ch.cycles for ch in chains), len(found), chains,
+                              max(part_cost(cfg, layers, t) for t in p)))
             except CompileError as e:
                 errors.append(e)
         if not found:
@@ -784,34 +801,34 @@ def run_chains_on_sim(cfg, chains, monitor=False, timeout=1800):
     return results
 
 
-def run_network_on_chip(net, x, cfg, backend="model", rounding="single", timeline=None):
-    """``net`` (a chain of FULLY_CONNECTED layers, at least one per tile) on a chip: the batch in
+def run_network_on_chip(net, x, cfg, backend="model", rounding="single", timeline=None,
+                        placement=None):
+    """``net`` (a chain of FULLY_CONNECTED layers) on a chip: the batch in
     pipelined chip runs (:func:`pipeline_chains`); each run's inputs are loaded into tile 0,
     its sub-chunks stream through every tile with no host in between, the tiles working on
     consecutive sub-chunks at once, and the results are read back from the last.
     Returns (output, per-tile layer, per-chunk per-tile counters, chains); ``timeline``: a
-    list to append each chunk's per-tile timeline entries to (``lpu.host.trace``)."""
+    list to append each chunk's per-tile timeline entries to (``lpu.host.trace``);
+    ``placement``: as :func:`compile_chain` takes it (default: the faster of
+    :func:`placements`)."""
     from .network import check_input
     check_input(net, x)
     chain_layers = network_layers(net, rounding)
-    if len(chain_layers) < cfg.tiles:
-        raise CompileError(f"the network has {len(chain_layers)} tile layers; --tiles is "
-                           f"{cfg.tiles} (at least one layer per tile)")
     layers = [(B, bias, q) for _, B, bias, q in chain_layers]
     result, counters, chains = run_layers_on_chip(cfg, x.reshape(x.shape[0], -1), layers,
-                                                  backend, timeline)
+                                                  backend, timeline, placement)
     out_shape = (x.shape[0],) + tuple(net.tensors[net.output].shape[1:])
     return result.reshape(out_shape), [layer for layer, *_ in chain_layers], counters, chains
 
 
-def run_layers_on_chip(cfg, A, layers, backend="model", timeline=None):
+def run_layers_on_chip(cfg, A, layers, backend="model", timeline=None, placement=None):
     """A chain of quantised layers ``(B, bias, quant)`` on a chip, batch ``A`` in pipelined
     chip runs (:func:`pipeline_chains`): (the int8 result, per-chunk per-tile counters,
     chains); ``timeline`` as in :func:`run_network_on_chip`. ``lpu run --tiles`` and ``lpu
     gemm`` with several B matrices both come here."""
     from .runtime import host_port_split
     from .trace import timing_events
-    chains = pipeline_chains(cfg, A, layers)
+    chains = pipeline_chains(cfg, A, layers, placement)
     if backend == "model":
         outs = []
         for chain in chains:

@@ -261,7 +261,7 @@ def _gemm_on_chip(args, cfg, A, layers):
     cycles = sum(max(c["cycles"] for c in cc) for cc in counters)
     print(f"{args.backend}: {A.shape[0]}x" + "x".join(str(np.shape(B)[0]) for B, _, _ in layers)
           + f"x{np.shape(layers[-1][0])[1]} int8 chain of {len(layers)} GEMMs on {args.config} x "
-          f"{cfg.tiles} tiles (layers per tile {chains[0].placement}), {len(chains)} chip "
+          f"{cfg.tiles} tiles (layers per tile {chains[0].describe(cfg)}), {len(chains)} chip "
           f"run(s): cycles {cycles}")
     return 0
 
@@ -403,19 +403,21 @@ def _output_path(path, what):
 
 
 def chip_report(cfg, chip_layers, chunk_counters, chains, batch, clock_mhz):
-    """``lpu run --tiles N``: per tile its layers, and the chip's totals (every chunk loaded,
+    """``lpu run --tiles N``: per tile its layers (and the output columns it computes of
+    each: a split layer's part), and the chip's totals (every chunk loaded,
     run with every tile at once, read back). A tile's MACs count the batch's real rows."""
-    tiles, first = [], 0
-    for k, n in enumerate(chains[0].placement):
-        layers = chip_layers[first:first + n]
-        plans = chains[0].plans[first:first + n]
+    tiles = []
+    for k, parts in enumerate(chains[0].placement):
+        layers = [chip_layers[j] for j, _, _ in parts]
+        plans = chains[0].part_plans[k]
         busy = sum(cc[k]["cycles"] for cc in chunk_counters)
         macs = sum(batch * p.K * p.N for p in plans)
         tiles.append({"tile": k, "layers": [layer.index for layer in layers],
+                      "columns": [[a * cfg.lanes, a * cfg.lanes + p.N]
+                                  for (_, a, _), p in zip(parts, plans)],
                       "op": "+".join(sorted({layer.op for layer in layers})),
                       "gemm": ", ".join(f"{batch}x{p.K}x{p.N}" for p in plans), "macs": macs,
                       "cycles": busy, "mxm_utilisation": macs / (cfg.lanes ** 2 * busy)})
-        first += n
     compute = sum(max(c["cycles"] for c in cc) for cc in chunk_counters)
     transfer = sum(sum(sum(host_port_split(cfg, run)) for run in c.runs) for c in chains)
     total = compute + transfer

@@ -357,7 +357,7 @@ def test_place_parts_is_the_optimum():
         got = place_parts(cfg, layers)
         assert got in every
 
-        def busiest(p):
+        def busiest(p, cfg=cfg, layers=layers):
             return max(part_cost(cfg, layers, t) for t in p)
         assert busiest(got) == min(busiest(p) for p in every)
 
@@ -383,7 +383,7 @@ def test_split_layers_equal_reference(tiles, latency):
             chain = compile_chain(cfg, A, layers, placement)
             out, _, _ = run_chain_on_model(cfg, chain)
             assert np.array_equal(out[:, :ref.shape[1]], ref), placement
-            for k, (run, parts) in enumerate(zip(chain.runs, placement)):
+            for run, parts in zip(chain.runs, placement):
                 j, a, _ = parts[0]
                 if a and j < len(layers) - 1:       # a tail: the input and the head's rows
                     rx = [i for i in run.program if i.op == Op.RX]

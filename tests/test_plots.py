@@ -57,6 +57,7 @@ def test_pipeline_picture_from_the_model_schedule(tmp_path):
     pipe = pipeline_bars(cfg, chain, run_chain_on_model(cfg, chain)[2])
     bars = pipe["tiles"]
     assert [len(b) for b in bars] == [4, 4, 4] and pipe["interval"] == chain.interval
+    assert pipe["labels"] == ["0", "1", "2"]
     for k in range(1, 3):
         assert all(bars[k][s][1] > bars[k - 1][s][1] for s in range(4))
     assert bars[0][1][1] < bars[2][0][2]

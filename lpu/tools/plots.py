@@ -110,16 +110,18 @@ def plot_bench(results, out_dir):
 def pipeline_bars(cfg, chain, chip):
     """From the model's schedule of a pipelined chain: per tile, per sub-chunk, the cycles
     from its first activation into the array to its last vector out (sent east, or written
-    by the last tile): ``{"tiles": [[(sub, start, end), ...], ...], "interval": II}``."""
+    or written to SRAM): ``{"tiles": [[(sub, start, end), ...], ...], "interval": II,
+    "labels": [its layers, per tile]}``."""
     import numpy as np
     bars = []
-    for k, t in enumerate(chip.timings):
-        outs = t.link_sends if k < cfg.tiles - 1 else t.sram_writes
+    for t in chip.timings:
+        outs = t.link_sends + t.sram_writes
         acts = np.array_split(np.array(sorted(t.activations)), chain.subs)
         outs = np.array_split(np.array(sorted(outs)), chain.subs)
         bars.append([(s, int(a.min()), int(o.max()) + 1) for s, (a, o) in enumerate(zip(acts, outs))
                      if len(a) and len(o)])
-    return {"tiles": bars, "interval": chain.interval, "name": chain.name}
+    return {"tiles": bars, "interval": chain.interval, "name": chain.name,
+            "labels": chain.describe(cfg).split(" | ")}
 
 
 def plot_pipeline(pipe, path):
@@ -133,7 +135,8 @@ def plot_pipeline(pipe, path):
             ax.barh(k, end - start, left=start, color=cmap(sub % 10), edgecolor="black",
                     linewidth=0.4)
             ax.text((start + end) / 2, k, str(sub), ha="center", va="center", fontsize=6)
-    ax.set_yticks(range(len(tiles)), [f"tile {k}: layer {k}" for k in range(len(tiles))])
+    labels = pipe.get("labels") or [str(k) for k in range(len(tiles))]
+    ax.set_yticks(range(len(tiles)), [f"tile {k}: layer {x}" for k, x in enumerate(labels)])
     ax.invert_yaxis()
     ax.set_xlabel("cycle (the model's schedule; the RTL's is the same)")
     ax.set_title(f"{pipe.get('name', 'pipeline')}: batch sub-chunks (numbered), one every "

@@ -16,6 +16,18 @@ because a VX emits the rows of N tile ``nt`` as ``m = 0 .. M-1`` for ``nt = 0, 1
 that order, which is exactly the order of the next layer's input words (``kt*M + m``, K tile
 ``kt`` = the previous N tile). Padding lanes of a last N tile carry whatever the VXM made of
 them, and meet zero weight rows. Which layers go on which tile: :func:`place_layers`.
+
+A layer can also be split by output channels (whole N tiles) between two neighbouring tiles
+(:func:`place_parts`, rules in :func:`split_ok`): the head tile computes the first N tiles,
+the tail tile the rest. Both need the layer's input: for the first layer the host loads it
+into both; otherwise the head tile computed the layer before it and sends that layer's
+output east too (each of its VXs doubled, ``link=1``), while keeping it for its own part.
+The tail tile receives, in one RX, the layer's input and then the head's columns (``recv``
+words after the input in ``A_BANK``), and computes the next layer from those and its own
+columns (its MMs read each K tile where it lies). When the split layer is the chain's last,
+each of the two tiles keeps its columns and the host reads both (:meth:`ChainPlan.result`).
+A row of tiles joined by eastbound links can do no more than that without a tile that
+forwards what it receives.
 """
 
 from dataclasses import dataclass, replace

@@ -350,7 +350,8 @@ def scaling(name="default", batch=64, width=32, tile_counts=(1, 2, 4, 8), clock_
             ae_batch=256):
     """``scaling.<model>.<tiles>``: a chain of quantised layers pipelined over a chip of
     N tiles (consecutive layers per tile, ``lpu.host.chain.place_layers``;
-    ``pipeline_chains``) against the same layers one after another on one tile: inferences
+    ``pipeline_chains``, which also tries layers split between two tiles,
+    ``place_parts``) against the same layers one after another on one tile: inferences
     per second at ``clock_mhz`` for a batch, latency (cycles for one inference) and the
     scaling efficiency, throughput at N tiles / (N x throughput at one tile). Cycles from
     the model, which the chip testbench holds the RTL to cycle for cycle. Models:
@@ -394,6 +395,8 @@ def scaling(name="default", batch=64, width=32, tile_counts=(1, 2, 4, 8), clock_
                                             _chip_cycles(cfg, A[:1], layers))
             rows[n] = {"cycles": cyc, "latency_cycles": lat,
                        "inferences_per_s": len(A) * clock_mhz * 1e6 / cyc}
+            if n > 1:
+                rows[n]["placement"] = runs[n][0].describe(cfg)
         for n, r in rows.items():
             r["efficiency"] = r["inferences_per_s"] / (n * rows[1]["inferences_per_s"])
         out[model] = {str(n): dict(r, batch=len(A)) for n, r in rows.items()}

@@ -52,6 +52,7 @@ class Timing:
     results: list = field(default_factory=list)         # result vector leaves the array
     vx_reads: list = field(default_factory=list)        # accumulator row read by the VXM
     sram_writes: list = field(default_factory=list)     # VXM result written to SRAM
+    sram_write_banks: dict = field(default_factory=dict)    # cycle -> banks a VX writes
     link_sends: list = field(default_factory=list)      # VXM int8 row sent east (VX link=1)
     rx_writes: list = field(default_factory=list)       # arriving vector written to SRAM (RX)
     rx: dict = field(default_factory=dict)              # pc -> the arrival cycles it takes
@@ -166,7 +167,13 @@ def schedule(program, config, loosen=(), arrivals=()):
             vx_done = max(vx_done, r0 + R.vx_done(n))
             t.vx_reads.extend(r0 + R.vx_read(e) for e in range(n))
             writes = t.link_sends if insn.link else t.sram_writes
-            writes.extend(r0 + R.vx_read(e) + R.vx_write_delay for e in range(n))
+            cycles = [r0 + R.vx_read(e) + R.vx_write_delay for e in range(n)]
+            writes.extend(cycles)
+            if not insn.link:
+                banks = {insn.bank} if insn.quant else {(insn.bank + p) % config.banks
+                                                         for p in range(4)}
+                for c in cycles:
+                    t.sram_write_banks.setdefault(c, set()).update(banks)
             busy["vx_rows"] += n
         elif insn.op == Op.HALT:
             if taken < len(arrivals):
@@ -255,11 +262,11 @@ class TileModel:
                 got = np.asarray(t.rx[pc], dtype=np.int64)
                 words = np.array([next(arriving) for _ in got], dtype=np.int8).reshape(-1, L)
                 addrs = (insn.base + insn.stride * np.arange(len(got))) % D
-                clash = sorted(set(t.rx[pc]) & set(t.sram_writes))
+                clash = [c for c in t.rx[pc] if insn.bank in t.sram_write_banks.get(c, ())]
                 if clash:
                     raise ProgramError(f"race: instruction {pc} (RX) writes a received vector "
-                                       f"on cycle {clash[0]}, when a VX writes SRAM too (one "
-                                       f"write address per cycle)")
+                                       f"to bank {insn.bank} on cycle {clash[0]}, when a VX "
+                                       f"writes that bank too (one write port per bank)")
                 for k in range(len(got)):          # in arrival order: the last write wins
                     self._sram_write(pc, insn.bank, addrs[k:k + 1], words[k:k + 1], got[k:k + 1],
                                      sram_write_cycle, sram_read_cycle)

@@ -53,7 +53,7 @@ class Sequencer(wiring.Component):
             "vx_valid": Out(1), "vx_pass": Out(cfg.vxm_pass_bits), "vx_quant": Out(1),
             "vx_o_valid": In(1), "vx_o_quant": In(1), "vx_o_i8": In(cfg.word_bits), "vx_o_i32": In(32 * L),
             # SRAM writes of results
-            "wr_en": Out(NB), "wr_addr": Out(cfg.addr_bits),
+            "wr_en": Out(NB), "wr_addr": Out(data.ArrayLayout(cfg.addr_bits, NB)),
             "wr_data": Out(data.ArrayLayout(cfg.word_bits, NB)),
             # performance counters, valid while idle
             "counters": Out(data.ArrayLayout(32, len(COUNTERS))),
@@ -316,9 +316,9 @@ class Sequencer(wiring.Component):
         out_addr = delay(m, self._vx_out, write_delay, "vxa")
         out_bank = delay(m, self._vx_bank, write_delay, "vxb")
         out_link = delay(m, self._vx_link, write_delay, "vxl")
-        # a received vector takes the write port (a VX write on the same cycle is a race)
-        m.d.comb += [self.wr_addr.eq(Mux(self._rx_writing, self._rx_addr, out_addr)),
-                     self.link_out_valid.eq(self.vx_o_valid & out_link),
+        # each bank has its own write port: a received vector takes its bank's (a VX write
+        # to the same bank on the same cycle is a race), a VX writes the others
+        m.d.comb += [self.link_out_valid.eq(self.vx_o_valid & out_link),
                      self.link_out_data.eq(self.vx_o_i8),
                      self.sram_write.eq(self.vx_o_valid & ~out_link)]
         for b in range(NB):
@@ -333,12 +333,13 @@ class Sequencer(wiring.Component):
                     m.d.comb += plane.eq(p)
             i32_bytes = Cat(*[self.vx_o_i32.word_select(n, 32).word_select(plane, 8)
                               for n in range(L)])
-            with m.If(self._rx_writing):
-                m.d.comb += [self.wr_en[b].eq(self._rx_bank == b),
+            with m.If(self._rx_writing & (self._rx_bank == b)):
+                m.d.comb += [self.wr_en[b].eq(1), self.wr_addr[b].eq(self._rx_addr),
                              self.wr_data[b].eq(self.link_in_data)]
             with m.Elif(self.vx_o_valid & ~out_link):
                 m.d.comb += [
                     self.wr_en[b].eq(Mux(self.vx_o_quant, hit8, hit32)),
+                    self.wr_addr[b].eq(out_addr),
                     self.wr_data[b].eq(Mux(self.vx_o_quant, self.vx_o_i8, i32_bytes)),
                 ]
 

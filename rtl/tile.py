@@ -73,7 +73,7 @@ class LpuTile(wiring.Component):
                 m.d.comb += [bank.wr_en.eq(1), bank.wr_addr.eq(host.addr),
                              bank.wr_data.eq(host.wdata[:cfg.word_bits])]
             with m.Else():
-                m.d.comb += [bank.wr_en.eq(seq.wr_en[b]), bank.wr_addr.eq(seq.wr_addr),
+                m.d.comb += [bank.wr_en.eq(seq.wr_en[b]), bank.wr_addr.eq(seq.wr_addr[b]),
                              bank.wr_data.eq(seq.wr_data[b])]
 
         # ---- MXM ---------------------------------------------------------------------

@@ -15,6 +15,8 @@ Cover points (the bins are the declared figure ``make sim`` reports):
 * ``tile.wait``: a WAIT issuing on its mark (binding) and one the program reaches later;
 * ``tile.rx.early``, ``tile.wait.fence``: ordinary and early receives, and a ``WAIT fence=1``
   held past its mark until its receives landed (the chip's pipelined programs);
+* ``tile.rx.beside_vx``: a received vector written on a cycle a VX writes another bank
+  (every bank has its own write port);
 * ``tile.bank_overlap``: an LW or MM issuing on each bank while each other bank's read
   stream is still running (the per-bank busy signals, bank by bank);
 * ``tile.vx.int32_bank``: int32 VX writes (four byte planes) starting at every bank;
@@ -101,6 +103,10 @@ def declare(config):
     def wait_fence(kind):
         pass
 
+    @CoverPoint("tile.rx.beside_vx", bins=["a VX writes another bank on the cycle"])
+    def rx_beside_vx(kind):
+        pass
+
     @CoverPoint("tile.limit", bins=list(RULES))
     def limit(rule):
         pass
@@ -126,6 +132,7 @@ def declare(config):
     _samplers.update(insn=insn, mm=mm, vx_int32=vx_int32, rx_bank=rx_bank, rx_stride=rx_stride,
                      overlap=overlap,
                      wait=wait, rx_early=rx_early, wait_fence=wait_fence,
+                     rx_beside_vx=rx_beside_vx,
                      limit=limit, shift=shift, tie=tie,
                      saturation=saturation, status=status)
     return _samplers
@@ -140,6 +147,9 @@ def sample_program(config, program, timing):
             s["rx_bank"](insn.bank)
             s["rx_stride"](stride_kind(insn.stride))
             s["rx_early"]("early" if insn.early else "ordinary")
+    for pc, arrivals in timing.rx.items():
+        if any(timing.sram_write_banks.get(c) for c in arrivals):
+            s["rx_beside_vx"]("a VX writes another bank on the cycle")
     for pair in bank_overlaps(config, program, timing):
         s["overlap"](pair)
     mark = 0

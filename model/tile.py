@@ -166,10 +166,11 @@ def schedule(program, config, loosen=(), arrivals=()):
             vx_free = r0 + R.vx_next(n)
             vx_done = max(vx_done, r0 + R.vx_done(n))
             t.vx_reads.extend(r0 + R.vx_read(e) for e in range(n))
-            writes = t.link_sends if insn.link else t.sram_writes
             cycles = [r0 + R.vx_read(e) + R.vx_write_delay for e in range(n)]
-            writes.extend(cycles)
-            if not insn.link:
+            if insn.link:
+                t.link_sends.extend(cycles)
+            if insn.keep or not insn.link:         # (keep=1: sent and written)
+                t.sram_writes.extend(cycles)
                 banks = {insn.bank} if insn.quant else {(insn.bank + p) % config.banks
                                                          for p in range(4)}
                 for c in cycles:
@@ -301,13 +302,13 @@ class TileModel:
                     p.update(zero_point=np.int64(0), act_min=np.int64(0), act_max=np.int64(0))
                 write = reads + R.vx_write_delay
                 out_addr = (insn.base + insn.stride * np.arange(n)) % D
-                if insn.quant and insn.link:
+                if insn.quant:
                     q = requantize_row(acc, p)
-                    link_out.extend(zip(write.tolist(), q))
-                elif insn.quant:
-                    q = requantize_row(acc, p)
-                    self._sram_write(pc, insn.bank, out_addr, q, write,
-                                     sram_write_cycle, sram_read_cycle)
+                    if insn.link:
+                        link_out.extend(zip(write.tolist(), q))
+                    if insn.keep or not insn.link:
+                        self._sram_write(pc, insn.bank, out_addr, q, write,
+                                         sram_write_cycle, sram_read_cycle)
                 else:
                     x = wrap32(acc + p["bias"])
                     planes = x.view(np.uint8).reshape(n, L, 4)     # little-endian bytes

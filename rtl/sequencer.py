@@ -277,6 +277,7 @@ class Sequencer(wiring.Component):
         self._vx_bank = Signal.like(bank_sel, name="vx_bank")
         self._vx_out = Signal(cfg.addr_bits, name="vx_out")
         self._vx_link = Signal(name="vx_link")
+        self._vx_keep = Signal(name="vx_keep")
         stride = Signal(cfg.addr_bits, name="vx_stride")
         reading = Signal()
         m.d.comb += [reading.eq((wait == 0) & (left != 0)),
@@ -295,7 +296,7 @@ class Sequencer(wiring.Component):
             m.d.sync += [
                 wait.eq(first - 1), left.eq(count), acc.eq(field["acc_base"]),
                 prow.eq(field["prow"]), quant.eq(field["quant"]), self._vx_bank.eq(bank_sel),
-                self._vx_link.eq(field["link"]),
+                self._vx_link.eq(field["link"]), self._vx_keep.eq(field["keep"]),
                 self._vx_out.eq(field["base"]), stride.eq(field["stride"]),
                 vx_pass.eq(0), units["vx"].eq(first + rules.vx_done(count) - 1),
             ]
@@ -316,11 +317,12 @@ class Sequencer(wiring.Component):
         out_addr = delay(m, self._vx_out, write_delay, "vxa")
         out_bank = delay(m, self._vx_bank, write_delay, "vxb")
         out_link = delay(m, self._vx_link, write_delay, "vxl")
+        to_sram = ~out_link | delay(m, self._vx_keep, write_delay, "vxk")   # (keep=1: both)
         # each bank has its own write port: a received vector takes its bank's (a VX write
         # to the same bank on the same cycle is a race), a VX writes the others
         m.d.comb += [self.link_out_valid.eq(self.vx_o_valid & out_link),
                      self.link_out_data.eq(self.vx_o_i8),
-                     self.sram_write.eq(self.vx_o_valid & ~out_link)]
+                     self.sram_write.eq(self.vx_o_valid & to_sram)]
         for b in range(NB):
             plane = Signal(2, name=f"plane{b}")
             hit8 = out_bank == b
@@ -336,7 +338,7 @@ class Sequencer(wiring.Component):
             with m.If(self._rx_writing & (self._rx_bank == b)):
                 m.d.comb += [self.wr_en[b].eq(1), self.wr_addr[b].eq(self._rx_addr),
                              self.wr_data[b].eq(self.link_in_data)]
-            with m.Elif(self.vx_o_valid & ~out_link):
+            with m.Elif(self.vx_o_valid & to_sram):
                 m.d.comb += [
                     self.wr_en[b].eq(Mux(self.vx_o_quant, hit8, hit32)),
                     self.wr_addr[b].eq(out_addr),

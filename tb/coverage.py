@@ -17,6 +17,8 @@ Cover points (the bins are the declared figure ``make sim`` reports):
   held past its mark until its receives landed (the chip's pipelined programs);
 * ``tile.rx.beside_vx``: a received vector written on a cycle a VX writes another bank
   (every bank has its own write port);
+* ``tile.vx.link``: a VX sending its rows east, and one sending and keeping them (``keep``:
+  a layer split between two tiles);
 * ``tile.bank_overlap``: an LW or MM issuing on each bank while each other bank's read
   stream is still running (the per-bank busy signals, bank by bank);
 * ``tile.vx.int32_bank``: int32 VX writes (four byte planes) starting at every bank;
@@ -107,6 +109,10 @@ def declare(config):
     def rx_beside_vx(kind):
         pass
 
+    @CoverPoint("tile.vx.link", bins=["send", "send and keep"])
+    def vx_link(kind):
+        pass
+
     @CoverPoint("tile.limit", bins=list(RULES))
     def limit(rule):
         pass
@@ -132,7 +138,7 @@ def declare(config):
     _samplers.update(insn=insn, mm=mm, vx_int32=vx_int32, rx_bank=rx_bank, rx_stride=rx_stride,
                      overlap=overlap,
                      wait=wait, rx_early=rx_early, wait_fence=wait_fence,
-                     rx_beside_vx=rx_beside_vx,
+                     rx_beside_vx=rx_beside_vx, vx_link=vx_link,
                      limit=limit, shift=shift, tie=tie,
                      saturation=saturation, status=status)
     return _samplers
@@ -170,6 +176,8 @@ def sample_program(config, program, timing):
             s["mm"]("accumulate" if insn.accumulate else "overwrite")
         if insn.op == Op.VX and not insn.quant:
             s["vx_int32"](insn.bank)
+        if insn.op == Op.VX and insn.link:
+            s["vx_link"]("send and keep" if insn.keep else "send")
     for rules in timing.limits:
         for rule in rules:
             s["limit"](rule)

@@ -38,6 +38,7 @@ FIELDS = {
                             # RX, which issues once this one has them all, a WAIT fence=1 or
                             # HALT waits)
     "fence":     (5, 1),    # WAIT: 1 also waits until every received vector has landed
+    "keep":      (6, 1),    # VX with link=1: 1 also writes each row to SRAM (send and keep)
     "bank":      (8, 8),    # LW/MM: bank read; VX: first bank written
     "base":      (16, 16),  # LW/MM: first address read; VX: first address written
     "stride":    (32, 16),  # address step, wraps at the bank's end; 0 repeats one word
@@ -55,7 +56,7 @@ FIELDS = {
 OP_FIELDS = {
     Op.LW: ("bank", "base", "stride", "wbuf"),
     Op.MM: ("bank", "base", "stride", "count", "acc_base", "wbuf", "accumulate"),
-    Op.VX: ("bank", "base", "stride", "count", "acc_base", "quant", "prow", "link"),
+    Op.VX: ("bank", "base", "stride", "count", "acc_base", "quant", "prow", "link", "keep"),
     Op.RX: ("bank", "base", "stride", "count", "early"),
     Op.WAIT: ("count", "fence"),
     Op.HALT: (),
@@ -77,11 +78,12 @@ class Insn:
     link: int = 0
     early: int = 0
     fence: int = 0
+    keep: int = 0
 
     def __str__(self):
         name = Op.NAMES.get(self.op, f"op{self.op}")
         args = ", ".join(f"{f}={getattr(self, f)}" for f in OP_FIELDS.get(self.op, ())
-                         if f not in ("link", "early", "fence") or getattr(self, f))
+                         if f not in ("link", "early", "fence", "keep") or getattr(self, f))
         return f"{name} {args}".strip()
 
 
@@ -122,6 +124,8 @@ def _problem(insn, config):
         return f"prow must be < param_depth {config.param_depth}"
     if insn.op == Op.VX and insn.link and not insn.quant:
         return "link=1 sends int8 rows: it needs quant=1"
+    if insn.op == Op.VX and insn.keep and not insn.link:
+        return "keep=1 also keeps the rows it sends: it needs link=1"
     if insn.op == Op.RX and not 1 <= insn.count <= config.depth:
         return f"count must be in [1, {config.depth}]"
     return ""

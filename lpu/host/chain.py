@@ -21,7 +21,7 @@ A layer can also be split by output channels (whole N tiles) between two neighbo
 (:func:`place_parts`, rules in :func:`split_ok`): the head tile computes the first N tiles,
 the tail tile the rest. Both need the layer's input: for the first layer the host loads it
 into both; otherwise the head tile computed the layer before it and sends that layer's
-output east too (each of its VXs doubled, ``link=1``), while keeping it for its own part.
+output east too (its VXs ``link=1, keep=1``: each row sent and written), for its own part.
 The tail tile receives, in one RX, the layer's input and then the head's columns (``recv``
 words after the input in ``A_BANK``), and computes the next layer from those and its own
 columns (its MMs read each K tile where it lies). When the split layer is the chain's last,
@@ -311,7 +311,7 @@ def _stage_run(cfg, parts, plans, n_layers):
                 if j < J - 1:
                     insn = replace(insn, bank=INTER_BANK, base=insn.base + regions[j % 2])
                     if head and j == J - 2:             # the split layer's input, sent too
-                        program.append(replace(insn, link=1))
+                        insn = replace(insn, link=1, keep=1)
                 elif last:
                     insn = replace(insn, base=insn.base + result_base)
                     result_pcs.add(len(program))

@@ -153,7 +153,7 @@ def sample_program(config, program, timing):
             s["rx_bank"](insn.bank)
             s["rx_stride"](stride_kind(insn.stride))
             s["rx_early"]("early" if insn.early else "ordinary")
-    for pc, arrivals in timing.rx.items():
+    for arrivals in timing.rx.values():
         if any(timing.sram_write_banks.get(c) for c in arrivals):
             s["rx_beside_vx"]("a VX writes another bank on the cycle")
     for pair in bank_overlaps(config, program, timing):

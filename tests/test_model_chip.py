@@ -102,10 +102,34 @@ def test_races_are_refused_with_tile_instruction_and_cycle():
     assert msg.startswith("tile 1: race: sends a vector east on cycle ")
 
 
+def test_vx_keep_sends_and_writes():
+    """VX ``link=1, keep=1``: every row goes east (``last_link``) and into SRAM, on the cycle
+    and with the bytes a ``link=0`` VX writes; ``link=1`` alone leaves SRAM as it was."""
+    cfg = preset("tiny")
+    rng = np.random.default_rng(8)
+    A, layers = _chain(rng, cfg, M=6, n_layers=1)
+    run = compile_gemm(cfg, A, *layers[0]).runs[0]
+    outs = {}
+    for link, keep in ((0, 0), (1, 1), (1, 0)):
+        tile = TileModel(cfg)
+        load_run(tile, run)
+        prog = [replace(i, link=link, keep=keep) if i.op == Op.VX else i for i in run.program]
+        tile.run(prog)
+        outs[link, keep] = (tile.read_sram(2, run.out_base, run.n_tiles * run.m_count),
+                            tile.last_timing.sram_writes, tile.last_link)
+    words, writes, _ = outs[0, 0]
+    assert np.array_equal(outs[1, 1][0], words) and outs[1, 1][1] == writes
+    assert [c for c, _ in outs[1, 1][2]] == writes
+    assert np.array_equal(np.array([v for _, v in outs[1, 1][2]]), words)
+    assert not outs[1, 0][0].any() and outs[1, 0][1] == [] and outs[1, 0][2][0][0] == writes[0]
+
+
 def test_isa_and_config_checks():
     cfg = preset("tiny")
     with pytest.raises(ProgramError, match="link=1 sends int8 rows: it needs quant=1"):
         validate_program([Insn(Op.VX, count=1, link=1), Insn(Op.HALT)], cfg)
+    with pytest.raises(ProgramError, match="keep=1 also keeps the rows it sends: it needs link=1"):
+        validate_program([Insn(Op.VX, count=1, quant=1, keep=1), Insn(Op.HALT)], cfg)
     with pytest.raises(ProgramError, match=r"count must be in \[1, 256\]"):
         validate_program([Insn(Op.RX, count=257), Insn(Op.HALT)], cfg)
     validate_program([Insn(Op.RX, count=256), Insn(Op.HALT)], cfg)

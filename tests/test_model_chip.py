@@ -265,18 +265,24 @@ def _reference(A, layers):
     return A
 
 
+def _random_shapes(seed, max_layers, count=40):
+    """(a ``tiny`` chip of 1 to 4 tiles, layers of random shapes: only their shapes matter)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        n, tiles = int(rng.integers(1, max_layers + 1)), int(rng.integers(1, 5))
+        shapes = [(int(rng.integers(1, 20)), int(rng.integers(1, 20))) for _ in range(n)]
+        yield (replace(preset("tiny"), tiles=tiles),
+               [(np.zeros(s), None, None) for s in shapes])
+
+
 def test_place_layers_is_the_optimum():
     """``place_layers``: consecutive groups, one per tile, whose busiest tile has the least
     predicted time (its weight tiles, and the ones the tile before it works through while it
     sends its last layer's N tiles but the last): against every way to cut the chain."""
     from itertools import combinations
     from lpu.host.chain import place_layers
-    rng = np.random.default_rng(11)
-    for _ in range(40):
-        n, tiles = int(rng.integers(1, 8)), int(rng.integers(1, 5))
-        cfg = replace(preset("tiny"), tiles=tiles)
-        shapes = [(int(rng.integers(1, 20)), int(rng.integers(1, 20))) for _ in range(n)]
-        layers = [(np.zeros(s), None, None) for s in shapes]
+    for cfg, layers in _random_shapes(11, max_layers=7):
+        n, tiles, shapes = len(layers), cfg.tiles, [B.shape for B, _, _ in layers]
         if n < tiles:
             with pytest.raises(CompileError, match="at least one layer per tile"):
                 place_layers(cfg, layers)
@@ -367,12 +373,7 @@ def test_place_parts_is_the_optimum():
     cut), one whose busiest tile has the fewest weight tiles; none when no such placement
     exists, with a one-line error."""
     from lpu.host.chain import all_placements, part_cost, place_parts
-    rng = np.random.default_rng(12)
-    for _ in range(40):
-        n, tiles = int(rng.integers(1, 5)), int(rng.integers(1, 5))
-        cfg = replace(preset("tiny"), tiles=tiles)
-        shapes = [(int(rng.integers(1, 20)), int(rng.integers(1, 20))) for _ in range(n)]
-        layers = [(np.zeros(s), None, None) for s in shapes]
+    for cfg, layers in _random_shapes(12, max_layers=4):
         every = list(all_placements(cfg, layers))
         if not every:
             with pytest.raises(CompileError, match="no placement"):

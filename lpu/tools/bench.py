@@ -410,7 +410,37 @@ def scaling(name="default", batch=64, width=32, tile_counts=(1, 2, 4, 8), clock_
         _log(f"  {model}: " + ", ".join(f"{n} tile(s) {r['inferences_per_s']:.0f}/s, "
                                         f"efficiency {r['efficiency'] * 100:.0f} %"
                                         for n, r in rows.items()))
+    out["digits_cnn"] = _cnn_scaling(base, batch, tile_counts, clock_mhz)
     return out, out_picture
+
+
+def _cnn_scaling(cfg, batch, tile_counts, clock_mhz):
+    """The digits CNN: on one tile (``lpu run``, the host between its layers: its tile
+    cycles), and on a chip the compiler's refusal (a convolution's input needs an on-chip
+    im2col gather, and MAX_POOL_2D is no tile operation)."""
+    from ..host.chain import network_layers
+    from ..host.compiler import CompileError
+    from ..host.network import load_model, run_network
+    from ..host.runtime import network_gemm, network_report
+    net = load_model(MODELS / "digits_cnn.tflite")
+    x = np.load(MODELS / "digits_cnn.inputs.npy")
+    x = np.resize(x, (batch,) + x.shape[1:])
+    _, records = run_network(net, x, network_gemm(cfg, "model"))
+    cyc = sum(layer["cycles"] for layer in network_report(cfg, records, batch, clock_mhz)["layers"]
+              if layer["where"] == "tile")
+    out = {"1": {"cycles": cyc, "inferences_per_s": batch * clock_mhz * 1e6 / cyc,
+                 "efficiency": 1.0, "batch": batch}}
+    for n in tile_counts:
+        if n > 1:
+            try:
+                network_layers(net, "single")
+            except CompileError as e:
+                out[str(n)] = {"unsupported": str(e)}
+            else:
+                raise RuntimeError("the digits CNN compiles for a chip now: measure it")
+    _log(f"  digits_cnn: 1 tile {out['1']['inferences_per_s']:.0f}/s; on a chip: "
+         f"{out[str(max(tile_counts))].get('unsupported', '')}")
+    return out
 
 
 def regression_times():

@@ -96,7 +96,7 @@ def plot_bench(results, out_dir):
     if scal:
         fig, ax = plt.subplots(figsize=(7, 3.2))
         for model, rows in scal.items():
-            ns = sorted(int(n) for n in rows)
+            ns = sorted(int(n) for n, r in rows.items() if "efficiency" in r)   # (measured)
             ax.plot(ns, [100 * rows[str(n)]["efficiency"] for n in ns], marker="o", label=model)
         ax.set_xlabel("tiles")
         ax.set_ylabel("scaling efficiency, %")

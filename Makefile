@@ -19,14 +19,15 @@ NETLIST ?=
 CLUSTER_BUILDS ?=
 BOARD  ?= icebreaker
 
-.PHONY: help install sim test verilog lint bench bitstream mutate formal coverage plots clean distclean configs iverilog ccache fst-headers
+.PHONY: help install sim test verilog lint bench bench-rtl bitstream mutate formal coverage plots clean distclean configs iverilog ccache fst-headers
 
 help:
 	@echo "make sim      cocotb regression over every preset (CONFIG= TEST= SEED= SEEDS= WAVES=1 SIM= SHARD=i/n CLUSTER= NETLIST=board)"
 	@echo "make test     the whole test suite (model, lint, CLI, simulations)"
 	@echo "make verilog  generated Verilog in build/verilog/<preset>/ (CONFIG=preset)"
 	@echo "make lint     verilator --lint-only -Wall on the generated Verilog"
-	@echo "make bench    simulation speed vs native Verilator, utilisation, model speed"
+	@echo "make bench    simulation speed vs native Verilator, utilisation, model speed, scaling"
+	@echo "make bench-rtl the autoencoder's 4-tile pipeline on the model and the RTL (~20 min)"
 	@echo "make mutate   mutation score of the regression (MUTANTS= SEED= CONFIG= JOBS= CLUSTER=)"
 	@echo "make coverage source-line coverage of rtl/ by the testbenches (CONFIG= TEST= JOBS=)"
 	@echo "make plots    redraw every plot whose results exist into docs/plots/ (the README's figures)"
@@ -113,6 +114,9 @@ formal: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/lpu bench
+
+bench-rtl: $(STAMP) ccache
+	$(BIN)/lpu bench --rtl-scaling
 
 clean:
 	rm -rf build sim_build .pytest_cache

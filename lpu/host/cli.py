@@ -114,7 +114,10 @@ def cmd_plots(args):
 
 
 def cmd_bench(args):
-    from ..tools.bench import run_bench
+    from ..tools.bench import run_bench, scaling_on_rtl
+    if args.rtl_scaling:
+        scaling_on_rtl()
+        return 0
     run_bench(presets=args.config.split(","), with_levers=not args.quick,
               with_regression=not args.quick)
     return 0
@@ -227,6 +230,8 @@ def build_parser():
     s = sub.add_parser("bench", help="measure simulation speed, utilisation, model speed")
     s.add_argument("--config", default="default,large")
     s.add_argument("--quick", action="store_true", help="skip the levers and regression timing")
+    s.add_argument("--rtl-scaling", action="store_true",
+                   help="only the autoencoder's 4-tile pipeline on the model and the RTL")
     s.set_defaults(fn=cmd_bench)
 
     s = sub.add_parser("plots", help="redraw every plot whose results exist (make plots)")

@@ -443,6 +443,44 @@ def _cnn_scaling(cfg, batch, tile_counts, clock_mhz):
     return out
 
 
+def scaling_on_rtl(tiles=4, batch=256, sub_rows=16):
+    """The autoencoder's pipeline on ``tiles`` tiles of :func:`ae_tile` (the placement
+    ``pipeline_chains`` would weigh, split layers included: ``place_parts``; ``batch`` rows
+    in sub-chunks of ``sub_rows``, one chip run) on the model and on the RTL (Verilator,
+    ``rtl.chip.LpuChip``): the bytes and every tile's counters must be equal. Writes
+    ``build/bench/rtl_scaling.json`` (``make bench-rtl``; about 20 minutes, most of it
+    building the chip)."""
+    from dataclasses import replace
+    from ..host.chain import (compile_pipeline, network_layers, place_parts,
+                              run_chain_on_model, run_chains_on_sim)
+    from ..host.network import load_model
+    net = load_model(MODELS / "anomaly_ae.tflite")
+    x = np.load(MODELS / "anomaly_ae.inputs.npy")
+    A = np.resize(x, (batch,) + x.shape[1:]).reshape(batch, -1)
+    layers = [(B, bias, q) for _, B, bias, q in network_layers(net, "single")]
+    cfg = replace(ae_tile(), tiles=tiles)
+    chain = compile_pipeline(cfg, A, layers, sub_rows, -(-batch // sub_rows),
+                             place_parts(cfg, layers))
+    want, want_counters, _ = run_chain_on_model(cfg, chain)
+    t0 = time.perf_counter()
+    (got, counters, _), = run_chains_on_sim(cfg, [chain], timeout=5400)
+    seconds = time.perf_counter() - t0
+    if not np.array_equal(got, want) or counters != want_counters:
+        raise RuntimeError(f"the autoencoder on {tiles} tiles: the RTL differs from the model "
+                           f"(counters {counters} != {want_counters})")
+    one = _one_tile_cycles(ae_tile(), A, layers)
+    res = {"tiles": tiles, "batch": batch, "placement": chain.describe(cfg),
+           "interval": chain.interval, "cycles": chain.cycles,
+           "rtl_cycles": max(c["cycles"] for c in counters), "one_tile_cycles": one,
+           "efficiency": one / (tiles * chain.cycles), "sim_s": seconds}
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "rtl_scaling.json").write_text(json.dumps(res, indent=2))
+    _log(f"autoencoder on {tiles} tiles ({res['placement']}): model and RTL "
+         f"{res['cycles']} cycles, the same bytes and counters; efficiency "
+         f"{res['efficiency'] * 100:.1f} %")
+    return res
+
+
 def regression_times():
     """`make sim` (SEEDS=1, to keep the bench short) with an empty and then a warm cache; then,
     warm, on local processes and on a Dask LocalCluster with as many workers, alternated

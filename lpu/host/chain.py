@@ -143,10 +143,12 @@ def place_layers(cfg, layers):
 def stage_costs(cfg, layers):
     """Per layer: its weight tiles, and those of all its N tiles but the last (what
     :func:`place_layers` weighs)."""
-    L = cfg.lanes
-    kt = [-(-np.shape(B)[0] // L) for B, _, _ in layers]
-    nt = [-(-np.shape(B)[1] // L) for B, _, _ in layers]
+    kt, nt = _k_tiles(cfg, layers), _n_tiles(cfg, layers)
     return [k * n for k, n in zip(kt, nt)], [k * (n - 1) for k, n in zip(kt, nt)]
+
+
+def _k_tiles(cfg, layers):
+    return [-(-np.shape(B)[0] // cfg.lanes) for B, _, _ in layers]
 
 
 def _n_tiles(cfg, layers):
@@ -190,7 +192,8 @@ def _group(positions, NT):
 
 def part_cost(cfg, layers, parts):
     """A tile's predicted time per input row, in weight tiles: ``ceil(K/L)`` per N tile."""
-    return sum(-(-np.shape(layers[j][0])[0] // cfg.lanes) * (e - a) for j, a, e in parts)
+    kt = _k_tiles(cfg, layers)
+    return sum(kt[j] * (e - a) for j, a, e in parts)
 
 
 def place_parts(cfg, layers):
@@ -202,7 +205,7 @@ def place_parts(cfg, layers):
     :func:`_pipelined_runs`, does not pay for the spread of the sends before it.)"""
     T = cfg.tiles
     pos, NT = _positions(cfg, layers)
-    KT = [-(-np.shape(B)[0] // cfg.lanes) for B, _, _ in layers]
+    KT = _k_tiles(cfg, layers)
     pre = [0]
     for j, _ in pos:
         pre.append(pre[-1] + KT[j])

@@ -346,6 +346,18 @@ def ae_tile():
     return replace(preset("large"), depth=16384, imem_depth=32768, param_depth=128)
 
 
+def _fixture(stem, rows):
+    """A committed network fixture as a chain: its inputs repeated to ``rows`` (flattened)
+    and its layers ``(B, bias, quant)``."""
+    from ..host.chain import network_layers
+    from ..host.network import load_model
+    net = load_model(MODELS / f"{stem}.tflite")
+    x = np.load(MODELS / f"{stem}.inputs.npy")
+    x = np.resize(x, (rows,) + x.shape[1:])        # the fixture's inputs, repeated
+    return x.reshape(rows, -1), [(B, bias, q) for _, B, bias, q in
+                                 network_layers(net, "single")]
+
+
 def scaling(name="default", batch=64, width=32, tile_counts=(1, 2, 4, 8), clock_mhz=25.0,
             ae_batch=256):
     """``scaling.<model>.<tiles>``: a chain of quantised layers pipelined over a chip of
@@ -360,8 +372,6 @@ def scaling(name="default", batch=64, width=32, tile_counts=(1, 2, 4, 8), clock_
     autoencoder fixture (10 layers, batch ``ae_batch``, on :func:`ae_tile`). Also returns
     the MLP's pipeline picture data (``lpu.tools.plots.pipeline_bars``)."""
     from dataclasses import replace
-    from ..host.chain import network_layers
-    from ..host.network import load_model
     base = preset(name)
     rng = np.random.default_rng(0)
     nets = {}
@@ -374,14 +384,8 @@ def scaling(name="default", batch=64, width=32, tile_counts=(1, 2, 4, 8), clock_
         nets[f"chain{width}x{n}"] = (rng.integers(-128, 128, (batch, width), dtype=np.int8),
                                      layers, [n], base)
 
-    def fixture(stem, rows):
-        net = load_model(MODELS / f"{stem}.tflite")
-        x = np.load(MODELS / f"{stem}.inputs.npy")
-        x = np.resize(x, (rows,) + x.shape[1:])        # the fixture's inputs, repeated
-        return x.reshape(rows, -1), [(B, bias, q) for _, B, bias, q in
-                                     network_layers(net, "single")]
-    nets["digits_mlp"] = fixture("digits_mlp", batch) + ([2, 3], base)
-    nets["anomaly_ae"] = fixture("anomaly_ae", ae_batch) + (
+    nets["digits_mlp"] = _fixture("digits_mlp", batch) + ([2, 3], base)
+    nets["anomaly_ae"] = _fixture("anomaly_ae", ae_batch) + (
         [n for n in tile_counts if n > 1], ae_tile())
     out = {}
     for model, (A, layers, counts, cfg1) in nets.items():
@@ -451,13 +455,9 @@ def scaling_on_rtl(tiles=4, batch=256, sub_rows=16):
     ``build/bench/rtl_scaling.json`` (``make bench-rtl``; about 20 minutes, most of it
     building the chip)."""
     from dataclasses import replace
-    from ..host.chain import (compile_pipeline, network_layers, place_parts,
-                              run_chain_on_model, run_chains_on_sim)
-    from ..host.network import load_model
-    net = load_model(MODELS / "anomaly_ae.tflite")
-    x = np.load(MODELS / "anomaly_ae.inputs.npy")
-    A = np.resize(x, (batch,) + x.shape[1:]).reshape(batch, -1)
-    layers = [(B, bias, q) for _, B, bias, q in network_layers(net, "single")]
+    from ..host.chain import (compile_pipeline, place_parts, run_chain_on_model,
+                              run_chains_on_sim)
+    A, layers = _fixture("anomaly_ae", batch)
     cfg = replace(ae_tile(), tiles=tiles)
     chain = compile_pipeline(cfg, A, layers, sub_rows, -(-batch // sub_rows),
                              place_parts(cfg, layers))

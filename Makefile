@@ -90,7 +90,7 @@ lint: $(STAMP)
 	$(BIN)/lpu lint $(if $(CONFIG),--config $(CONFIG))
 
 bitstream: $(STAMP)
-	$(BIN)/lpu bitstream --board $(BOARD) $(if $(filter 1 yes true,$(SYNTH_ONLY)),--synth-only)
+	$(BIN)/lpu bitstream --board $(BOARD) $(if $(filter 1 yes true,$(SYNTH_ONLY)),--synth-only) $(if $(MHZ),--mhz $(MHZ))
 
 # mutation testing of the tile: build/mutate/report.{json,md}
 MUTANTS ?= 40

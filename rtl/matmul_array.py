@@ -5,7 +5,18 @@ from amaranth.lib.wiring import In, Out
 from .delay import delay
 from .interfaces import activation_port_signature, vector_layout, weight_port_signature
 
-__all__ = ["MatmulArray"]
+__all__ = ["MatmulArray", "lut_product"]
+
+
+def lut_product(a, w):
+    """``a * w`` for signed 8-bit ``a`` and ``w``, as a balanced tree of shifted, selected
+    copies of ``a`` (the top bit of ``w`` weighs ``-2**7``): no multiplier cell, so synthesis
+    builds it from logic instead of a DSP block."""
+    terms = [Mux(w[i], a << i, 0) for i in range(7)] + [-Mux(w[7], a << 7, 0)]
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
 
 
 class MatmulArray(wiring.Component):
@@ -29,6 +40,11 @@ class MatmulArray(wiring.Component):
     r_valid, r_data, r_tag : Out
         ``r_data[n] = sum_k a[k] * W[k][n]`` (int32) for the activation that entered
         ``latency`` cycles earlier.
+
+    Each PE registers its product before adding it to the partial sum from the north (one
+    cycle of ``latency`` for every column alike); the last ``config.lut_products`` PEs (in row
+    order) build their product from logic (:func:`lut_product`), the others leave it to
+    synthesis (a DSP block where the FPGA has one).
 
     Timing contract: PE(k, n) uses its weight at cycle ``t + k + n`` for an activation entering
     at ``t``, and sees a weight write of cycle ``c`` from cycle ``c + 1`` on. Rewriting a row
@@ -74,8 +90,13 @@ class MatmulArray(wiring.Component):
                 a_reg = Signal(signed(8), name=f"a_{k}_{n}")
                 s_reg = Signal(name=f"s_{k}_{n}")
                 p_reg = Signal(psum_shape, name=f"p_{k}_{n}")
+                product = Signal(signed(16), name=f"m_{k}_{n}")
                 weight = Mux(s_east[k][n], w1, w0)
-                m.d.sync += p_reg.eq(p_south[n] + a_east[k][n] * weight)
+                in_logic = k * L + n >= L * L - self.config.lut_products
+                m.d.sync += [
+                    product.eq(lut_product(a_east[k][n], weight) if in_logic
+                               else a_east[k][n] * weight),
+                    p_reg.eq(p_south[n] + product)]
                 if n + 1 < L:           # the last column passes nothing east
                     m.d.sync += [a_reg.eq(a_east[k][n]), s_reg.eq(s_east[k][n])]
                     a_east[k][n + 1] = a_reg

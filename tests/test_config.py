@@ -25,8 +25,8 @@ def test_boards_are_built_from_their_presets():
     from lpu.contract.config import BOARD_PRESETS
     from lpu.tools.fpga import BOARDS
     assert set(BOARDS) == set(BOARD_PRESETS)
-    for board, (cfg, _baud) in BOARDS.items():
-        assert cfg is PRESETS[board]
+    for board, b in BOARDS.items():
+        assert b.config is PRESETS[board]
 
 
 @pytest.mark.parametrize("field,value,message", [

@@ -31,6 +31,8 @@ _RANGES = {
     "tiles":      (1, 16, False, "tiles in a row on a chip (rtl.chip.LpuChip)"),
     "link_latency": (1, 64, False, "cycles a vector takes on the stream link between two "
                                    "neighbouring tiles"),
+    "lut_products": (0, 4096, False, "products of the MXM built from logic rather than left "
+                                     "to a DSP block (an FPGA with fewer DSPs than lanes**2)"),
 }
 
 
@@ -50,6 +52,7 @@ class LpuConfig:
     vxm_passes: int = 1
     tiles: int = 1
     link_latency: int = 1
+    lut_products: int = 0
 
     def __post_init__(self):
         for f in fields(self):
@@ -66,6 +69,10 @@ class LpuConfig:
             raise ConfigError(f"config field 'vxm_passes' ({_RANGES['vxm_passes'][3]}) = "
                               f"{self.vxm_passes} is out of range: must be a power of two in "
                               f"[1, lanes={self.lanes}]")
+        if self.lut_products > self.lanes ** 2:
+            raise ConfigError(f"config field 'lut_products' ({_RANGES['lut_products'][3]}) = "
+                              f"{self.lut_products} is out of range: must be in [0, "
+                              f"lanes**2={self.lanes ** 2}]")
 
     # ---- derived widths -------------------------------------------------------------------
     @property
@@ -121,8 +128,9 @@ class LpuConfig:
     @property
     def mxm_latency(self):
         """Cycles from an activation vector entering the array to its result vector leaving
-        it: the skew of row ``lanes-1``, the column ripple and the de-skew of column 0."""
-        return 2 * self.lanes - 1
+        it: the skew of row ``lanes-1``, the column ripple, the de-skew of column 0 and the
+        products' register."""
+        return 2 * self.lanes
 
     @property
     def acc_read_latency(self):
@@ -157,14 +165,17 @@ class LpuConfig:
 
 PRESETS = {
     # fastest to simulate; the regression's workhorse and the Icarus cross-check. Its VXM
-    # requantises one lane per cycle, as on the iCEBreaker (UP5K: 8 DSPs)
+    # requantises one lane per cycle, as on the iCEBreaker (UP5K: 8 DSPs); 6 of its 16
+    # products are built from logic (as the large preset's beyond the ECP5-85F's DSPs)
     "tiny": LpuConfig(lanes=4, banks=4, depth=256, acc_depth=128, imem_depth=256, param_depth=16,
-                      vxm_passes=4),
+                      vxm_passes=4, lut_products=6),
     # the reference tile: every lane requantised every cycle
     "default": LpuConfig(lanes=8, banks=4, depth=512, acc_depth=256, imem_depth=512, param_depth=64),
-    # a 16x16 array: what an FPGA of ECP5-85F size can hold; the VXM does 8 lanes per cycle
+    # a 16x16 array: what an FPGA of ECP5-85F size can hold; the VXM does 8 lanes per cycle.
+    # The 85F has 156 MULT18X18D: 4 for each of the VXM's 8 32x32 multipliers, 124 for
+    # products, so 132 of the 256 products are built from logic
     "large": LpuConfig(lanes=16, banks=4, depth=1024, acc_depth=512, imem_depth=1024, param_depth=64,
-                       vxm_passes=2),
+                       vxm_passes=2, lut_products=132),
     # board presets: exactly what `make bitstream BOARD=<name>` builds, so it is linted and
     # simulated like the others. iCEBreaker (iCE40 UP5K): the smallest tile, one-lane VXM,
     # small memories

@@ -179,7 +179,9 @@ def cmd_coverage(args):
 def cmd_bitstream(args):
     from ..tools.fpga import BitstreamError, build_bitstream
     try:
-        build_bitstream(args.board, synth_only=args.synth_only)
+        if args.mhz is not None and not args.mhz > 0:
+            raise BitstreamError(f"--mhz must be > 0, got {args.mhz}")
+        build_bitstream(args.board, synth_only=args.synth_only, mhz=args.mhz)
     except BitstreamError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -265,6 +267,8 @@ def build_parser():
     s.add_argument("--board", default="icebreaker", help="icebreaker | ulx3s")
     s.add_argument("--synth-only", action="store_true",
                    help="run Yosys only and check the cells against the FPGA's capacity")
+    s.add_argument("--mhz", type=float, default=None,
+                   help="the tile's clock from the PLL (ulx3s), instead of the board's default")
     s.set_defaults(fn=cmd_bitstream)
 
     s = sub.add_parser("serve-sim", help="the simulated tile + bridge as a pseudo-terminal")

@@ -11,19 +11,28 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 from ..contract.config import BOARD_PRESETS, PRESETS
 from .simulation import BUILD
 
-__all__ = ["BOARDS", "CAPACITY", "build_bitstream", "overfull", "BitstreamError"]
+__all__ = ["BOARDS", "CAPACITY", "build_bitstream", "ecp5_pll", "overfull", "BitstreamError"]
 
 
 class BitstreamError(RuntimeError):
     pass
 
 
-# board -> (its preset, ``lpu.contract.config.PRESETS[board]``, baud rate)
-BOARDS = {board: (PRESETS[board], 115200) for board in BOARD_PRESETS}
+class Board(NamedTuple):
+    config: object          # its preset, ``lpu.contract.config.PRESETS[board]``
+    baud: int               # the serial bridge's UART
+    pll_mhz: float = None   # the tile's clock from the FPGA's PLL; None: the board oscillator
+
+
+# the ULX3S's tile and bridge run from an ECP5 PLL (EHXPLLL) fed by its 25 MHz oscillator
+BOARDS = {"icebreaker": Board(PRESETS["icebreaker"], 115200),
+          "ulx3s": Board(PRESETS["ulx3s"], 115200, pll_mhz=50.0)}
+assert set(BOARDS) == set(BOARD_PRESETS)
 
 # what each board's FPGA holds, as Yosys names the cells after synthesis (for --synth-only)
 CAPACITY = {
@@ -50,7 +59,49 @@ def _platform(board):
     return Platform()
 
 
-def _top(board, config, clk_hz, baud):
+def ecp5_pll(f_in_mhz, f_out_mhz):
+    """``EHXPLLL`` dividers giving exactly ``f_out_mhz`` on CLKOP (fed back to CLKFB) from
+    ``f_in_mhz``: (CLKI_DIV, CLKFB_DIV, CLKOP_DIV), the VCO within ECP5's 400-800 MHz and the
+    phase detector at >= 3.125 MHz (prjtrellis ``ecppll``'s limits); the lowest input divider."""
+    for clki in range(1, 129):
+        pfd = f_in_mhz / clki
+        if pfd < 3.125:
+            break
+        fb = round(f_out_mhz / pfd)
+        if not 1 <= fb <= 80 or abs(pfd * fb - f_out_mhz) > 1e-9:
+            continue
+        op = round(600 / f_out_mhz)          # the VCO nearest the middle of its range
+        if 1 <= op <= 128 and 400 <= f_out_mhz * op <= 800:
+            return clki, fb, op
+    raise BitstreamError(f"no ECP5 PLL setting gives {f_out_mhz:g} MHz exactly from "
+                         f"{f_in_mhz:g} MHz")
+
+
+def _pll_domain(m, platform, f_out_mhz):
+    """The ``sync`` domain on an ``EHXPLLL``'s CLKOP at ``f_out_mhz``, from the board's
+    oscillator; held in reset (synchronised) until the PLL locks."""
+    from amaranth import ClockDomain, Instance, Signal
+    from amaranth.lib import io
+    from amaranth.lib.cdc import ResetSynchronizer
+    f_in = platform.default_clk_frequency / 1e6
+    clki, fb, op = ecp5_pll(f_in, f_out_mhz)
+    m.domains.sync = cd = ClockDomain("sync")
+    m.submodules.osc = osc = io.Buffer("i", platform.request(platform.default_clk, dir="-"))
+    locked = Signal()
+    m.submodules.pll = Instance(
+        "EHXPLLL", a_FREQUENCY_PIN_CLKI=f"{f_in:g}", a_FREQUENCY_PIN_CLKOP=f"{f_out_mhz:g}",
+        p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+        p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_CLKOP_ENABLE="ENABLED",
+        p_CLKI_DIV=clki, p_CLKFB_DIV=fb, p_CLKOP_DIV=op, p_CLKOP_CPHASE=(op - 1) // 2,
+        p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
+        i_CLKI=osc.i, i_CLKFB=cd.clk, i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0,
+        i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0,
+        o_CLKOP=cd.clk, o_LOCK=locked)
+    m.submodules.reset = ResetSynchronizer(~locked, domain="sync")
+    platform.add_clock_constraint(cd.clk, f_out_mhz * 1e6)
+
+
+def _top(board, config, clk_hz, baud, pll_mhz=None):
     from amaranth import Elaboratable, Module
     from amaranth.lib import io
     from rtl.board import LpuBoard
@@ -58,6 +109,8 @@ def _top(board, config, clk_hz, baud):
     class Top(Elaboratable):
         def elaborate(self, platform):
             m = Module()
+            if pll_mhz is not None:
+                _pll_domain(m, platform, pll_mhz)
             m.submodules.board = b = LpuBoard(config, divisor=round(clk_hz / baud))
             uart = platform.request("uart", 0, dir="-")
             m.submodules.rx = rx = io.Buffer("i", uart.rx)
@@ -110,10 +163,12 @@ def _synthesise(board, config, plan, build_dir, t0, out):
 
 def _parse_report(board, log, clk_hz):
     util = _utilisation(log)
-    fmax = re.findall(r"Max frequency for clock\s+'[^']*':\s+([\d.]+) MHz", log)
-    if not fmax:
+    # nextpnr reports each clock after placement, then after routing: the last line counts
+    clocks = {name: float(f) for name, f in
+              re.findall(r"Max frequency for clock\s+'([^']*)':\s+([\d.]+) MHz", log)}
+    if not clocks:
         raise BitstreamError("nextpnr reported no Fmax: see the build log")
-    fmax = float(fmax[-1])          # nextpnr reports after placement, then after routing
+    fmax = min(clocks.values())     # the tile's clock (the oscillator's drives only the PLL)
     pick = (lambda *keys: next((util[k] for k in keys if k in util), None))
     return {
         "logic": pick("ICESTORM_LC", "TRELLIS_COMB"), "ff": pick("TRELLIS_FF", "ICESTORM_LC"),
@@ -143,9 +198,10 @@ def _synth_report(board, cells):
     return {k: [n, CAPACITY[board][k]] for k, n in use.items()}
 
 
-def build_bitstream(board, out=print, synth_only=False):
+def build_bitstream(board, out=print, synth_only=False, mhz=None):
     """Build ``board``'s bitstream (or, with ``synth_only``, run Yosys only and check the
-    synthesised cells against the FPGA's capacity); returns the report."""
+    synthesised cells against the FPGA's capacity); returns the report. ``mhz``: the PLL's
+    clock instead of the board's (a board with a PLL only)."""
     if board not in BOARDS:
         raise BitstreamError(f"unknown board '{board}' (choose: {', '.join(BOARDS)})")
     bindir = Path(sys.executable).parent              # the venv's scripts, even off PATH
@@ -154,14 +210,18 @@ def build_bitstream(board, out=print, synth_only=False):
         if path is None:
             raise BitstreamError(f"'{tool}' not found: run 'make install'")
         os.environ.setdefault(var, path)
-    config, baud = BOARDS[board]
+    config, baud, pll_mhz = BOARDS[board]
+    if mhz is not None:
+        if pll_mhz is None:
+            raise BitstreamError(f"the {board} tile runs from the board's clock: no --mhz")
+        pll_mhz = mhz
     platform = _platform(board)
-    clk_hz = platform.default_clk_frequency
+    clk_hz = platform.default_clk_frequency if pll_mhz is None else pll_mhz * 1e6
     build_dir = BUILD / "fpga" / (board + ("-synth" if synth_only else ""))
     shutil.rmtree(build_dir, ignore_errors=True)
     t0 = time.monotonic()
     opts = {"synth_opts": "-dsp"} if board == "icebreaker" else {}
-    plan = platform.build(_top(board, config, clk_hz, baud), name="lpu", build_dir=str(build_dir),
+    plan = platform.build(_top(board, config, clk_hz, baud, pll_mhz), name="lpu", build_dir=str(build_dir),
                           do_program=False, do_build=False, **opts)
     if synth_only:
         return _synthesise(board, config, plan, build_dir, t0, out)

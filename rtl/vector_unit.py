@@ -4,6 +4,8 @@ from amaranth.lib.wiring import In, Out
 
 from lpu.contract.isa import ROUNDING, param_fields
 
+from .delay import delay
+
 __all__ = ["VectorUnit", "vxm_params_layout"]
 
 
@@ -29,10 +31,22 @@ class VectorUnit(wiring.Component):
       + zero_point, act_min, act_max)`` in the row's rounding (``rounding``: single or
       double, ``lpu.contract.isa.ROUNDING``), exactly as ``model.vxm.requantize``.
 
-    Stages (one register each): bias add (and double's left shift) | one exact 32x32
-    multiply for both roundings | single: add 2**(t-1) and shift right by t = 31 - shift;
-    double: the rounding high half | double's rounding right shift, zero point, clamp (into
-    the output lanes of the pass).
+    Twelve register stages, each with at most one carry chain, barrel shifter or DSP
+    multiply between registers (so the tile keeps a fast clock), then the output lanes:
+
+    1. ``x = acc + bias`` (wraps); the shift amounts of both roundings
+    2. the multiplier's operand: ``x`` (single) or ``x << left`` (double, wraps)
+    3. four 17 x 17 partial products of the exact 32 x 32 multiply (one DSP block each)
+    4-6. their sum, the 64-bit product, in three adds
+    7. plus the rounding's addend: ``2**(t-1)`` (single, ``t = 31 - shift``) or double's
+       ``+-2**30`` (one adder for both)
+    8. shifted right by ``t`` (single) or 31 (double), with double's round-toward-zero
+       correction bit beside it
+    9. plus the correction
+    10. single: saturated to 34 bits; double: SRDHM's one overflow case
+    11. double's rounding right shift: the shifted value and its round-up bit (single passes)
+    12. plus the round-up bit and the zero point
+    13. clamped into this pass's output lanes.
     """
 
     def __init__(self, config):
@@ -68,82 +82,80 @@ class VectorUnit(wiring.Component):
         mult_in = lanes_of_pass(p.multiplier, 32)
         shift_in = lanes_of_pass(p.shift, 8)
 
-        v = [Signal(name=f"valid{i}") for i in range(3)]
-        q = [Signal(name=f"quant{i}") for i in range(4)]
-        k = [Signal(cfg.vxm_pass_bits, name=f"pass{i}") for i in range(3)]   # pass of each stage
-        m.d.sync += [v[0].eq(self.i_valid), q[0].eq(self.i_quant), k[0].eq(self.i_pass)]
-        m.d.sync += [v[i].eq(v[i - 1]) for i in (1, 2)]
-        m.d.sync += [k[i].eq(k[i - 1]) for i in (1, 2)]
-        m.d.sync += [q[i].eq(q[i - 1]) for i in range(1, 4)]
-        zp = [Signal(signed(8), name=f"zp{i}") for i in range(3)]
-        lo = [Signal(signed(8), name=f"amin{i}") for i in range(3)]
-        hi = [Signal(signed(8), name=f"amax{i}") for i in range(3)]
-        m.d.sync += [zp[0].eq(p.zero_point), lo[0].eq(p.act_min), hi[0].eq(p.act_max)]
-        for i in (1, 2):
-            m.d.sync += [zp[i].eq(zp[i - 1]), lo[i].eq(lo[i - 1]), hi[i].eq(hi[i - 1])]
-        # the vector is complete when its last pass leaves stage 4
-        m.d.sync += self.o_valid.eq(v[2] & (k[2] == P - 1))
-        m.d.comb += self.o_quant.eq(q[3])
-        # the row's rounding, through the stages with the data (ROUNDING: 0 single, 1 double)
-        single = [Signal(name=f"single{i}") for i in range(3)]
-        m.d.sync += single[0].eq(p.rounding == ROUNDING["single"])
-        m.d.sync += [single[i].eq(single[i - 1]) for i in (1, 2)]
+        N = self.latency - P               # register stages before the output lanes
+
+        def stage(value, name, i=1):
+            """``value`` registered ``i`` times: the same thing ``i`` stages later."""
+            return delay(m, value, i, name=name)
+
+        # carried beside the data: pass number, mode, the row's shared parameters
+        valid = stage(self.i_valid, "valid", N)
+        k = stage(self.i_pass, "pass", N)
+        m.d.comb += self.o_quant.eq(stage(self.i_quant, "quant", N + 1))
+        zp = stage(p.zero_point, "zp", N - 1)
+        lo = stage(p.act_min, "amin", N)
+        hi = stage(p.act_max, "amax", N)
+        single1 = stage(p.rounding == ROUNDING["single"], "single")    # from stage 1 on
+        # the vector is complete when its last pass leaves the last stage
+        m.d.sync += self.o_valid.eq(valid & (k == P - 1))
         for j in range(G):
-            # stage 1: x = acc + bias (wraps); the multiplier's operand: x itself (single) or
-            # x << left (double, wraps); the shift amounts of both roundings
-            x = Signal(signed(32), name=f"x{j}")
-            xs = Signal(signed(32), name=f"xs{j}")
-            mult1 = Signal(signed(32), name=f"mult{j}")
-            right = [Signal(5, name=f"right{j}_{i}") for i in range(3)]
-            total = [Signal(6, name=f"total{j}_{i}") for i in range(2)]   # single: t = 31 - shift
-            half = [Signal(6, name=f"half{j}_{i}") for i in range(2)]     # t - 1
             shift = shift_in[j]
-            left = Mux(shift > 0, shift, 0)[:5]
-            biased = (data_in[j] + bias_in[j])[:32]
-            m.d.sync += [
-                x.eq(biased),
-                xs.eq(Mux(p.rounding == ROUNDING["single"], biased, (biased << left)[:32])),
-                mult1.eq(mult_in[j]),
-                right[0].eq(Mux(shift < 0, -shift, 0)[:5]),
-                total[0].eq(31 - shift), half[0].eq(30 - shift),
-            ]
-            m.d.sync += [right[i].eq(right[i - 1]) for i in (1, 2)]
-            m.d.sync += [total[1].eq(total[0]), half[1].eq(half[0])]
-            # stage 2: the exact 64-bit product (shared by both roundings), and the one case
-            # SRDHM saturates
-            prod = Signal(signed(64), name=f"prod{j}")
-            ovf = Signal(name=f"ovf{j}")
-            m.d.sync += [prod.eq(xs * mult1),
-                         ovf.eq((xs == -(1 << 31)) & (mult1 == -(1 << 31)))]
-            # stage 3, double: round(prod / 2**31), ties away from zero (nudge, C division)
-            t = Signal(signed(66), name=f"t{j}")
-            m.d.comb += t.eq(prod + Mux(prod >= 0, 1 << 30, 1 - (1 << 30)))
-            quotient = (t >> 31) + ((t < 0) & (t[:31] != 0))
-            high = Mux(ovf, (1 << 31) - 1, quotient[:32].as_signed())
-            # stage 3, single: (prod + 2**(t-1)) >> t, t = 31 - shift in [1, 62], saturated to
-            # 34 bits (anything beyond clamps the same way after the zero point)
-            nudged = Signal(signed(66), name=f"nudged{j}")
-            m.d.comb += nudged.eq(prod + (Const(1, 63) << half[1])[:63])
-            scaled = Signal(signed(66), name=f"scaled{j}")
-            m.d.comb += scaled.eq(nudged >> total[1])
+            # 1: x = acc + bias; the shift amounts (double: left, right; single: t, t - 1)
+            x = stage((data_in[j] + bias_in[j])[:32].as_signed(), f"x{j}")
+            mult = stage(mult_in[j], f"mult{j}", 2)
+            left = stage(Mux(shift > 0, shift, 0)[:5], f"left{j}")
+            right = stage(Mux(shift < 0, -shift, 0)[:5], f"right{j}", 10)
+            total = stage((31 - shift)[:6], f"total{j}", 7)
+            half = stage((30 - shift)[:6], f"half{j}", 6)
+            # 2: the multiplier's operand
+            xs = stage(Mux(single1, x, (x << left)[:32].as_signed()), f"xs{j}")
+            single2 = stage(single1, f"single{j}_2")
+            # 3: four partial products, the low halves zero-extended (17 x 17 signed each)
+            xh, xl = xs[16:].as_signed(), Cat(xs[:16], C(0, 1)).as_signed()
+            mh, ml = mult[16:].as_signed(), Cat(mult[:16], C(0, 1)).as_signed()
+            hh, hl = stage(xh * mh, f"hh{j}"), stage(xh * ml, f"hl{j}")
+            lh, ll = stage(xl * mh, f"lh{j}"), stage(xl * ml, f"ll{j}")
+            ovf = stage((xs == -(1 << 31)) & (mult == -(1 << 31)), f"ovf{j}", 7)
+            single3 = stage(single2, f"single{j}_3")
+            # 4-6: the exact 64-bit product
+            mid = stage(hl + lh, f"mid{j}")
+            low = stage(stage(ll, f"ll{j}_4") + (mid << 16), f"low{j}")
+            prod = stage((stage(hh, f"hh{j}_5", 2) << 32) + low, f"prod{j}")
+            single6 = stage(single3, f"single{j}_6", 3)
+            # 7: + the rounding's addend (single: 2**(t-1); double: ties away from zero)
+            addend = Mux(single6, (Const(1, 63) << half)[:63],
+                         Mux(prod >= 0, 1 << 30, 1 - (1 << 30)))
+            n = stage((prod + addend)[:66].as_signed(), f"n{j}")
+            single7 = stage(single6, f"single{j}_7")
+            # 8: >> t (single) or >> 31 (double); double's correction toward zero (C division)
+            sh = stage(n >> Mux(single7, total, 31), f"sh{j}")
+            corr = stage(~single7 & (n < 0) & (n[:31] != 0), f"corr{j}")
+            single8 = stage(single7, f"single{j}_8")
+            # 9: + the correction
+            q = stage((sh + corr)[:66].as_signed(), f"q{j}")
+            single9 = stage(single8, f"single{j}_9")
+            # 10: single saturates to 34 bits (anything beyond clamps the same way after the
+            # zero point); double: SRDHM saturates INT32_MIN * INT32_MIN
             lim = 1 << 33
-            sat = Mux(scaled < -lim, -lim, Mux(scaled > lim - 1, lim - 1, scaled))
-            stage3 = Signal(signed(34), name=f"stage3_{j}")
-            m.d.sync += stage3.eq(Mux(single[1], sat, high))
-            # stage 4: double's rounding right shift (single passes), zero point, clamp, into
-            # this pass's lanes
+            sat = Mux(q < -lim, -lim, Mux(q > lim - 1, lim - 1, q))
+            high = Mux(ovf, (1 << 31) - 1, q[:32].as_signed())
+            r = Signal(signed(34), name=f"r{j}")
+            m.d.sync += r.eq(Mux(single9, sat, high))
+            single10 = stage(single9, f"single{j}_10")
+            # 11: double's rounding right shift by `right` (single passes)
             mask = Signal(32, name=f"mask{j}")
-            m.d.comb += mask.eq((Const(1, 33) << right[2]) - 1)
-            remainder = stage3[:32] & mask
-            threshold = (mask >> 1) + (stage3 < 0)
-            shifted = Mux(single[2], stage3, (stage3 >> right[2]) + (remainder > threshold))
-            rounded = Signal(signed(36), name=f"rounded{j}")
-            m.d.comb += rounded.eq(shifted + zp[2])
-            clamped = Mux(rounded < lo[2], lo[2], Mux(rounded > hi[2], hi[2], rounded))
-            x2, x3 = Signal(signed(32), name=f"x{j}_2"), Signal(signed(32), name=f"x{j}_3")
-            m.d.sync += [x2.eq(x), x3.eq(x2)]
+            m.d.comb += mask.eq((Const(1, 33) << right) - 1)
+            remainder = r[:32] & mask
+            threshold = (mask >> 1) + (r < 0)
+            shifted = stage(Mux(single10, r, r >> right), f"shifted{j}")
+            up = stage(~single10 & (remainder > threshold), f"up{j}")
+            # 12: + the round-up bit + the zero point
+            rounded = stage((shifted + up + zp)[:36].as_signed(), f"rounded{j}")
+            # 13: clamp, into this pass's lanes
+            clamped = Mux(rounded < lo, lo, Mux(rounded > hi, hi, rounded))
+            xo = stage(x, f"x{j}_o", N - 1)
             for g in range(P):
-                with m.If(k[2] == g):
-                    m.d.sync += [self.o_i32[g * G + j].eq(x3),
+                with m.If(k == g):
+                    m.d.sync += [self.o_i32[g * G + j].eq(xo),
                                  self.o_i8[g * G + j].eq(clamped[:8])]
         return m

@@ -152,8 +152,9 @@ class LpuConfig:
     @property
     def vxm_latency(self):
         """Cycles from an int32 vector's first pass entering the vector unit to its int8/int32
-        result: four pipeline stages, plus one cycle for each further pass."""
-        return 3 + self.vxm_passes
+        result: twelve pipeline stages and the output lanes (``rtl.vector_unit``), plus one
+        cycle for each further pass."""
+        return 12 + self.vxm_passes
 
     # ---- presentation -------------------------------------------------------------------
     def as_dict(self):

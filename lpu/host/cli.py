@@ -181,7 +181,7 @@ def cmd_bitstream(args):
     try:
         if args.mhz is not None and not args.mhz > 0:
             raise BitstreamError(f"--mhz must be > 0, got {args.mhz}")
-        build_bitstream(args.board, synth_only=args.synth_only, mhz=args.mhz)
+        build_bitstream(args.board, synth_only=args.synth_only, mhz=args.mhz, config=args.config)
     except BitstreamError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -269,6 +269,8 @@ def build_parser():
                    help="run Yosys only and check the cells against the FPGA's capacity")
     s.add_argument("--mhz", type=float, default=None,
                    help="the tile's clock from the PLL (ulx3s), instead of the board's default")
+    s.add_argument("--config", default=None,
+                   help="build this preset's tile (e.g. large) instead of the board's own")
     s.set_defaults(fn=cmd_bitstream)
 
     s = sub.add_parser("serve-sim", help="the simulated tile + bridge as a pseudo-terminal")

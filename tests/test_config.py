@@ -8,10 +8,11 @@ def test_presets():
     assert preset("large").lanes >= 16
     for _name, cfg in PRESETS.items():
         assert cfg.word_bits == 8 * cfg.lanes
-        assert cfg.mxm_latency == 2 * cfg.lanes - 1
+        assert cfg.mxm_latency == 2 * cfg.lanes      # skew, ripple, de-skew, product register
         assert cfg.host_data_bits >= 96          # one instruction fits the host bus
         assert cfg.vxm_group * cfg.vxm_passes == cfg.lanes
-        assert cfg.vxm_latency == 3 + cfg.vxm_passes
+        assert cfg.vxm_latency == 12 + cfg.vxm_passes  # twelve stages, then the lanes
+        assert 0 <= cfg.lut_products <= cfg.lanes ** 2
 
 
 def test_preset_wrong():
@@ -39,6 +40,8 @@ def test_boards_are_built_from_their_presets():
     ("param_depth", 8192, r"'param_depth' .* = 8192 is out of range"),
     ("vxm_passes", 3, r"'vxm_passes' .* = 3 is out of range: must be a power of two in \[1, 64\]"),
     ("vxm_passes", 16, r"'vxm_passes' .* = 16 is out of range: must be a power of two in \[1, lanes=8\]"),
+    ("lut_products", 65, r"'lut_products' .* = 65 is out of range: must be in \[0, lanes\*\*2=64\]"),
+    ("lut_products", -1, r"'lut_products' .* = -1 is out of range: must be in \[0, 4096\]"),
 ])
 def test_config_wrong(field, value, message):
     with pytest.raises(ConfigError, match=message):

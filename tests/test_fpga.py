@@ -2,14 +2,35 @@
 board top (tile + serial bridge on the ULX3S pins) synthesises with the pinned YoWASP Yosys,
 fits the ECP5-85F, and every multiplier of the design lands in a DSP block."""
 
-from lpu.tools.fpga import BOARDS, build_bitstream
+import pytest
+
+from lpu.tools.fpga import BOARDS, BitstreamError, build_bitstream, ecp5_pll
 
 
 def test_ulx3s_synthesis():
-    cfg = BOARDS["ulx3s"][0]
+    cfg, _baud, pll_mhz = BOARDS["ulx3s"]
     report = build_bitstream("ulx3s", out=lambda text: None, synth_only=True)
     assert report["fits"], report
-    # one 18x18 block per int8 product of the array; four per 32x32 requantisation
-    # multiplier, of which the VXM has one per lane it requantises each cycle
-    assert report["dsp"][0] == cfg.lanes ** 2 + 4 * cfg.vxm_group, report
+    # one 18x18 block per int8 product of the array not built from logic; four per 32x32
+    # requantisation multiplier, of which the VXM has one per lane it requantises each cycle
+    assert report["dsp"][0] == cfg.lanes ** 2 - cfg.lut_products + 4 * cfg.vxm_group, report
+    # the tile's clock: one EHXPLLL at the board's frequency
+    assert report["pll"][0] == 1 and report["clock"] == {"source": "EHXPLLL", "mhz": pll_mhz}
     assert report["bram"][0] > 0 and report["logic"][0] > 0 and report["ff"][0] > 0, report
+
+
+@pytest.mark.parametrize("mhz", [50, 62.5, 75, 80, 100, 125, 133])
+def test_ecp5_pll_settings(mhz):
+    """The PLL's settings are prjtrellis ecppll's: its dividers give the frequency it says
+    it reaches, near the one asked for, with the VCO in ECP5's range."""
+    params, attrs, reached = ecp5_pll(25, mhz)
+    assert float(attrs["FREQUENCY_PIN_CLKOP"]) == pytest.approx(reached, rel=1e-5)
+    assert abs(reached - mhz) / mhz < 0.01
+    assert 400 <= reached * params["CLKOP_DIV"] <= 800
+    assert params["FEEDBK_PATH"] == "CLKOP"
+
+
+def test_ecp5_pll_out_of_range():
+    with pytest.raises(BitstreamError, match=r"^no ECP5 PLL setting for 2000 MHz from 25 MHz "
+                                             r"\(ecppll: Output frequency .* not in range .*\)$"):
+        ecp5_pll(25, 2000)

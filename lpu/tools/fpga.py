@@ -61,8 +61,8 @@ def _platform(board):
 
 def ecp5_pll(f_in_mhz, f_out_mhz):
     """The ``EHXPLLL`` settings prjtrellis's own PLL calculator (``ecppll``) gives for
-    ``f_out_mhz`` on CLKOP from ``f_in_mhz``: (parameters, attributes, the frequency it
-    reaches, which may differ from the one asked for)."""
+    ``f_out_mhz`` on CLKOP (fed back to CLKFB) from ``f_in_mhz``: (parameters, attributes, the
+    frequency its dividers give, which may differ from the one asked for)."""
     import tempfile
     tool = shutil.which("yowasp-ecppll", path=f"{Path(sys.executable).parent}{os.pathsep}"
                                               f"{os.environ.get('PATH', '')}")
@@ -81,7 +81,8 @@ def ecp5_pll(f_in_mhz, f_out_mhz):
     params = {k: (int(v) if v.isdigit() else v.strip('"'))
               for k, v in re.findall(r"\.([A-Z0-9_]+)\(([^()]*?)\)", verilog.split(") pll_i")[0])}
     attrs = dict(re.findall(r'\(\*\s*(\w+)="([^"]*)"\s*\*\)', verilog))
-    return params, attrs, float(reached.group(1))
+    # the frequency exactly, from the dividers (ecppll prints it rounded)
+    return params, attrs, f_in_mhz / params["CLKI_DIV"] * params["CLKFB_DIV"]
 
 
 def _pll_domain(m, platform, pll):

@@ -580,17 +580,21 @@ def _md(results):
             lines.append(f"- {k}: " + ", ".join(f"{a} {b}" for a, b in v.items()))
     lines += ["", "## FPGA", ""]
     if results["fpga"]:
-        lines += ["| board | preset | LUT/LC | FF | DSP | BRAM | Fmax (MHz) | target | peak GOPS |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += ["| build | preset | clock | LUT/LC | FF | DSP | BRAM | Fmax (MHz) | target "
+                  "(MHz) | timing met | peak GOPS | build time |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         frac = (lambda ua: f"{ua[0]:,} / {ua[1]:,}" if ua else "-")
         for board, r in results["fpga"].items():
+            clock = r.get("clock") or {"source": "oscillator"}
+            head = f"| {board} | {r.get('preset')} | {clock['source']} |"
             if r.get("fits") is False:      # a failed build: what was over-full
                 over = ", ".join(f"{k} {frac(ua)}" for k, ua in overfull(r["utilisation"]).items())
-                lines.append(f"| {board} | {r.get('preset')} | does not fit: {over} | | | | | | |")
+                lines.append(f"{head} does not fit: {over} | | | | | | | | |")
                 continue
-            lines.append(f"| {board} | {r.get('preset')} | {frac(r.get('logic'))} | {frac(r.get('ff'))} | "
+            lines.append(f"{head} {frac(r.get('logic'))} | {frac(r.get('ff'))} | "
                          f"{frac(r.get('dsp'))} | {frac(r.get('bram'))} | {r.get('fmax_mhz')} | "
-                         f"{r.get('target_mhz')} | {r.get('peak_gops')} |")
+                         f"{r.get('target_mhz')} | {'yes' if r.get('timing_met') else 'no'} | "
+                         f"{r.get('peak_gops')} | {r.get('seconds', 0) / 60:.1f} min |")
     else:
         lines.append("No bitstream reports found (run `make bitstream BOARD=...` first).")
     return "\n".join(lines) + "\n"

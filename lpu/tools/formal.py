@@ -59,7 +59,7 @@ TASKS = {
         "at most one instruction issues per cycle; no stream starts on a busy bank",
         ("flatten", "memory_map", "opt -fast")),
     "sequencer_done": Task(
-        "formal.sequencer:SequencerDoneHarness", "bmc", 22, 22,
+        "formal.sequencer:SequencerDoneHarness", "bmc", 34, 34,
         "done never rises before the last SRAM, weight, activation or accumulator write",
         ("flatten", "memory_map", "opt -fast"), quick_depth=20),
     "bridge": Task(

@@ -307,7 +307,7 @@ def build_parser():
                    help="requantisation rounding: single (LiteRT today, default) or double "
                         "(gemmlowp)")
     s.add_argument("--clock-mhz", type=float, default=None,
-                   help="clock for latency and inferences/s (default: the ULX3S build's, 25)")
+                   help="clock for latency and inferences/s (default: the ULX3S build's PLL clock)")
     s.add_argument("--report", default=None, metavar="REPORT.json")
     s.add_argument("--tiles", type=int, default=1,
                    help="run on a chip of N tiles, one FULLY_CONNECTED layer per tile (default 1)")

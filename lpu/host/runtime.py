@@ -302,8 +302,10 @@ def gemm_command(args):
 
 
 # ---- real networks: lpu run ------------------------------------------------------------
-# the default --clock-mhz: the ULX3S build's clock (its board oscillator, amaranth-boards)
-DEFAULT_CLOCK_MHZ = 25.0
+# the default --clock-mhz: the ULX3S build's tile clock (its PLL's, ``lpu.tools.fpga.BOARDS``)
+def default_clock_mhz():
+    from ..tools.fpga import BOARDS
+    return BOARDS["ulx3s"].pll_mhz
 
 
 def host_port_split(cfg, run):
@@ -467,7 +469,7 @@ def run_command(args):
         values, records = run_network(net, x, gemm, args.rounding)
     except (QuantError, ConfigError, CompileError, DeviceError, NetworkError) as e:
         raise UserError(str(e)) from None
-    report = network_report(cfg, records, x.shape[0], args.clock_mhz or DEFAULT_CLOCK_MHZ)
+    report = network_report(cfg, records, x.shape[0], args.clock_mhz or default_clock_mhz())
 
     def trace():
         from .trace import build_trace
@@ -522,7 +524,7 @@ def _run_on_chip(args):
     except (QuantError, ConfigError, CompileError, DeviceError, NetworkError) as e:
         raise UserError(str(e)) from None
     report = chip_report(cfg, layers, counters, chains, x.shape[0],
-                         args.clock_mhz or DEFAULT_CLOCK_MHZ)
+                         args.clock_mhz or default_clock_mhz())
 
     def trace():
         from .trace import build_chip_trace

@@ -1,8 +1,7 @@
 """Gate-level co-simulation (``lpu.tools.netlist``, ``make sim NETLIST=icebreaker``): the
 iCEBreaker's post-synthesis netlist (``synth_ice40 -dsp``: LUTs, carries, flip-flops, block
 RAMs and ``SB_MAC16`` DSPs through Yosys's cell models) passes the tile testbench against
-the golden model, bit and cycle exact, and a DSP configured against the model fails the
-MXM's. The ULX3S's SRAM banks (``synth_ecp5``: ``DP16KD`` block RAMs, through the model of
+the golden model, bit and cycle exact, and DSPs wired against the model fail the MXM's. The ULX3S's SRAM banks (``synth_ecp5``: ``DP16KD`` block RAMs, through the model of
 them ``lpu.tools.netlist`` supplies) pass the SRAM testbench, and fail it with a byte lane
 of that model miswired."""
 
@@ -31,14 +30,17 @@ def test_icebreaker_tile_netlist():
 
 
 def test_miswired_dsp_fails_the_mxm_netlist():
-    """The MXM's netlist (its products in SB_MAC16s) passes its testbench; with every DSP
-    told its A operand is unsigned, the netlist no longer computes the model's int8 products,
-    and the same testbench says so."""
+    """The MXM's netlist (its products in SB_MAC16s) passes its testbench; with the upper
+    byte of every DSP's A operand wired to 0 instead of to the activation's sign bit, the
+    netlist no longer computes the model's int8 products, and the same testbench says so.
+    (Telling the DSPs their operands are unsigned would not do: the array keeps the low 16
+    bits of each product, which signedness does not change.)"""
     good = netlist_verilog("icebreaker", "mxm", log=lambda _m: None)
     res = _run("mxm", good, "mxm")
     assert res.passed, f"gate-level MXM failed: {res.message} ({res.log})"
-    broken = re.sub(r"\.A_SIGNED\(32'd1\)", ".A_SIGNED(32'd0)", good)
-    assert broken != good
+    sign = re.compile(r"(\.A\(\{ )((?:(\\\S+) \[7\], ){8})")
+    broken, n = sign.subn(lambda g: g.group(1) + "8'h00, ", good)
+    assert n >= preset("icebreaker").lanes ** 2 // 2, n   # the DSPs with an activation on A
     res = _run("mxm", broken, "mxm-unsigned-dsp")
     assert not res.passed and "model" in res.message, res.message
 

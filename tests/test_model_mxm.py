@@ -17,6 +17,7 @@ def register_sim(L, writes, acts, cycles):
     a_reg = np.zeros((L, L), np.int64)
     s_reg = np.zeros((L, L), np.int64)
     p_reg = np.zeros((L, L), np.int64)
+    m_reg = np.zeros((L, L), np.int64)          # each PE's product, registered
     skew_a = [[0] * k for k in range(L)]
     skew_s = [[0] * k for k in range(L)]
     wmap = {c: (b, k, row) for c, b, k, row in writes}
@@ -28,6 +29,7 @@ def register_sim(L, writes, acts, cycles):
         row_a = [a_in[0]] + [skew_a[k][-1] for k in range(1, L)]
         row_s = [b_in] + [skew_s[k][-1] for k in range(1, L)]
         new_p = np.zeros_like(p_reg)
+        new_m = np.zeros_like(m_reg)
         new_a = np.zeros_like(a_reg)
         new_s = np.zeros_like(s_reg)
         for k in range(L):
@@ -35,7 +37,8 @@ def register_sim(L, writes, acts, cycles):
                 ai = row_a[k] if n == 0 else a_reg[k, n - 1]
                 si = row_s[k] if n == 0 else s_reg[k, n - 1]
                 pi = 0 if k == 0 else p_reg[k - 1, n]
-                new_p[k, n] = pi + ai * w[si, k, n]
+                new_m[k, n] = ai * w[si, k, n]
+                new_p[k, n] = pi + m_reg[k, n]
                 new_a[k, n] = ai
                 new_s[k, n] = si
         for k in range(1, L):
@@ -44,12 +47,13 @@ def register_sim(L, writes, acts, cycles):
         if c in wmap:
             b, k, row = wmap[c]
             w[b, k] = row
-        p_reg, a_reg, s_reg = new_p, new_a, new_s
+        p_reg, m_reg, a_reg, s_reg = new_p, new_m, new_a, new_s
         out_hist.append(p_reg[L - 1].copy())     # column n's sum, visible from c + 1
     res = {}
     for t in amap:
-        # column n leaves PE(L-1, n) at t + L - 1 + n (visible one cycle later), de-skewed
-        res[t + 2 * L - 1] = np.array([out_hist[t + L - 1 + n][n] for n in range(L)])
+        # column n leaves PE(L-1, n) at t + L + n (its product registered first; visible one
+        # cycle later), de-skewed
+        res[t + 2 * L] = np.array([out_hist[t + L + n][n] for n in range(L)])
     return res
 
 

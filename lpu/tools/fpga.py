@@ -31,7 +31,7 @@ class Board(NamedTuple):
 
 # the ULX3S's tile and bridge run from an ECP5 PLL (EHXPLLL) fed by its 25 MHz oscillator
 BOARDS = {"icebreaker": Board(PRESETS["icebreaker"], 115200),
-          "ulx3s": Board(PRESETS["ulx3s"], 115200, pll_mhz=50.0)}
+          "ulx3s": Board(PRESETS["ulx3s"], 115200, pll_mhz=40.0)}
 assert set(BOARDS) == set(BOARD_PRESETS)
 
 # what each board's FPGA holds, as Yosys names the cells after synthesis (for --synth-only)

@@ -2,7 +2,7 @@
 and the bytes it leaves in SRAM. Bit-exact and cycle-exact against ``rtl/tile.py``.
 
 Timing rules (cycle 0 is the first cycle after ``start``; one instruction issues per cycle at
-most, in program order; ``L`` lanes, ``A`` = mxm_latency, ``V`` = vxm_latency, ``P`` =
+most, in program order, the first on cycle ``fetch_latency`` at the earliest; ``L`` lanes, ``A`` = mxm_latency, ``V`` = vxm_latency, ``P`` =
 vxm_passes):
 
 ``LW bank, base, stride, wbuf`` issues on the first cycle ``i`` with the bank's stream free,
@@ -93,7 +93,7 @@ def schedule(program, config, loosen=(), arrivals=()):
         return {rule for rule, b in bounds.items() if b == cycle and b >= pc_ready and b > 0}
 
     t = Timing()
-    pc_ready = 0
+    pc_ready = config.fetch_latency     # the first instruction is fetched on cycle 0
     bank_free = [0] * config.banks
     lw_free = lw_done = mm_free = acc_ready = vx_free = vx_done = 0
     guard = [0, 0]

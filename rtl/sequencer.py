@@ -70,7 +70,7 @@ class Sequencer(wiring.Component):
         bank_sel = field["bank"][:self.config.bank_bits]
         units = self._unit_state(m)
         ready = self._issue_rules(m, op, field, bank_sel, units)
-        m.d.comb += [issue.eq(busy & ready), self.issue.eq(issue)]
+        m.d.comb += [issue.eq(busy & self._fetched & ready), self.issue.eq(issue)]
         with m.If(self.start & ~busy):
             m.d.sync += [busy.eq(1), self._done.eq(0), self._pc.eq(0)]
         with m.Elif(issue):
@@ -120,12 +120,21 @@ class Sequencer(wiring.Component):
         busy = Signal()
         self._done = Signal()
         m.d.comb += [self.busy.eq(busy), self.done.eq(self._done)]
-        field = {name: ir.data[lsb:lsb + width] for name, (lsb, width) in FIELDS.items()}
+        insn = Signal(INSN_BITS, name="insn")
+        field = {name: insn[lsb:lsb + width] for name, (lsb, width) in FIELDS.items()}
         field["rx_count"] = field["count"][:cfg.depth.bit_length()]   # RX: up to a bank
         field["wait"] = field["count"]                                 # WAIT: all 16 bits
         field["count"] = field["count"][:cfg.count_bits]     # legal counts fit
         issue = Signal()
-        m.d.comb += ir.addr.eq(Mux(busy, Mux(issue, pc + 1, pc), 0))
+        # the PC's instruction is decoded from a register (``fetch_latency``: it is loaded on
+        # the run's first cycle), not from the block RAM's output; the read port runs one
+        # instruction ahead (while idle it reads instruction 0)
+        self._fetched = fetched = Signal(name="fetched")
+        with m.If(~busy):
+            m.d.sync += fetched.eq(0)
+        with m.Elif(~fetched | issue):
+            m.d.sync += [insn.eq(ir.data), fetched.eq(1)]
+        m.d.comb += ir.addr.eq(Mux(busy, Mux(issue, pc + 2, pc + 1), 0))
         return busy, Opcode(field["op"]), field, issue
 
     def _unit_state(self, m):

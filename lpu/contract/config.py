@@ -121,6 +121,12 @@ class LpuConfig:
 
     # ---- latencies (cycles); the RTL is built to these, the model predicts with them ------
     @property
+    def fetch_latency(self):
+        """Cycles from the run's first cycle to the first cycle an instruction can issue: the
+        sequencer decodes from an instruction register, loaded on the run's first cycle."""
+        return 1
+
+    @property
     def sram_read_latency(self):
         """Cycles from a read address (or stream start) to its word on the bank's output."""
         return 1

@@ -60,7 +60,10 @@ class HostDriver(TB):
 
     async def start_clock_and_reset(self):
         d = self.dut
-        await self.reset([d.host__we, d.host__re, d.host__start])
+        # every input driven from reset on: an undriven west link is Z, which Icarus (four
+        # states) carries into the RX logic as X, where Verilator (two) reads 0
+        link = [getattr(d, name) for name in ("link_in_valid", "link_in_data") if hasattr(d, name)]
+        await self.reset([d.host__we, d.host__re, d.host__start, *link])
         for sig in (d.host__busy, d.host__done, d.host__rvalid):
             cocotb.start_soon(self._changes_on_rising_edges(sig))
 

@@ -41,13 +41,14 @@ class MatmulArray(wiring.Component):
         ``r_data[n] = sum_k a[k] * W[k][n]`` (int32) for the activation that entered
         ``latency`` cycles earlier.
 
-    Each PE registers its product before adding it to the partial sum from the north (one
-    cycle of ``latency`` for every column alike); the last ``config.lut_products`` PEs (in row
+    Both ports are registered on entry, and each PE registers its product before adding it to
+    the partial sum from the north (a cycle of ``latency`` each, for every column alike); the last ``config.lut_products`` PEs (in row
     order) build their product from logic (:func:`lut_product`), the others leave it to
     synthesis (a DSP block where the FPGA has one).
 
-    Timing contract: PE(k, n) uses its weight at cycle ``t + k + n`` for an activation entering
-    at ``t``, and sees a weight write of cycle ``c`` from cycle ``c + 1`` on. Rewriting a row
+    Timing contract: PE(k, n) uses its weight at cycle ``t + 1 + k + n`` for an activation
+    entering at ``t``, and sees a weight write of cycle ``c`` from cycle ``c + 2`` on (the
+    same relation as without the entry registers). Rewriting a row
     while an activation still needs the old value is the program's responsibility; the
     golden model (``model.mxm``) computes exactly what the array does in every case.
     """
@@ -73,7 +74,10 @@ class MatmulArray(wiring.Component):
         psum_shape = signed(16 + (L - 1).bit_length() + 1)
         a_east = [[None] * (L + 1) for _ in range(L)]
         s_east = [[None] * (L + 1) for _ in range(L)]
-        w, a = self.weights, self.activations
+        # both ports registered on entry (an SRAM word reaches no multiplier in the cycle it
+        # is read): weights and activations alike, so their relative timing is unchanged
+        w = self._registered(m, self.weights, ("valid", "row", "buf", "data"))
+        a = self._registered(m, self.activations, ("valid", "data", "buf"))
         for k in range(L):
             a_east[k][0] = delay(m, a.data[k], k, name=f"skew_a{k}")
             s_east[k][0] = delay(m, a.buf, k, name=f"skew_s{k}")
@@ -105,7 +109,18 @@ class MatmulArray(wiring.Component):
         for n in range(L):
             m.d.comb += self.r_data[n].eq(delay(m, p_south[n], L - 1 - n, name=f"deskew{n}"))
         m.d.comb += [
-            self.r_valid.eq(delay(m, a.valid, self.latency, name="valid")),
-            self.r_tag.eq(delay(m, a.tag.as_value(), self.latency, name="tag")),
+            self.r_valid.eq(delay(m, a.valid, self.latency - 1, name="valid")),
+            self.r_tag.eq(delay(m, self.activations.tag.as_value(), self.latency, name="tag")),
         ]
         return m
+
+    @staticmethod
+    def _registered(m, port, names):
+        """The members ``names`` of ``port``, each through one register."""
+        from types import SimpleNamespace
+        regs = {}
+        for name in names:
+            value = getattr(port, name)
+            regs[name] = Signal(value.shape(), name=f"in_{name}")
+            m.d.sync += regs[name].eq(value)
+        return SimpleNamespace(**regs)

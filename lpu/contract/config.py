@@ -134,9 +134,9 @@ class LpuConfig:
     @property
     def mxm_latency(self):
         """Cycles from an activation vector entering the array to its result vector leaving
-        it: the skew of row ``lanes-1``, the column ripple, the de-skew of column 0 and the
-        products' register."""
-        return 2 * self.lanes
+        it: the entry register, the skew of row ``lanes-1``, the column ripple, the de-skew of
+        column 0 and the products' register."""
+        return 2 * self.lanes + 1
 
     @property
     def acc_read_latency(self):

@@ -19,7 +19,7 @@ NETLIST ?=
 CLUSTER_BUILDS ?=
 BOARD  ?= icebreaker
 
-.PHONY: help install sim test verilog lint bench bench-rtl bitstream mutate formal coverage plots clean distclean configs iverilog ccache fst-headers
+.PHONY: help install sim test verilog lint bench bench-rtl bitstream fpga-table mutate formal coverage plots clean distclean configs iverilog ccache fst-headers
 
 help:
 	@echo "make sim      cocotb regression over every preset (CONFIG= TEST= SEED= SEEDS= WAVES=1 SIM= SHARD=i/n CLUSTER= NETLIST=board)"
@@ -31,6 +31,7 @@ help:
 	@echo "make mutate   mutation score of the regression (MUTANTS= SEED= CONFIG= JOBS= CLUSTER=)"
 	@echo "make coverage source-line coverage of rtl/ by the testbenches (CONFIG= TEST= JOBS=)"
 	@echo "make bitstream BOARD=icebreaker|ulx3s: tile + bridge on the FPGA, build/fpga/<board>/report.json (SYNTH_ONLY=1 MHZ= CONFIG=)"
+	@echo "make fpga-table                     the README's FPGA table, regenerated from build/fpga/*/report.json"
 	@echo "make plots    redraw every plot whose results exist into docs/plots/ (the README's figures)"
 	@echo "make formal   formal proofs of the components' contracts (CONFIG= TASK=)"
 	@echo "make install  create .venv with the pinned dependencies"
@@ -92,6 +93,10 @@ lint: $(STAMP)
 
 bitstream: $(STAMP)
 	$(BIN)/lpu bitstream --board $(BOARD) $(if $(filter 1 yes true,$(SYNTH_ONLY)),--synth-only) $(if $(MHZ),--mhz $(MHZ)) $(if $(CONFIG),--config $(CONFIG))
+
+# the README's FPGA table, from build/fpga/*/report.json
+fpga-table: $(STAMP)
+	$(BIN)/lpu fpga-table --readme README.md
 
 # mutation testing of the tile: build/mutate/report.{json,md}
 MUTANTS ?= 40

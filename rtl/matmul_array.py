@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
@@ -42,8 +44,8 @@ class MatmulArray(wiring.Component):
         ``latency`` cycles earlier.
 
     Both ports are registered on entry, and each PE registers its product before adding it to
-    the partial sum from the north (a cycle of ``latency`` each, for every column alike); the last ``config.lut_products`` PEs (in row
-    order) build their product from logic (:func:`lut_product`), the others leave it to
+    the partial sum from the north (a cycle of ``latency`` each, for every column alike); the
+    last ``config.lut_products`` PEs (in row order) build their product from logic (:func:`lut_product`), the others leave it to
     synthesis (a DSP block where the FPGA has one).
 
     Timing contract: PE(k, n) uses its weight at cycle ``t + 1 + k + n`` for an activation
@@ -117,7 +119,6 @@ class MatmulArray(wiring.Component):
     @staticmethod
     def _registered(m, port, names):
         """The members ``names`` of ``port``, each through one register."""
-        from types import SimpleNamespace
         regs = {}
         for name in names:
             value = getattr(port, name)

@@ -95,7 +95,10 @@ class VectorUnit(wiring.Component):
         zp = stage(p.zero_point, "zp", N - 1)
         lo = stage(p.act_min, "amin", N)
         hi = stage(p.act_max, "amax", N)
-        single1 = stage(p.rounding == ROUNDING["single"], "single")    # from stage 1 on
+        # the row's rounding is single: ``single[s]`` is the flag as stage ``s`` sees it
+        single = [None, stage(p.rounding == ROUNDING["single"], "single_1")]
+        for s in range(2, 11):
+            single.append(stage(single[-1], f"single_{s}"))
         # the vector is complete when its last pass leaves the last stage
         m.d.sync += self.o_valid.eq(valid & (k == P - 1))
         for j in range(G):
@@ -108,47 +111,40 @@ class VectorUnit(wiring.Component):
             total = stage((31 - shift)[:6], f"total{j}", 7)
             half = stage((30 - shift)[:6], f"half{j}", 6)
             # 2: the multiplier's operand
-            xs = stage(Mux(single1, x, (x << left)[:32].as_signed()), f"xs{j}")
-            single2 = stage(single1, f"single{j}_2")
+            xs = stage(Mux(single[1], x, (x << left)[:32].as_signed()), f"xs{j}")
             # 3: four partial products, the low halves zero-extended (17 x 17 signed each)
             xh, xl = xs[16:].as_signed(), Cat(xs[:16], C(0, 1)).as_signed()
             mh, ml = mult[16:].as_signed(), Cat(mult[:16], C(0, 1)).as_signed()
             hh, hl = stage(xh * mh, f"hh{j}"), stage(xh * ml, f"hl{j}")
             lh, ll = stage(xl * mh, f"lh{j}"), stage(xl * ml, f"ll{j}")
             ovf = stage((xs == -(1 << 31)) & (mult == -(1 << 31)), f"ovf{j}", 7)
-            single3 = stage(single2, f"single{j}_3")
             # 4-6: the exact 64-bit product
             mid = stage(hl + lh, f"mid{j}")
             low = stage(stage(ll, f"ll{j}_4") + (mid << 16), f"low{j}")
             prod = stage((stage(hh, f"hh{j}_5", 2) << 32) + low, f"prod{j}")
-            single6 = stage(single3, f"single{j}_6", 3)
             # 7: + the rounding's addend (single: 2**(t-1); double: ties away from zero)
-            addend = Mux(single6, (Const(1, 63) << half)[:63],
+            addend = Mux(single[6], (Const(1, 63) << half)[:63],
                          Mux(prod >= 0, 1 << 30, 1 - (1 << 30)))
             n = stage((prod + addend)[:66].as_signed(), f"n{j}")
-            single7 = stage(single6, f"single{j}_7")
             # 8: >> t (single) or >> 31 (double); double's correction toward zero (C division)
-            sh = stage(n >> Mux(single7, total, 31), f"sh{j}")
-            corr = stage(~single7 & (n < 0) & (n[:31] != 0), f"corr{j}")
-            single8 = stage(single7, f"single{j}_8")
+            sh = stage(n >> Mux(single[7], total, 31), f"sh{j}")
+            corr = stage(~single[7] & (n < 0) & (n[:31] != 0), f"corr{j}")
             # 9: + the correction
             q = stage((sh + corr)[:66].as_signed(), f"q{j}")
-            single9 = stage(single8, f"single{j}_9")
             # 10: single saturates to 34 bits (anything beyond clamps the same way after the
             # zero point); double: SRDHM saturates INT32_MIN * INT32_MIN
             lim = 1 << 33
             sat = Mux(q < -lim, -lim, Mux(q > lim - 1, lim - 1, q))
             high = Mux(ovf, (1 << 31) - 1, q[:32].as_signed())
             r = Signal(signed(34), name=f"r{j}")
-            m.d.sync += r.eq(Mux(single9, sat, high))
-            single10 = stage(single9, f"single{j}_10")
+            m.d.sync += r.eq(Mux(single[9], sat, high))
             # 11: double's rounding right shift by `right` (single passes)
             mask = Signal(32, name=f"mask{j}")
             m.d.comb += mask.eq((Const(1, 33) << right) - 1)
             remainder = r[:32] & mask
             threshold = (mask >> 1) + (r < 0)
-            shifted = stage(Mux(single10, r, r >> right), f"shifted{j}")
-            up = stage(~single10 & (remainder > threshold), f"up{j}")
+            shifted = stage(Mux(single[10], r, r >> right), f"shifted{j}")
+            up = stage(~single[10] & (remainder > threshold), f"up{j}")
             # 12: + the round-up bit + the zero point
             rounded = stage((shifted + up + zp)[:36].as_signed(), f"rounded{j}")
             # 13: clamp, into this pass's lanes

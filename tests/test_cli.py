@@ -169,6 +169,58 @@ def test_bitstream_bad_input(capsys, argv, message):
     assert (sorted((BUILD / "fpga").glob("*")) if (BUILD / "fpga").exists() else []) == before
 
 
+def _reports(build):
+    """Two bitstream reports as ``lpu.tools.fpga`` writes them: a routed build and a
+    synthesis that did not fit."""
+    full = {"board": "ulx3s", "stage": "place and route", "preset": "lanes=8", "fits": True,
+            "seconds": 1188.0, "clock": {"source": "EHXPLLL", "mhz": 50.0},
+            "logic": [21421, 83640], "ff": [18945, 83640], "dsp": [96, 156], "bram": [27, 208],
+            "fmax_mhz": 60.66, "target_mhz": 50.0, "timing_met": True, "peak_gops": 6.4}
+    synth = {"board": "icebreaker", "stage": "synthesis", "preset": "lanes=4", "fits": False,
+             "seconds": 40.0, "clock": {"source": "oscillator", "mhz": 12.0},
+             "logic": [5331, 5280], "ff": [5561, 5280], "dsp": [20, 8], "bram": [30, 30]}
+    for name, r in (("ulx3s", full), ("icebreaker-synth", synth)):
+        (build / "fpga" / name).mkdir(parents=True)
+        (build / "fpga" / name / "report.json").write_text(json.dumps(r))
+
+
+def test_fpga_table_into_readme(tmp_path, capsys, monkeypatch):
+    """``lpu fpga-table --readme F`` writes the reports' table between F's markers and leaves
+    the rest of F as it was; a file without the markers is refused in one line, unchanged;
+    without reports, one line and nothing written."""
+    import lpu.tools.bench as bench
+    from lpu.host.cli import README_TABLE
+    monkeypatch.setattr(bench, "BUILD", tmp_path / "build")
+    readme = tmp_path / "README.md"
+    text = f"# title\n\nbefore\n{README_TABLE[0]}\nold table\n{README_TABLE[1]}\nafter\n"
+    readme.write_text(text)
+    code, _, err = run(["fpga-table", "--readme", readme], capsys)
+    assert code == 2 and err.strip() == ("error: no bitstream reports in build/fpga: run make "
+                                         "bitstream BOARD=... first")
+    assert readme.read_text() == text
+    _reports(tmp_path / "build")
+    code, out, _ = run(["fpga-table", "--readme", readme], capsys)
+    assert code == 0, out
+    new = readme.read_text()
+    head, table, tail = new.split("\n" + README_TABLE[0] + "\n")[0], *new.split(
+        README_TABLE[0] + "\n")[1].split("\n" + README_TABLE[1])
+    assert head + "\n" == text.split(README_TABLE[0])[0] and tail == "\nafter\n"
+    rows = table.splitlines()
+    assert len(rows) == 4 and "old table" not in table
+    assert rows[2].startswith("| icebreaker-synth | lanes=4 | synthesis | oscillator 12 MHz |")
+    assert "does not fit: logic 5,331 / 5,280, ff 5,561 / 5,280, dsp 20 / 8" in rows[2]
+    assert rows[3] == ("| ulx3s | lanes=8 | place and route | EHXPLLL 50 MHz | 21,421 / 83,640 "
+                       "| 18,945 / 83,640 | 96 / 156 | 27 / 208 | 60.66 | 50.0 | yes | 6.4 | "
+                       "19.8 min |")
+    code, out, _ = run(["fpga-table"], capsys)     # printed: the same table
+    assert code == 0 and out.strip() == table.strip()
+    bare = tmp_path / "bare.md"
+    bare.write_text("no markers\n")
+    code, _, err = run(["fpga-table", "--readme", bare], capsys)
+    assert code == 2 and "has no" in err and len(err.strip().splitlines()) == 1
+    assert bare.read_text() == "no markers\n"
+
+
 @pytest.mark.parametrize("tiles,backend", [(1, "model"), (2, "model"), (3, "model"), (2, "sim")])
 def test_gemm_chain_on_a_chip(tmp_path, capsys, tiles, backend):
     """``lpu gemm A B1 B2 B3 --quant ... --tiles N``: the chain of quantised GEMMs streaming

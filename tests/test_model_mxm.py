@@ -12,7 +12,8 @@ CFG = LpuConfig(lanes=4, banks=4, depth=64, acc_depth=16)
 
 
 def register_sim(L, writes, acts, cycles):
-    """Cycle-by-cycle PE grid: returns {exit cycle: result vector}."""
+    """Cycle-by-cycle PE grid behind the two ports' entry registers: returns {exit cycle:
+    result vector}."""
     w = np.zeros((2, L, L), np.int64)
     a_reg = np.zeros((L, L), np.int64)
     s_reg = np.zeros((L, L), np.int64)
@@ -24,7 +25,8 @@ def register_sim(L, writes, acts, cycles):
     amap = {t: (b, a) for t, b, a in acts}
     out_hist = []
     for c in range(cycles):
-        b_in, a_in = amap.get(c, (0, np.zeros(L, np.int64)))
+        # both ports pass an entry register: the grid sees this cycle what came the last
+        b_in, a_in = amap.get(c - 1, (0, np.zeros(L, np.int64)))
         # inputs of row k at column 0 this cycle: a[k] delayed by k
         row_a = [a_in[0]] + [skew_a[k][-1] for k in range(1, L)]
         row_s = [b_in] + [skew_s[k][-1] for k in range(1, L)]
@@ -44,16 +46,16 @@ def register_sim(L, writes, acts, cycles):
         for k in range(1, L):
             skew_a[k] = [a_in[k]] + skew_a[k][:-1]
             skew_s[k] = [b_in] + skew_s[k][:-1]
-        if c in wmap:
-            b, k, row = wmap[c]
+        if c - 1 in wmap:
+            b, k, row = wmap[c - 1]
             w[b, k] = row
         p_reg, m_reg, a_reg, s_reg = new_p, new_m, new_a, new_s
         out_hist.append(p_reg[L - 1].copy())     # column n's sum, visible from c + 1
     res = {}
     for t in amap:
-        # column n leaves PE(L-1, n) at t + L + n (its product registered first; visible one
-        # cycle later), de-skewed
-        res[t + 2 * L] = np.array([out_hist[t + L + n][n] for n in range(L)])
+        # column n leaves PE(L-1, n) at t + 1 + L + n (the entry register, then its product
+        # registered first; visible one cycle later), de-skewed
+        res[t + 2 * L + 1] = np.array([out_hist[t + 1 + L + n][n] for n in range(L)])
     return res
 
 

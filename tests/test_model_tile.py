@@ -97,7 +97,8 @@ def test_schedule_rules():
             Insn(Op.HALT)]
     t = schedule(prog, cfg)
     lw0, mm0, lw1, mm1, lw2, vx, halt = t.issue
-    assert (lw0, mm0, lw1) == (0, 1, L)            # MM right behind LW; next LW after L reads
+    F = cfg.fetch_latency                          # the first instruction's earliest cycle
+    assert (lw0, mm0, lw1) == (F, F + 1, F + L)    # MM right behind LW; next LW after L reads
     assert mm1 == mm0 + 10                         # MM waits for the previous stream
     assert lw2 == mm0 + 10 + L - 2                 # buffer 0 free L-2 cycles after last use
     assert t.vx_first_read[5] == mm1 + 10 + A + 2  # VX waits for the last update to land

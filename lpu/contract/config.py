@@ -7,7 +7,7 @@ components are built to these numbers, and the scheduling rules that follow from
 
 from dataclasses import dataclass, fields, asdict
 
-__all__ = ["ConfigError", "LpuConfig", "PRESETS", "BOARD_PRESETS", "preset"]
+__all__ = ["ConfigError", "LpuConfig", "PRESETS", "BOARD_PRESETS", "BOARD_CLOCK_MHZ", "preset"]
 
 
 class ConfigError(ValueError):
@@ -192,8 +192,10 @@ PRESETS = {
     "ulx3s": LpuConfig(lanes=8, banks=4, depth=512, acc_depth=256, imem_depth=512, param_depth=16),
 }
 
-# presets that a board is built from (``lpu.tools.fpga.BOARDS``)
-BOARD_PRESETS = ("icebreaker", "ulx3s")
+# presets that a board is built from (``lpu.tools.fpga.BOARDS``), and each board's tile clock
+# in MHz: the iCEBreaker's 12 MHz oscillator; on the ULX3S an ECP5 PLL from its 25 MHz one
+BOARD_CLOCK_MHZ = {"icebreaker": 12.0, "ulx3s": 50.0}
+BOARD_PRESETS = tuple(BOARD_CLOCK_MHZ)
 
 
 def preset(name):

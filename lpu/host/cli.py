@@ -123,6 +123,34 @@ def cmd_bench(args):
     return 0
 
 
+README_TABLE = ("<!-- fpga-table: lpu fpga-table --readme README.md -->", "<!-- /fpga-table -->")
+
+
+def cmd_fpga_table(args):
+    """Print the table of bitstream reports; with ``--readme``, write it between the file's
+    two markers instead (the file is left as it was on any error)."""
+    from ..tools.bench import fpga_figures, fpga_table
+    reports = fpga_figures()
+    if not reports:
+        raise UserError("no bitstream reports in build/fpga: run make bitstream BOARD=... first")
+    table = "\n".join(fpga_table(reports))
+    if not args.readme:
+        print(table)
+        return 0
+    path = Path(args.readme)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from None
+    begin, end = README_TABLE
+    if text.count(begin) != 1 or text.count(end) != 1 or text.index(begin) > text.index(end):
+        raise UserError(f"{path} has no '{begin}' ... '{end}' pair to put the table between")
+    head, rest = text.split(begin)
+    path.write_text(f"{head}{begin}\n{table}\n{end}{rest.split(end, 1)[1]}")
+    print(f"wrote the table of {len(reports)} report(s) into {path}")
+    return 0
+
+
 def cmd_mutate(args):
     from ..tools.mutate import run_mutation
     if args.count < 1:
@@ -235,6 +263,11 @@ def build_parser():
     s.add_argument("--rtl-scaling", action="store_true",
                    help="only the autoencoder's 4-tile pipeline on the model and the RTL")
     s.set_defaults(fn=cmd_bench)
+
+    s = sub.add_parser("fpga-table", help="the table of bitstream reports (build/fpga)")
+    s.add_argument("--readme", default=None, metavar="FILE",
+                   help="write it into FILE between its fpga-table markers")
+    s.set_defaults(fn=cmd_fpga_table)
 
     s = sub.add_parser("plots", help="redraw every plot whose results exist (make plots)")
     s.add_argument("--out", default=None, help="folder (default: docs/plots)")

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .compiler import OUT_BANK, CompileError, Quant, assemble, collect, compile_gemm
-from ..contract.config import ConfigError, preset
+from ..contract.config import BOARD_CLOCK_MHZ, ConfigError, preset
 from .device import DeviceError
 from .errors import UserError
 from ..contract.hostport import load_run
@@ -302,10 +302,9 @@ def gemm_command(args):
 
 
 # ---- real networks: lpu run ------------------------------------------------------------
-# the default --clock-mhz: the ULX3S build's tile clock (its PLL's, ``lpu.tools.fpga.BOARDS``)
+# the default --clock-mhz: the ULX3S build's tile clock (its PLL's)
 def default_clock_mhz():
-    from ..tools.fpga import BOARDS
-    return BOARDS["ulx3s"].pll_mhz
+    return BOARD_CLOCK_MHZ["ulx3s"]
 
 
 def host_port_split(cfg, run):

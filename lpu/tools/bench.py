@@ -509,12 +509,37 @@ def regression_times():
 
 
 def fpga_figures():
-    out = {}
-    for report in sorted((BUILD / "fpga").glob("*/report.json")) if (BUILD / "fpga").exists() else []:
-        r = json.loads(report.read_text())
-        if r.get("stage") != "synthesis":            # full builds only
-            out[report.parent.name] = r
-    return out
+    """Every bitstream report (``make bitstream``), full builds and synthesis-only ones, by
+    build folder name."""
+    reports = sorted((BUILD / "fpga").glob("*/report.json")) if (BUILD / "fpga").exists() else []
+    return {path.parent.name: json.loads(path.read_text()) for path in reports}
+
+
+def fpga_table(reports):
+    """The Markdown table of bitstream reports (``make bench``'s FPGA section, and the
+    README's, by ``lpu fpga-table --readme``)."""
+    lines = ["| build | preset | stage | clock | LUT/LC | FF | DSP | BRAM | Fmax (MHz) | target "
+             "(MHz) | timing met | peak GOPS | build time |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    frac = (lambda ua: f"{ua[0]:,} / {ua[1]:,}" if ua else "-")
+    for build, r in reports.items():
+        clock = r.get("clock") or {"source": "oscillator"}
+        mhz = f" {clock['mhz']:g} MHz" if clock.get("mhz") else ""
+        head = f"| {build} | {r.get('preset')} | {r.get('stage')} | {clock['source']}{mhz} |"
+        if r.get("fits") is False:      # a failed build: what was over-full
+            # place and route's over-full report has "utilisation"; synthesis's has its
+            # resources at the top level, each (used, available)
+            usage = r.get("utilisation") or {k: v for k, v in r.items()
+                                             if isinstance(v, list) and len(v) == 2}
+            over = ", ".join(f"{k} {frac(ua)}" for k, ua in overfull(usage).items())
+            lines.append(f"{head} does not fit: {over} | | | | | | | | |")
+            continue
+        timing = ("-" if "timing_met" not in r else "yes" if r["timing_met"] else "no")
+        lines.append(f"{head} {frac(r.get('logic'))} | {frac(r.get('ff'))} | "
+                     f"{frac(r.get('dsp'))} | {frac(r.get('bram'))} | {r.get('fmax_mhz', '-')} | "
+                     f"{r.get('target_mhz', '-')} | {timing} | {r.get('peak_gops', '-')} | "
+                     f"{r.get('seconds', 0) / 60:.1f} min |")
+    return lines
 
 
 def verification_figures():
@@ -580,21 +605,7 @@ def _md(results):
             lines.append(f"- {k}: " + ", ".join(f"{a} {b}" for a, b in v.items()))
     lines += ["", "## FPGA", ""]
     if results["fpga"]:
-        lines += ["| build | preset | clock | LUT/LC | FF | DSP | BRAM | Fmax (MHz) | target "
-                  "(MHz) | timing met | peak GOPS | build time |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-        frac = (lambda ua: f"{ua[0]:,} / {ua[1]:,}" if ua else "-")
-        for board, r in results["fpga"].items():
-            clock = r.get("clock") or {"source": "oscillator"}
-            head = f"| {board} | {r.get('preset')} | {clock['source']} |"
-            if r.get("fits") is False:      # a failed build: what was over-full
-                over = ", ".join(f"{k} {frac(ua)}" for k, ua in overfull(r["utilisation"]).items())
-                lines.append(f"{head} does not fit: {over} | | | | | | | | |")
-                continue
-            lines.append(f"{head} {frac(r.get('logic'))} | {frac(r.get('ff'))} | "
-                         f"{frac(r.get('dsp'))} | {frac(r.get('bram'))} | {r.get('fmax_mhz')} | "
-                         f"{r.get('target_mhz')} | {'yes' if r.get('timing_met') else 'no'} | "
-                         f"{r.get('peak_gops')} | {r.get('seconds', 0) / 60:.1f} min |")
+        lines += fpga_table(results["fpga"])
     else:
         lines.append("No bitstream reports found (run `make bitstream BOARD=...` first).")
     return "\n".join(lines) + "\n"

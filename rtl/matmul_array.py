@@ -43,10 +43,12 @@ class MatmulArray(wiring.Component):
         ``r_data[n] = sum_k a[k] * W[k][n]`` (int32) for the activation that entered
         ``latency`` cycles earlier.
 
-    Both ports are registered on entry, and each PE registers its product before adding it to
+    Both ports are registered on entry, and each PE registers its multiplier's operands (the
+    activation and the weight of the buffer it selects) and its product before adding that to
     the partial sum from the north (a cycle of ``latency`` each, for every column alike); the
-    last ``config.lut_products`` PEs (in row order) build their product from logic (:func:`lut_product`), the others leave it to
-    synthesis (a DSP block where the FPGA has one).
+    last ``config.lut_products`` PEs (in row order) build their product from logic
+    (:func:`lut_product`), the others leave it to synthesis (a DSP block where the FPGA has
+    one).
 
     Timing contract: PE(k, n) uses its weight at cycle ``t + 1 + k + n`` for an activation
     entering at ``t``, and sees a weight write of cycle ``c`` from cycle ``c + 2`` on (the
@@ -97,11 +99,14 @@ class MatmulArray(wiring.Component):
                 s_reg = Signal(name=f"s_{k}_{n}")
                 p_reg = Signal(psum_shape, name=f"p_{k}_{n}")
                 product = Signal(signed(16), name=f"m_{k}_{n}")
-                weight = Mux(s_east[k][n], w1, w0)
+                # the multiplier's operands registered (the selected weight buffer and the
+                # activation), so a DSP block has a flip-flop on each side
+                op_a = Signal(signed(8), name=f"opa_{k}_{n}")
+                op_w = Signal(signed(8), name=f"opw_{k}_{n}")
                 in_logic = k * L + n >= L * L - self.config.lut_products
                 m.d.sync += [
-                    product.eq(lut_product(a_east[k][n], weight) if in_logic
-                               else a_east[k][n] * weight),
+                    op_a.eq(a_east[k][n]), op_w.eq(Mux(s_east[k][n], w1, w0)),
+                    product.eq(lut_product(op_a, op_w) if in_logic else op_a * op_w),
                     p_reg.eq(p_south[n] + product)]
                 if n + 1 < L:           # the last column passes nothing east
                     m.d.sync += [a_reg.eq(a_east[k][n]), s_reg.eq(s_east[k][n])]

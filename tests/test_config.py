@@ -8,7 +8,8 @@ def test_presets():
     assert preset("large").lanes >= 16
     for _name, cfg in PRESETS.items():
         assert cfg.word_bits == 8 * cfg.lanes
-        assert cfg.mxm_latency == 2 * cfg.lanes + 1  # entry, skew, ripple, de-skew, product
+        # entry, skew, ripple, de-skew, each PE's operands and product
+        assert cfg.mxm_latency == 2 * cfg.lanes + 2
         assert cfg.host_data_bits >= 96          # one instruction fits the host bus
         assert cfg.vxm_group * cfg.vxm_passes == cfg.lanes
         assert cfg.vxm_latency == 12 + cfg.vxm_passes  # twelve stages, then the lanes

@@ -135,8 +135,9 @@ class LpuConfig:
     def mxm_latency(self):
         """Cycles from an activation vector entering the array to its result vector leaving
         it: the entry register, the skew of row ``lanes-1``, the column ripple, the de-skew of
-        column 0 and the products' register."""
-        return 2 * self.lanes + 1
+        column 0, and in each PE its operands' register and its product's (a DSP block with
+        a flip-flop on every side)."""
+        return 2 * self.lanes + 2
 
     @property
     def acc_read_latency(self):

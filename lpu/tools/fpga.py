@@ -243,6 +243,8 @@ def build_bitstream(board, out=print, synth_only=False, mhz=None, config=None):
     opts = {"nextpnr_opts": "--timing-allow-fail"}
     if board == "icebreaker":
         opts["synth_opts"] = "-dsp"
+    else:   # router1 did not converge on the 8-lane tile with registered DSP operands
+        opts["nextpnr_opts"] += " --router router2"
     plan = platform.build(_top(board, config, clk_hz, baud, pll), name="lpu", build_dir=str(build_dir),
                           do_program=False, do_build=False, **opts)
     if synth_only:

@@ -19,7 +19,8 @@ class AddressGenerator(wiring.Component):
         ``addr`` is part of a stream this cycle.
     busy : Out(1)
         The stream has addresses left after this cycle; a new ``start`` is accepted once it
-        is low. A ``count`` of 0 emits nothing.
+        is low. A ``count`` of 0 emits nothing. A flip-flop (computed with the address
+        count's next value), so that the sequencer's issue decision starts at one.
     """
 
     def __init__(self, addr_bits, count_bits=16):
@@ -35,14 +36,15 @@ class AddressGenerator(wiring.Component):
         nxt = Signal(self.addr_bits)
         stride = Signal(self.addr_bits)
         remaining = Signal.like(self.count)
-        m.d.comb += self.busy.eq(remaining != 0)
         with m.If(self.start):
             m.d.comb += [self.addr.eq(self.base), self.valid.eq(self.count != 0)]
             m.d.sync += [
                 nxt.eq(self.base + self.stride), stride.eq(self.stride),
                 remaining.eq(Mux(self.count != 0, self.count - 1, 0)),
+                self.busy.eq(self.count > 1),
             ]
         with m.Elif(remaining != 0):
             m.d.comb += [self.addr.eq(nxt), self.valid.eq(1)]
-            m.d.sync += [nxt.eq(nxt + stride), remaining.eq(remaining - 1)]
+            m.d.sync += [nxt.eq(nxt + stride), remaining.eq(remaining - 1),
+                         self.busy.eq(remaining > 1)]
         return m

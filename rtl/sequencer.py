@@ -84,6 +84,7 @@ class Sequencer(wiring.Component):
             m.d.sync += since.eq(1)
         with m.Elif(since != (1 << len(since)) - 1):
             m.d.sync += since.eq(since + 1)
+        self._wait_compare(m, busy, op, field, issue, since, units["wait_ok"])
         issued = {o: issue & (op == o) for o in (Opcode.LW, Opcode.MM, Opcode.VX, Opcode.RX)}
         self._bank_streams(m, issued, field, bank_sel, op)
         self._receive(m, issued[Opcode.RX], field, bank_sel, units)
@@ -93,6 +94,21 @@ class Sequencer(wiring.Component):
         self._write_back(m)
         self._counters(m, busy, issue, w_valid=w_valid, a_valid=a_valid, vx_row_done=vx_row_done)
         return m
+
+    def _wait_compare(self, m, busy, op, field, issue, since, wait_ok):
+        """``wait_ok``: ``since_wait >= count`` of the instruction being decoded, from a
+        register computed the cycle before (a 16-bit compare was the head of the ULX3S's
+        critical path into issue). Both outcomes are computed from flip-flops or the
+        instruction memory's output (for the instruction about to be loaded); issue only
+        selects one. Cycle for cycle the same as comparing directly."""
+        lsb, width = FIELDS["count"]
+        next_wait = self._ir_data[lsb:lsb + width]       # the instruction being loaded
+        since_next = Mux(since == (1 << len(since)) - 1, since, since + 1)   # no issued WAIT
+        with m.If(busy & (~self._fetched | issue)):
+            m.d.sync += wait_ok.eq(Mux(issue & (op == Opcode.WAIT), next_wait <= 1,
+                                       since_next >= next_wait))
+        with m.Else():
+            m.d.sync += wait_ok.eq(since_next >= field["wait"])
 
     # counters count down to 0, the cycle a rule's condition holds; a rule ``d`` cycles after
     # the load cycle ``i`` is loaded as ``d - 1`` (the load lands on ``i + 1``)
@@ -130,6 +146,7 @@ class Sequencer(wiring.Component):
         # the run's first cycle), not from the block RAM's output; the read port runs one
         # instruction ahead (while idle it reads instruction 0)
         self._fetched = fetched = Signal(name="fetched")
+        self._ir_data = ir.data
         with m.If(~busy):
             m.d.sync += fetched.eq(0)
         with m.Elif(~fetched | issue):
@@ -152,45 +169,66 @@ class Sequencer(wiring.Component):
             "vx_pass": Signal(self.config.vxm_pass_bits),   # VX: pass of the row being read
             "rx_left": Signal(self.config.depth.bit_length()),  # RX: vectors still to come
             "rx_early": Signal(name="rx_early"),    # RX: LW and MM need not wait for them
+            "received": Signal(name="received", init=1),    # rx_left == 0, a flip-flop
         }
         # WAIT: cycles since the previous WAIT issued (or the run started), saturating at
         # the largest count a WAIT can hold
         units["since_wait"] = Signal(FIELDS["count"][1], name="since_wait")
+        units["wait_ok"] = Signal(name="wait_ok")       # since_wait >= the WAIT's count
         units["last_pass"] = units["vx_pass"] == self.config.vxm_passes - 1
         for c in (units["lw"], units["mm"], units["acc"], *units["guard"], units["vx"]):
             with m.If(c != 0):
                 m.d.sync += c.eq(c - 1)
+        # the issue rules read each counter through flip-flops ``counter <= k``, computed
+        # the cycle before from the count's next value (``_load`` where it is loaded), so
+        # that the issue decision starts at a flip-flop, not at a compare: cycle for cycle
+        # the same as comparing the counter
+        rules = Rules(self.config)
+        self._flags = {}
+        for name, k in (("lw", 0), ("lw", rules.lw_done - rules.lw_stream), ("mm", 0),
+                        ("acc", 0), ("guard0", 0), ("guard1", 0), ("vx", 0), ("vx_wait", 0)):
+            c = units["guard"][int(name[-1])] if name.startswith("guard") else units[name]
+            flag = Signal(name=f"{name}_le{k}", init=1)         # every counter starts at 0
+            m.d.sync += flag.eq(c <= k + 1)     # counting down by one, or staying at 0
+            self._flags.setdefault(name, {})[k] = flag
         return units
+
+    def _load(self, m, counter, name, value):
+        """Load a rule counter (inside the caller's ``If``) and its flags alike."""
+        value = Value.cast(value)[:len(counter)]           # what the counter will hold
+        m.d.sync += [counter.eq(value),
+                     *[flag.eq(value <= k) for k, flag in self._flags[name].items()]]
 
     def _issue_rules(self, m, op, field, bank_sel, units):
         """May the instruction at the PC issue this cycle? (``docs/isa.md``'s rules)"""
         rules = Rules(self.config)
         bank_busy = self.bank_busy.bit_select(bank_sel, 1)
-        guard = units["guard"]
+        flags = self._flags
         ready = Signal()
         with m.Switch(op):
             # LW, MM and HALT wait until every received vector has landed (rx_done); LW and
             # MM not for an early RX's
-            received = units["rx_left"] == 0
+            received = units["received"]
             landed = received | units["rx_early"]
             with m.Case(Opcode.LW):
-                m.d.comb += ready.eq(~bank_busy & (units["lw"] <= rules.lw_done - rules.lw_stream) &
-                                     Mux(field["wbuf"], guard[1] == 0, guard[0] == 0) & landed)
+                m.d.comb += ready.eq(~bank_busy & flags["lw"][rules.lw_done - rules.lw_stream] &
+                                     Mux(field["wbuf"], flags["guard1"][0], flags["guard0"][0]) &
+                                     landed)
             with m.Case(Opcode.MM):
-                m.d.comb += ready.eq(~bank_busy & (units["mm"] == 0) & landed)
+                m.d.comb += ready.eq(~bank_busy & flags["mm"][0] & landed)
             with m.Case(Opcode.RX):
                 m.d.comb += ready.eq(received)          # one receive stream at a time
             with m.Case(Opcode.VX):
                 # the previous VX is on its last read (rules.vx_next)
-                m.d.comb += ready.eq((units["vx_wait"] == 0) &
+                m.d.comb += ready.eq(flags["vx_wait"][0] &
                                      ((units["vx_left"] == 0) |
                                       ((units["vx_left"] == 1) & units["last_pass"])))
             with m.Case(Opcode.WAIT):
-                m.d.comb += ready.eq((units["since_wait"] >= field["wait"]) &
+                m.d.comb += ready.eq(units["wait_ok"] &
                                      (received | ~field["fence"]))
             with m.Case(Opcode.HALT):
-                m.d.comb += ready.eq((units["lw"] == 0) & (units["mm"] == 0) &
-                                     (units["acc"] == 0) & (units["vx"] == 0) & received)
+                m.d.comb += ready.eq(flags["lw"][0] & flags["mm"][0] & flags["acc"][0] &
+                                     flags["vx"][0] & received)
             with m.Default():
                 m.d.comb += ready.eq(1)    # unknown opcodes are rejected by the assembler
         return ready
@@ -219,10 +257,12 @@ class Sequencer(wiring.Component):
         m.d.comb += [self._rx_writing.eq(self.link_in_valid & (left != 0)),
                      self.rx_write.eq(self._rx_writing)]
         with m.If(self._rx_writing):
-            m.d.sync += [self._rx_addr.eq(self._rx_addr + stride), left.eq(left - 1)]
+            m.d.sync += [self._rx_addr.eq(self._rx_addr + stride), left.eq(left - 1),
+                         units["received"].eq(left == 1)]
         with m.If(rx_issued):
             m.d.sync += [self._rx_bank.eq(bank_sel), self._rx_addr.eq(field["base"]),
                          stride.eq(field["stride"]), left.eq(field["rx_count"]),
+                         units["received"].eq(field["rx_count"] == 0),
                          units["rx_early"].eq(field["early"])]
 
     def _load_weights(self, m, lw_issued, field, bank_sel, units):
@@ -240,8 +280,8 @@ class Sequencer(wiring.Component):
         with m.If(w_valid):
             m.d.sync += row.eq(row + 1)
         with m.If(lw_issued):
-            m.d.sync += [bank.eq(bank_sel), buf.eq(field["wbuf"]), row.eq(0),
-                         units["lw"].eq(rules.lw_done - 1)]
+            m.d.sync += [bank.eq(bank_sel), buf.eq(field["wbuf"]), row.eq(0)]
+            self._load(m, units["lw"], "lw", rules.lw_done - 1)
         return w_valid
 
     def _stream_activations(self, m, mm_issued, field, bank_sel, units):
@@ -265,12 +305,12 @@ class Sequencer(wiring.Component):
             m.d.sync += [
                 bank.eq(bank_sel), buf.eq(field["wbuf"]), addr.eq(field["acc_base"]),
                 accumulate.eq(field["accumulate"]),
-                units["mm"].eq(rules.mm_stream(count) - 1),
-                units["acc"].eq(rules.acc_ready(count) - 1),
             ]
+            self._load(m, units["mm"], "mm", rules.mm_stream(count) - 1)
+            self._load(m, units["acc"], "acc", rules.acc_ready(count) - 1)
             for b in (0, 1):
                 with m.If(field["wbuf"] == b):
-                    m.d.sync += units["guard"][b].eq(rules.weight_guard(count) - 1)
+                    self._load(m, units["guard"][b], f"guard{b}", rules.weight_guard(count) - 1)
         return a_valid
 
     def _vector_reads(self, m, vx_issued, field, bank_sel, units):
@@ -303,12 +343,13 @@ class Sequencer(wiring.Component):
         count = field["count"]
         with m.If(vx_issued):
             m.d.sync += [
-                wait.eq(first - 1), left.eq(count), acc.eq(field["acc_base"]),
+                left.eq(count), acc.eq(field["acc_base"]),
                 prow.eq(field["prow"]), quant.eq(field["quant"]), self._vx_bank.eq(bank_sel),
                 self._vx_link.eq(field["link"]), self._vx_keep.eq(field["keep"]),
-                self._vx_out.eq(field["base"]), stride.eq(field["stride"]),
-                vx_pass.eq(0), units["vx"].eq(first + rules.vx_done(count) - 1),
+                self._vx_out.eq(field["base"]), stride.eq(field["stride"]), vx_pass.eq(0),
             ]
+            self._load(m, wait, "vx_wait", first - 1)
+            self._load(m, units["vx"], "vx", first + rules.vx_done(count) - 1)
         # the accumulator and parameter rows arrive acc_read_latency after the read
         lat = cfg.acc_read_latency
         m.d.comb += [self.vx_valid.eq(delay(m, reading, lat, "vxv")),

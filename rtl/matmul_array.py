@@ -82,12 +82,9 @@ class MatmulArray(wiring.Component):
         # is read): weights and activations alike, so their relative timing is unchanged
         w = self._registered(m, self.weights, ("valid", "row", "buf", "data"))
         a = self._registered(m, self.activations, ("valid", "data", "buf"))
-        # the data registers below are off the reset net (a result counts only with its
-        # valid bit, and carries nothing from before its activation entered): on the ECP5
-        # the reset's fanout to them was a critical path
         for k in range(L):
-            a_east[k][0] = delay(m, a.data[k], k, name=f"skew_a{k}", reset_less=True)
-            s_east[k][0] = delay(m, a.buf, k, name=f"skew_s{k}", reset_less=True)
+            a_east[k][0] = delay(m, a.data[k], k, name=f"skew_a{k}")
+            s_east[k][0] = delay(m, a.buf, k, name=f"skew_s{k}")
         p_south = [Const(0, psum_shape)] * L
         for k in range(L):
             row_write = w.valid & (w.row == k)
@@ -98,14 +95,14 @@ class MatmulArray(wiring.Component):
                     m.d.sync += w0.eq(w.data[n])
                 with m.If(row_write & (w.buf == 1)):
                     m.d.sync += w1.eq(w.data[n])
-                a_reg = Signal(signed(8), name=f"a_{k}_{n}", reset_less=True)
-                s_reg = Signal(name=f"s_{k}_{n}", reset_less=True)
-                p_reg = Signal(psum_shape, name=f"p_{k}_{n}", reset_less=True)
-                product = Signal(signed(16), name=f"m_{k}_{n}", reset_less=True)
+                a_reg = Signal(signed(8), name=f"a_{k}_{n}")
+                s_reg = Signal(name=f"s_{k}_{n}")
+                p_reg = Signal(psum_shape, name=f"p_{k}_{n}")
+                product = Signal(signed(16), name=f"m_{k}_{n}")
                 # the multiplier's operands registered (the selected weight buffer and the
                 # activation), so a DSP block has a flip-flop on each side
-                op_a = Signal(signed(8), name=f"opa_{k}_{n}", reset_less=True)
-                op_w = Signal(signed(8), name=f"opw_{k}_{n}", reset_less=True)
+                op_a = Signal(signed(8), name=f"opa_{k}_{n}")
+                op_w = Signal(signed(8), name=f"opw_{k}_{n}")
                 in_logic = k * L + n >= L * L - self.config.lut_products
                 m.d.sync += [
                     op_a.eq(a_east[k][n]), op_w.eq(Mux(s_east[k][n], w1, w0)),
@@ -117,8 +114,7 @@ class MatmulArray(wiring.Component):
                     s_east[k][n + 1] = s_reg
                 p_south[n] = p_reg
         for n in range(L):
-            m.d.comb += self.r_data[n].eq(delay(m, p_south[n], L - 1 - n, name=f"deskew{n}",
-                                                reset_less=True))
+            m.d.comb += self.r_data[n].eq(delay(m, p_south[n], L - 1 - n, name=f"deskew{n}"))
         m.d.comb += [
             self.r_valid.eq(delay(m, a.valid, self.latency - 1, name="valid")),
             self.r_tag.eq(delay(m, self.activations.tag.as_value(), self.latency, name="tag")),
@@ -127,11 +123,10 @@ class MatmulArray(wiring.Component):
 
     @staticmethod
     def _registered(m, port, names):
-        """The members ``names`` of ``port``, each through one register (all but ``valid``
-        off the reset net)."""
+        """The members ``names`` of ``port``, each through one register."""
         regs = {}
         for name in names:
             value = getattr(port, name)
-            regs[name] = Signal(value.shape(), name=f"in_{name}", reset_less=name != "valid")
+            regs[name] = Signal(value.shape(), name=f"in_{name}")
             m.d.sync += regs[name].eq(value)
         return SimpleNamespace(**regs)

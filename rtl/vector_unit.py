@@ -85,12 +85,11 @@ class VectorUnit(wiring.Component):
         N = self.latency - P               # register stages before the output lanes
 
         def stage(value, name, i=1):
-            """``value`` registered ``i`` times: the same thing ``i`` stages later (data: off
-            the reset net, ``valid`` says when it counts)."""
-            return delay(m, value, i, name=name, reset_less=True)
+            """``value`` registered ``i`` times: the same thing ``i`` stages later."""
+            return delay(m, value, i, name=name)
 
         # carried beside the data: pass number, mode, the row's shared parameters
-        valid = delay(m, self.i_valid, N, name="valid")
+        valid = stage(self.i_valid, "valid", N)
         k = stage(self.i_pass, "pass", N)
         m.d.comb += self.o_quant.eq(stage(self.i_quant, "quant", N + 1))
         zp = stage(p.zero_point, "zp", N - 1)
@@ -137,7 +136,7 @@ class VectorUnit(wiring.Component):
             lim = 1 << 33
             sat = Mux(q < -lim, -lim, Mux(q > lim - 1, lim - 1, q))
             high = Mux(ovf, (1 << 31) - 1, q[:32].as_signed())
-            r = Signal(signed(34), name=f"r{j}", reset_less=True)
+            r = Signal(signed(34), name=f"r{j}")
             m.d.sync += r.eq(Mux(single[9], sat, high))
             # 11: double's rounding right shift by `right` (single passes)
             mask = Signal(32, name=f"mask{j}")

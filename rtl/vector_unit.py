@@ -107,7 +107,8 @@ class VectorUnit(wiring.Component):
             x = stage((data_in[j] + bias_in[j])[:32].as_signed(), f"x{j}")
             mult = stage(mult_in[j], f"mult{j}", 2)
             left = stage(Mux(shift > 0, shift, 0)[:5], f"left{j}")
-            right = stage(Mux(shift < 0, -shift, 0)[:5], f"right{j}", 10)
+            right9 = stage(Mux(shift < 0, -shift, 0)[:5], f"right{j}", 9)
+            right = stage(right9, f"right{j}_10")
             total = stage((31 - shift)[:6], f"total{j}", 7)
             half = stage((30 - shift)[:6], f"half{j}", 6)
             # 2: the multiplier's operand
@@ -139,12 +140,16 @@ class VectorUnit(wiring.Component):
             r = Signal(signed(34), name=f"r{j}")
             m.d.sync += r.eq(Mux(single[9], sat, high))
             # 11: double's rounding right shift by `right` (single passes)
-            mask = Signal(32, name=f"mask{j}")
-            m.d.comb += mask.eq((Const(1, 33) << right) - 1)
+            # (its mask, half the mask and one more, registered a stage early from the shift
+            # amount: the compare is then this stage's one carry chain)
+            ones = ((Const(1, 33) << right9) - 1)[:32]
+            mask = stage(ones, f"mask{j}")
+            half = stage(ones >> 1, f"half{j}")
+            half1 = stage((ones >> 1) + 1, f"half1_{j}")
             remainder = r[:32] & mask
-            threshold = (mask >> 1) + (r < 0)
             shifted = stage(Mux(single[10], r, r >> right), f"shifted{j}")
-            up = stage(~single[10] & (remainder > threshold), f"up{j}")
+            # round up past half the mask, or past one more for a negative value
+            up = stage(~single[10] & Mux(r < 0, remainder > half1, remainder > half), f"up{j}")
             # 12: + the round-up bit + the zero point
             rounded = stage((shifted + up + zp)[:36].as_signed(), f"rounded{j}")
             # 13: clamp, into this pass's lanes

@@ -195,7 +195,7 @@ PRESETS = {
 
 # presets that a board is built from (``lpu.tools.fpga.BOARDS``), and each board's tile clock
 # in MHz: the iCEBreaker's 12 MHz oscillator; on the ULX3S an ECP5 PLL from its 25 MHz one
-BOARD_CLOCK_MHZ = {"icebreaker": 12.0, "ulx3s": 60.0}
+BOARD_CLOCK_MHZ = {"icebreaker": 12.0, "ulx3s": 65.0}
 BOARD_PRESETS = tuple(BOARD_CLOCK_MHZ)
 
 

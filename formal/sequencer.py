@@ -22,7 +22,10 @@ class SequencerHarness(Harness):
     * one instruction issues per cycle at most: at most one bank stream starts per cycle;
     * no stream starts on a bank that is still streaming;
     * ``done`` never rises before the last write: while ``done`` is high no SRAM write, no
-      weight row, no activation, no accumulator write and no VXM input happens.
+      weight row, no activation, no accumulator write and no VXM input happens;
+    * (with the first two) each flip-flop the issue rules read instead of a compare (a rule
+      counter's ``<= k``, WAIT's ``since_wait >= count``, ``rx_left == 0``) equals that
+      compare on every cycle it is read.
 
     Bounded model checking (``depth`` cycles: every program that reaches ``done`` within it).
     """
@@ -49,7 +52,10 @@ class SequencerHarness(Harness):
     def build(self, m):
         cfg = self.config
         P = cfg.vxm_passes
-        m.submodules.seq = seq = Sequencer(cfg)
+        seq = Sequencer(cfg)
+        # elaborated here, so that its registered issue flags can be checked against the
+        # compares they stand for
+        m.submodules.seq = Fragment.get(seq, None)
         m.d.comb += [seq.start.eq(self.start), seq.imem_we.eq(self.imem_we),
                      seq.imem_addr.eq(self.imem_addr), seq.imem_data.eq(self.imem_data)]
         self.assume(m, ~self.imem_we | ((self.imem_addr < cfg.imem_depth) & self._legal(self.imem_data)))
@@ -71,6 +77,8 @@ class SequencerHarness(Harness):
         if "issue" in self.PROPERTIES:
             self.check(m, (starts & (starts - 1)) == 0, "one_issue")
             self.check(m, (starts & seq.bank_busy) == 0, "bank_free")
+            for name, (same, when) in seq.flag_invariants.items():
+                self.check(m, same, f"flag_{name}", when=when)
         if "done" in self.PROPERTIES:
             activity = Cat(seq.wr_en != 0, seq.weights.valid, seq.activations.valid, acc_write,
                            seq.vx_valid)

@@ -66,6 +66,9 @@ class Sequencer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        # each registered flag and the compare it stands for, with when they must agree:
+        # ``formal.sequencer`` proves they always do
+        self.flag_invariants = {}
         busy, op, field, issue = self._fetch(m)
         bank_sel = field["bank"][:self.config.bank_bits]
         units = self._unit_state(m)
@@ -85,6 +88,9 @@ class Sequencer(wiring.Component):
         with m.Elif(since != (1 << len(since)) - 1):
             m.d.sync += since.eq(since + 1)
         self._wait_compare(m, busy, op, field, issue, since, units["wait_ok"])
+        self.flag_invariants["wait_ok"] = (units["wait_ok"] == (since >= field["wait"]),
+                                           busy & self._fetched)
+        self.flag_invariants["received"] = (units["received"] == (units["rx_left"] == 0), 1)
         issued = {o: issue & (op == o) for o in (Opcode.LW, Opcode.MM, Opcode.VX, Opcode.RX)}
         self._bank_streams(m, issued, field, bank_sel, op)
         self._receive(m, issued[Opcode.RX], field, bank_sel, units)
@@ -191,6 +197,7 @@ class Sequencer(wiring.Component):
             flag = Signal(name=f"{name}_le{k}", init=1)         # every counter starts at 0
             m.d.sync += flag.eq(c <= k + 1)     # counting down by one, or staying at 0
             self._flags.setdefault(name, {})[k] = flag
+            self.flag_invariants[f"{name}_le{k}"] = (flag == (c <= k), 1)
         return units
 
     def _load(self, m, counter, name, value):

@@ -37,10 +37,9 @@ class LpuBoard(wiring.Component):
         # bridge waits for ``rvalid``, so a read takes two cycles more; a START is seen a
         # cycle later, and the tile's ``busy`` a cycle later by the bridge, which receives no
         # command for a frame's time after its START.
-        for name in ("we", "re", "region", "bank", "addr", "part", "wdata", "start"):
-            m.d.sync += getattr(tile.host, name).eq(getattr(bridge.host, name))
-        for name in ("rdata", "rvalid", "busy", "done"):
-            m.d.sync += getattr(bridge.host, name).eq(getattr(tile.host, name))
+        for name, member in bridge.host.signature.members.items():
+            src, dst = (bridge.host, tile.host) if member.flow == Out else (tile.host, bridge.host)
+            m.d.sync += getattr(dst, name).eq(getattr(src, name))
         m.d.comb += [bridge.rx.eq(self.rx), self.tx.eq(bridge.tx),
                      self.busy.eq(tile.host.busy), self.done.eq(tile.host.done)]
         return m

@@ -7,8 +7,10 @@ def delay(m, value, cycles, name="dly"):
     """``value`` delayed by ``cycles`` registers in ``m``'s sync domain (0: ``value`` itself)."""
     prev = value
     for i in range(cycles):
+        # a view (a layout's value) keeps its layout
+        shape = value.shape() if hasattr(value, "shape") else Value.cast(value).shape()
         reg = Signal.like(value, name=f"{name}_{i}") if isinstance(value, Signal) else \
-            Signal(Value.cast(value).shape(), name=f"{name}_{i}")
+            Signal(shape, name=f"{name}_{i}")
         m.d.sync += reg.eq(prev)
         prev = reg
     return prev

@@ -124,9 +124,5 @@ class MatmulArray(wiring.Component):
     @staticmethod
     def _registered(m, port, names):
         """The members ``names`` of ``port``, each through one register."""
-        regs = {}
-        for name in names:
-            value = getattr(port, name)
-            regs[name] = Signal(value.shape(), name=f"in_{name}")
-            m.d.sync += regs[name].eq(value)
-        return SimpleNamespace(**regs)
+        return SimpleNamespace(**{name: delay(m, getattr(port, name), 1, name=f"in_{name}")
+                                  for name in names})

@@ -140,16 +140,16 @@ class VectorUnit(wiring.Component):
             r = Signal(signed(34), name=f"r{j}")
             m.d.sync += r.eq(Mux(single[9], sat, high))
             # 11: double's rounding right shift by `right` (single passes)
-            # (its mask, half the mask and one more, registered a stage early from the shift
+            # (its mask, and half the mask plus one, registered a stage early from the shift
             # amount: the compare is then this stage's one carry chain)
             ones = ((Const(1, 33) << right9) - 1)[:32]
             mask = stage(ones, f"mask{j}")
-            half = stage(ones >> 1, f"half{j}")
-            half1 = stage((ones >> 1) + 1, f"half1_{j}")
+            mask_half1 = stage((ones >> 1) + 1, f"mask_half1_{j}")
             remainder = r[:32] & mask
             shifted = stage(Mux(single[10], r, r >> right), f"shifted{j}")
             # round up past half the mask, or past one more for a negative value
-            up = stage(~single[10] & Mux(r < 0, remainder > half1, remainder > half), f"up{j}")
+            up = stage(~single[10] & Mux(r < 0, remainder > mask_half1, remainder > (mask >> 1)),
+                       f"up{j}")
             # 12: + the round-up bit + the zero point
             rounded = stage((shifted + up + zp)[:36].as_signed(), f"rounded{j}")
             # 13: clamp, into this pass's lanes

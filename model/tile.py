@@ -6,12 +6,13 @@ most, in program order, the first on cycle ``fetch_latency`` at the earliest; ``
 vxm_passes):
 
 ``LW bank, base, stride, wbuf`` issues on the first cycle ``i`` with the bank's stream free,
-    ``i >= previous LW + L`` and ``i >= last activation with wbuf + L - 2``. It reads rows
-    ``base + r*stride`` on cycles ``i + r`` and writes weight row r on cycle ``i + 1 + r``.
+    ``i >= previous LW + L`` and ``i >= last activation with wbuf + L - 3``. It reads rows
+    ``base + r*stride`` on cycles ``i + 1 + r`` (the stream's start is registered) and writes
+    weight row r on cycle ``i + 2 + r``.
 ``MM bank, base, stride, count, acc_base, wbuf, accumulate`` issues on the first cycle ``j``
     with the bank's stream free and the previous MM's stream done; activation m is read on
-    ``j + m``, enters the array on ``j + 1 + m`` and updates ``acc[acc_base + m]`` on
-    ``j + 1 + m + A + 1`` (readable one cycle later).
+    ``j + 1 + m``, enters the array on ``j + 2 + m`` and updates ``acc[acc_base + m]`` on
+    ``j + 2 + m + A + 1`` (readable one cycle later).
 ``VX bank, base, stride, count, acc_base, quant, prow`` issues once the previous VX's last
     accumulator read is under way; it reads accumulator e (and parameter row ``prow``) on
     the ``P`` cycles from ``r0 + P*e`` (one VXM pass each) where ``r0 = max(issue + 1, first
@@ -272,11 +273,11 @@ class TileModel:
                     self._sram_write(pc, insn.bank, addrs[k:k + 1], words[k:k + 1], got[k:k + 1],
                                      sram_write_cycle, sram_read_cycle)
             elif insn.op == Op.LW:
-                rows = sram_read(pc, insn.bank, insn.base, insn.stride, L, i)
+                rows = sram_read(pc, insn.bank, insn.base, insn.stride, L, i + R.stream_read(0))
                 self.mxm.write_rows(base + i + R.weight_write(np.arange(L)), insn.wbuf, rows)
             elif insn.op == Op.MM:
                 n = insn.count
-                data = sram_read(pc, insn.bank, insn.base, insn.stride, n, i)
+                data = sram_read(pc, insn.bank, insn.base, insn.stride, n, i + R.stream_read(0))
                 enter = i + R.activation_enter(np.arange(n))
                 addr = (insn.acc_base + np.arange(n)) % cfg.acc_depth
                 act = Activations(base + enter, np.full(n, insn.wbuf), data, addr,

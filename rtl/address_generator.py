@@ -6,21 +6,26 @@ __all__ = ["AddressGenerator"]
 
 
 class AddressGenerator(wiring.Component):
-    """Streams ``count`` addresses ``base, base+stride, ...`` one per cycle.
+    """Streams ``count`` addresses ``base, base+stride, ...`` one per cycle, from the cycle
+    after ``start``.
 
     Ports
     -----
     start : In(1)
-        Begin a stream with ``base``, ``stride`` and ``count`` (sampled this cycle). The first
-        address is driven on ``addr`` in the same cycle. A start while ``busy`` restarts.
+        Begin a stream with ``base``, ``stride`` and ``count`` (sampled this cycle). Its first
+        address is driven on ``addr`` on the next cycle (``stream_start_latency`` = 1: the
+        start only loads registers, so that the block RAM's address comes from flip-flops,
+        not from the sequencer's issue decision). An address of the previous stream due this
+        cycle is still driven; a start while ``busy`` cuts the previous stream short.
     addr : Out(addr_bits)
         Addresses wrap at ``2**addr_bits`` (the bank's end); stride 0 repeats ``base``.
     valid : Out(1)
         ``addr`` is part of a stream this cycle.
     busy : Out(1)
-        The stream has addresses left after this cycle; a new ``start`` is accepted once it
-        is low. A ``count`` of 0 emits nothing. A flip-flop (computed with the address
-        count's next value), so that the sequencer's issue decision starts at one.
+        The stream has an address due next cycle: a ``start`` is accepted (cuts nothing off)
+        while it is low. A ``count`` of 0 emits nothing.
+
+    ``addr``, ``valid`` and ``busy`` are flip-flops.
     """
 
     def __init__(self, addr_bits, count_bits=16):
@@ -35,16 +40,12 @@ class AddressGenerator(wiring.Component):
         m = Module()
         nxt = Signal(self.addr_bits)
         stride = Signal(self.addr_bits)
-        remaining = Signal.like(self.count)
+        left = Signal.like(self.count)              # addresses still to drive, this one included
+        m.d.comb += self.addr.eq(nxt)
         with m.If(self.start):
-            m.d.comb += [self.addr.eq(self.base), self.valid.eq(self.count != 0)]
-            m.d.sync += [
-                nxt.eq(self.base + self.stride), stride.eq(self.stride),
-                remaining.eq(Mux(self.count != 0, self.count - 1, 0)),
-                self.busy.eq(self.count > 1),
-            ]
-        with m.Elif(remaining != 0):
-            m.d.comb += [self.addr.eq(nxt), self.valid.eq(1)]
-            m.d.sync += [nxt.eq(nxt + stride), remaining.eq(remaining - 1),
-                         self.busy.eq(remaining > 1)]
+            m.d.sync += [nxt.eq(self.base), stride.eq(self.stride), left.eq(self.count),
+                         self.valid.eq(self.count != 0), self.busy.eq(self.count > 1)]
+        with m.Elif(self.valid):
+            m.d.sync += [nxt.eq(nxt + stride), left.eq(left - 1),
+                         self.valid.eq(left > 1), self.busy.eq(left > 2)]
         return m

@@ -92,10 +92,11 @@ class Sequencer(wiring.Component):
                                            busy & self._fetched)
         self.flag_invariants["received"] = (units["received"] == (units["rx_left"] == 0), 1)
         issued = {o: issue & (op == o) for o in (Opcode.LW, Opcode.MM, Opcode.VX, Opcode.RX)}
-        self._bank_streams(m, issued, field, bank_sel, op)
+        started = self._stream_starts(m, issued, field, bank_sel)
+        self._bank_streams(m, issued, field, bank_sel, op, started)
         self._receive(m, issued[Opcode.RX], field, bank_sel, units)
-        w_valid = self._load_weights(m, issued[Opcode.LW], field, bank_sel, units)
-        a_valid = self._stream_activations(m, issued[Opcode.MM], field, bank_sel, units)
+        w_valid = self._load_weights(m, issued[Opcode.LW], units, started)
+        a_valid = self._stream_activations(m, issued[Opcode.MM], field, units, started)
         vx_row_done = self._vector_reads(m, issued[Opcode.VX], field, bank_sel, units)
         self._write_back(m)
         self._counters(m, busy, issue, w_valid=w_valid, a_valid=a_valid, vx_row_done=vx_row_done)
@@ -240,15 +241,24 @@ class Sequencer(wiring.Component):
                 m.d.comb += ready.eq(1)    # unknown opcodes are rejected by the assembler
         return ready
 
-    def _bank_streams(self, m, issued, field, bank_sel, op):
+    def _stream_starts(self, m, issued, field, bank_sel):
+        """An LW's or MM's issue, and the fields its stream's words are routed with, as the
+        stream's first address reaches its bank (``stream_start_latency`` later): the
+        routing of the previous stream's last word, due then, is not cut short."""
+        lat = self.config.stream_start_latency
+        values = {"lw": issued[Opcode.LW], "mm": issued[Opcode.MM], "bank": bank_sel,
+                  "wbuf": field["wbuf"], "acc_base": field["acc_base"],
+                  "accumulate": field["accumulate"]}
+        return {name: delay(m, v, lat, f"st_{name}") for name, v in values.items()}
+
+    def _bank_streams(self, m, issued, field, bank_sel, op, started):
         """LW and MM start their bank's stream; each bank remembers which unit it feeds."""
         self._owner_mm = owner_mm = Signal(self.config.banks)   # 1: activations, 0: weights
         starting = issued[Opcode.LW] | issued[Opcode.MM]
         for b in range(self.config.banks):
-            hit = starting & (bank_sel == b)
-            m.d.comb += self.bank_start[b].eq(hit)
-            with m.If(hit):
-                m.d.sync += owner_mm[b].eq(issued[Opcode.MM])
+            m.d.comb += self.bank_start[b].eq(starting & (bank_sel == b))
+            with m.If((started["lw"] | started["mm"]) & (started["bank"] == b)):
+                m.d.sync += owner_mm[b].eq(started["mm"])
         m.d.comb += [self.bank_base.eq(field["base"]), self.bank_stride.eq(field["stride"]),
                      self.bank_count.eq(Mux(op == Opcode.LW, self.config.lanes, field["count"]))]
 
@@ -272,10 +282,10 @@ class Sequencer(wiring.Component):
                          units["received"].eq(field["rx_count"] == 0),
                          units["rx_early"].eq(field["early"])]
 
-    def _load_weights(self, m, lw_issued, field, bank_sel, units):
+    def _load_weights(self, m, lw_issued, units, started):
         """LW: rows arrive from its bank one per cycle and go to the weight port."""
         rules = Rules(self.config)
-        bank = Signal.like(bank_sel, name="lw_bank")
+        bank = Signal.like(started["bank"], name="lw_bank")
         buf = Signal(name="lw_buf")
         row = Signal(range(self.config.lanes), name="lw_row")
         w_valid = Signal()
@@ -286,15 +296,16 @@ class Sequencer(wiring.Component):
         ]
         with m.If(w_valid):
             m.d.sync += row.eq(row + 1)
+        with m.If(started["lw"]):
+            m.d.sync += [bank.eq(started["bank"]), buf.eq(started["wbuf"]), row.eq(0)]
         with m.If(lw_issued):
-            m.d.sync += [bank.eq(bank_sel), buf.eq(field["wbuf"]), row.eq(0)]
             self._load(m, units["lw"], "lw", rules.lw_done - 1)
         return w_valid
 
-    def _stream_activations(self, m, mm_issued, field, bank_sel, units):
+    def _stream_activations(self, m, mm_issued, field, units, started):
         """MM: activations arrive from its bank and enter the array with their tag."""
         rules = Rules(self.config)
-        bank = Signal.like(bank_sel, name="mm_bank")
+        bank = Signal.like(started["bank"], name="mm_bank")
         buf = Signal(name="mm_buf")
         addr = Signal(self.config.acc_addr_bits, name="mm_addr")
         accumulate = Signal(name="mm_accumulate")
@@ -308,11 +319,10 @@ class Sequencer(wiring.Component):
         with m.If(a_valid):
             m.d.sync += addr.eq(addr + 1)
         count = field["count"]
+        with m.If(started["mm"]):
+            m.d.sync += [bank.eq(started["bank"]), buf.eq(started["wbuf"]),
+                         addr.eq(started["acc_base"]), accumulate.eq(started["accumulate"])]
         with m.If(mm_issued):
-            m.d.sync += [
-                bank.eq(bank_sel), buf.eq(field["wbuf"]), addr.eq(field["acc_base"]),
-                accumulate.eq(field["accumulate"]),
-            ]
             self._load(m, units["mm"], "mm", rules.mm_stream(count) - 1)
             self._load(m, units["acc"], "acc", rules.acc_ready(count) - 1)
             for b in (0, 1):

@@ -28,8 +28,9 @@ class SramBank(wiring.Component):
 
     Reads come from a streaming :class:`AddressGenerator`: after ``rd_start`` the words at
     ``base + i*stride`` (mod ``depth``) appear on ``o_data`` with ``o_valid`` high,
-    ``latency`` cycles after the cycle their address was generated (the first one
-    ``latency`` cycles after ``rd_start``), one per cycle. When no stream runs, the word at
+    ``latency`` cycles after the cycle their address was generated (the first address one
+    cycle after ``rd_start``: ``stream_start_latency``), one per cycle; ``rd_busy``: a
+    start now would cut the running stream short. When no stream runs, the word at
     ``rd_addr`` appears on ``o_data`` ``latency`` cycles later with ``o_valid`` low.
 
     Writes take effect at the end of the cycle ``wr_en`` is high, only in lanes whose

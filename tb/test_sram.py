@@ -120,17 +120,18 @@ async def test_strides(dut):
 
 @cocotb.test(**WATCHDOG)
 async def test_read_during_write(dut):
-    """Write the address being streamed in the same cycle: the read returns the old word
-    (read-first); the next read of it returns the new one."""
+    """Write the address being streamed on the cycle it is read (``stream_start_latency``
+    after the start): the read returns the old word (read-first); the next read of it
+    returns the new one."""
     tb, cfg, rng = await filled(dut, "test_read_during_write")
     full = np.ones(cfg.lanes, dtype=bool)
+    lat = cfg.stream_start_latency
     sched = []
     for _rep in range(2):
         for a in range(16):
             starts = {b: (a, 0, 2) for b in range(cfg.banks)}
             writes = {b: (a, rng.integers(-128, 128, cfg.lanes), full) for b in range(cfg.banks)}
-            sched.append((starts, writes))
-            sched.append(({}, {}))
+            sched += [(starts, {})] + tb.idle(lat - 1) + [({}, writes)]
     await tb.run(sched)
     await finish(tb, "test_read_during_write", cfg.banks * 64)
 

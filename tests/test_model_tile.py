@@ -101,7 +101,10 @@ def test_schedule_rules():
     assert (lw0, mm0, lw1) == (F, F + 1, F + L)    # MM right behind LW; next LW after L reads
     assert mm1 == mm0 + 10                         # MM waits for the previous stream
     assert lw2 == mm0 + 10 + L - 2                 # buffer 0 free L-2 cycles after last use
-    assert t.vx_first_read[5] == mm1 + 10 + A + 2  # VX waits for the last update to land
+    # VX waits for the last update to land: the last activation is read S + 9 cycles after
+    # mm1, enters one later, leaves A after that, is readable acc_visible_delay after that
+    S = cfg.stream_start_latency
+    assert t.vx_first_read[5] == mm1 + S + 9 + 1 + A + 2
     assert t.cycles == halt + 1
     assert t.counters["mxm_busy"] == 20 and t.counters["insns"] == 7
     assert t.counters["stalls"] == t.cycles - 7

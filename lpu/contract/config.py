@@ -127,8 +127,15 @@ class LpuConfig:
         return 1
 
     @property
+    def stream_start_latency(self):
+        """Cycles from a stream's start (an LW's or MM's issue) to its first read address:
+        the bank's address generator registers the start, so that the block RAM's address
+        comes from flip-flops, not from the issue decision (the ULX3S's critical path)."""
+        return 1
+
+    @property
     def sram_read_latency(self):
-        """Cycles from a read address (or stream start) to its word on the bank's output."""
+        """Cycles from a read address to its word on the bank's output."""
         return 1
 
     @property

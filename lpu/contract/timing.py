@@ -9,8 +9,8 @@ alike.
 
 Why each rule holds comes from the unit contracts:
 
-* SRAM: a stream started on cycle ``i`` reads word ``r`` on ``i + r``; it is on the bank's
-  output ``sram_read_latency`` later.
+* SRAM: a stream started on cycle ``i`` reads word ``r`` on ``i + stream_start_latency +
+  r``; it is on the bank's output ``sram_read_latency`` later.
 * MXM (``model.mxm``): an activation entering on ``t`` meets PE(k, n) on ``t + k + n`` and
   uses the weight written before that cycle; its result leaves on ``t + mxm_latency`` and
   is readable in the accumulators from ``t + mxm_latency + acc_visible_delay``.
@@ -59,10 +59,20 @@ class Rules:
         self.L, self.A, self.V, self.P = c.lanes, c.mxm_latency, c.vxm_latency, c.vxm_passes
         self._pass_shift = c.vxm_passes.bit_length() - 1    # vxm_passes is a power of two
 
+    # ---- SRAM streams (LW, MM) ------------------------------------------------------------
+    def stream_read(self, r):
+        """A stream's word ``r`` is read (its address is on the bank) this long after the
+        stream's start."""
+        return self.config.stream_start_latency + r
+
+    def stream_word(self, r):
+        """A stream's word ``r`` is on the bank's output this long after the stream's start."""
+        return self.stream_read(r) + self.config.sram_read_latency
+
     # ---- LW -------------------------------------------------------------------------------
     def weight_write(self, r):
         """LW: weight row ``r`` is written this long after issue."""
-        return self.config.sram_read_latency + r
+        return self.stream_word(r)
 
     @property
     def lw_stream(self):
@@ -77,7 +87,7 @@ class Rules:
     # ---- MM -------------------------------------------------------------------------------
     def activation_enter(self, m):
         """MM: activation ``m`` enters the array this long after issue."""
-        return self.config.sram_read_latency + m
+        return self.stream_word(m)
 
     def mm_stream(self, count):
         """MM: its bank's stream and the array's input are busy this long after issue."""
@@ -87,8 +97,8 @@ class Rules:
         """MM: an LW into this MM's weight buffer may issue this long after the MM's issue.
         The last activation's last PE, (L-1, L-1), meets row r's weight on
         ``enter + r + L - 1``, which must come before the new row r is written on
-        ``j + sram_read_latency + r``."""
-        return self.activation_enter(count - 1) + self.L - 1 - self.config.sram_read_latency
+        ``j + weight_write(r)``."""
+        return self.activation_enter(count - 1) + self.L - 1 - self.weight_write(0)
 
     def acc_ready(self, count):
         """MM: every one of its accumulator updates is readable this long after issue."""

@@ -71,14 +71,14 @@ def run_timeline(cfg, program, events):
         out.append(("sequencer", label, at, 1, args))
         if insn.op == Op.LW:
             rows = [next(take["weight_rows"]) for _ in range(L)]
-            reads = [c - R.weight_write(0) for c in rows]
+            reads = [c - R.config.sram_read_latency for c in rows]   # the rows' read cycles
             span(f"bank {insn.bank} read", f"LW pc{pc}", reads, 1, args)
             span("LW (weight port)", f"LW pc{pc} -> w{insn.wbuf}", rows, 1, args)
         elif insn.op == Op.MM:
             act = [next(take["activations"]) for _ in range(insn.count)]
             res = [next(take["results"]) for _ in range(insn.count)]
-            span(f"bank {insn.bank} read", f"MM pc{pc}", [c - R.activation_enter(0) for c in act],
-                 1, args)
+            span(f"bank {insn.bank} read", f"MM pc{pc}",
+                 [c - R.config.sram_read_latency for c in act], 1, args)
             span("MXM", f"MM pc{pc}", act, 1, args)
             span("accumulators", f"MM pc{pc} -> acc{insn.acc_base}", res, 1, args)
         elif insn.op == Op.VX:

@@ -31,9 +31,14 @@ class VectorUnit(wiring.Component):
       + zero_point, act_min, act_max)`` in the row's rounding (``rounding``: single or
       double, ``lpu.contract.isa.ROUNDING``), exactly as ``model.vxm.requantize``.
 
-    Twelve register stages, each with at most one carry chain, barrel shifter or DSP
-    multiply between registers (so the tile keeps a fast clock), then the output lanes:
+    An entry register, twelve register stages, each with at most one carry chain, barrel
+    shifter or DSP multiply between registers (so the tile keeps a fast clock), then the
+    output lanes:
 
+    0. the entry register: this pass's lanes of the vector and its parameters (the
+       accumulator and parameter memories sit far from the unit on a large FPGA: their
+       block RAMs' outputs were routed straight into stage 1's adder, the ULX3S's critical
+       path at 68.6 MHz, 9.2 of its 14.6 ns routing)
     1. ``x = acc + bias`` (wraps); the shift amounts of both roundings
     2. the multiplier's operand: ``x`` (single) or ``x << left`` (double, wraps)
     3. four 17 x 17 partial products of the exact 32 x 32 multiply (one DSP block each)
@@ -77,16 +82,18 @@ class VectorUnit(wiring.Component):
             group = flat if P == 1 else flat.word_select(self.i_pass, bits * G)
             return [group[bits * j:bits * (j + 1)].as_signed() for j in range(G)]
 
-        data_in = lanes_of_pass(self.i_data, 32)
-        bias_in = lanes_of_pass(p.bias, 32)
-        mult_in = lanes_of_pass(p.multiplier, 32)
-        shift_in = lanes_of_pass(p.shift, 8)
-
         N = self.latency - P               # register stages before the output lanes
 
         def stage(value, name, i=1):
             """``value`` registered ``i`` times: the same thing ``i`` stages later."""
             return delay(m, value, i, name=name)
+
+        # 0: the entry register (this pass's lanes and the row's rounding)
+        data_in = [stage(v, f"in_data{j}") for j, v in enumerate(lanes_of_pass(self.i_data, 32))]
+        bias_in = [stage(v, f"in_bias{j}") for j, v in enumerate(lanes_of_pass(p.bias, 32))]
+        mult_in = [stage(v, f"in_mult{j}") for j, v in enumerate(lanes_of_pass(p.multiplier, 32))]
+        shift_in = [stage(v, f"in_shift{j}") for j, v in enumerate(lanes_of_pass(p.shift, 8))]
+        rounding = stage(p.rounding, "in_rounding")
 
         # carried beside the data: pass number, mode, the row's shared parameters
         valid = stage(self.i_valid, "valid", N)
@@ -96,7 +103,7 @@ class VectorUnit(wiring.Component):
         lo = stage(p.act_min, "amin", N)
         hi = stage(p.act_max, "amax", N)
         # the row's rounding is single: ``single[s]`` is the flag as stage ``s`` sees it
-        single = [None, stage(p.rounding == ROUNDING["single"], "single_1")]
+        single = [None, stage(rounding == ROUNDING["single"], "single_1")]
         for s in range(2, 11):
             single.append(stage(single[-1], f"single_{s}"))
         # the vector is complete when its last pass leaves the last stage
@@ -154,7 +161,7 @@ class VectorUnit(wiring.Component):
             rounded = stage((shifted + up + zp)[:36].as_signed(), f"rounded{j}")
             # 13: clamp, into this pass's lanes
             clamped = Mux(rounded < lo, lo, Mux(rounded > hi, hi, rounded))
-            xo = stage(x, f"x{j}_o", N - 1)
+            xo = stage(x, f"x{j}_o", N - 2)         # x is two registers from the input
             for g in range(P):
                 with m.If(k == g):
                     m.d.sync += [self.o_i32[g * G + j].eq(xo),

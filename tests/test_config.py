@@ -12,7 +12,7 @@ def test_presets():
         assert cfg.mxm_latency == 2 * cfg.lanes + 2
         assert cfg.host_data_bits >= 96          # one instruction fits the host bus
         assert cfg.vxm_group * cfg.vxm_passes == cfg.lanes
-        assert cfg.vxm_latency == 12 + cfg.vxm_passes  # twelve stages, then the lanes
+        assert cfg.vxm_latency == 13 + cfg.vxm_passes  # entry, twelve stages, the lanes
         assert 0 <= cfg.lut_products <= cfg.lanes ** 2
 
 

@@ -166,9 +166,9 @@ class LpuConfig:
     @property
     def vxm_latency(self):
         """Cycles from an int32 vector's first pass entering the vector unit to its int8/int32
-        result: twelve pipeline stages and the output lanes (``rtl.vector_unit``), plus one
-        cycle for each further pass."""
-        return 12 + self.vxm_passes
+        result: the entry register, twelve pipeline stages and the output lanes
+        (``rtl.vector_unit``), plus one cycle for each further pass."""
+        return 13 + self.vxm_passes
 
     # ---- presentation -------------------------------------------------------------------
     def as_dict(self):

@@ -20,9 +20,17 @@ from .simulation import BUILD, generate_verilog
 
 __all__ = ["FAMILIES", "netlist_verilog", "NetlistError"]
 
-# board -> (Yosys's family folder, synthesis command): as the bitstream flow synthesises
-FAMILIES = {"icebreaker": ("ice40", "synth_ice40 -dsp -top top"),
-            "ulx3s": ("ecp5", "synth_ecp5 -top top")}
+# board -> Yosys's synthesis, for bitstreams (``lpu.tools.fpga``) and netlists alike: the
+# options of ``synth_<family>`` and what follows it. The iCE40's DSPs are used only when
+# asked for. On the ECP5, LUTs are mapped by ``abc``, not ``synth_ecp5``'s ``abc9``: Yosys
+# 0.69's and 0.70's abc9 reintegration asserts on the ULX3S's ``tiny`` tile once its SRAM
+# streams' start is registered (`GetSize(conn.first) == GetSize(conn.second)` in
+# rtlil.cc; with or without LUT RAMs; ``abc9 -dff`` exhausts the WebAssembly stack)
+SYNTH = {"icebreaker": ("-dsp", ""),
+         "ulx3s": ("-run :map_luts", "abc -lut 4 -dress; clean; synth_ecp5 -run map_cells:")}
+# board -> (Yosys's family folder, synthesis commands)
+FAMILIES = {"icebreaker": ("ice40", f"synth_ice40 {SYNTH['icebreaker'][0]} -top top"),
+            "ulx3s": ("ecp5", f"synth_ecp5 {SYNTH['ulx3s'][0]} -top top; {SYNTH['ulx3s'][1]}")}
 # the testbenches a netlist runs: the designs a board is made of (`make sim NETLIST=`), and
 # the MXM, where the DSP primitives are (a small netlist for `make test`)
 NETLIST_TESTBENCHES = ("tile", "bridge", "mxm", "sram")

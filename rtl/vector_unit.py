@@ -141,11 +141,8 @@ class VectorUnit(wiring.Component):
             q = stage((sh + corr)[:66].as_signed(), f"q{j}")
             # 10: single saturates to 34 bits (anything beyond clamps the same way after the
             # zero point); double: SRDHM saturates INT32_MIN * INT32_MIN
-            # (q fits 34 bits iff its bits 33 and up are all equal: a tree of LUTs, where
-            # two 66-bit compares were two carry chains and the ULX3S's critical path, 15.0 ns)
             lim = 1 << 33
-            fits = (q[33:] == 0) | (q[33:] == (1 << (len(q) - 33)) - 1)
-            sat = Mux(fits, q[:34].as_signed(), Mux(q[-1], -lim, lim - 1))
+            sat = Mux(q < -lim, -lim, Mux(q > lim - 1, lim - 1, q))
             high = Mux(ovf, (1 << 31) - 1, q[:32].as_signed())
             r = Signal(signed(34), name=f"r{j}")
             m.d.sync += r.eq(Mux(single[9], sat, high))

@@ -88,11 +88,12 @@ class VectorUnit(wiring.Component):
             """``value`` registered ``i`` times: the same thing ``i`` stages later."""
             return delay(m, value, i, name=name)
 
-        # 0: the entry register (this pass's lanes and the row's rounding)
-        data_in = [stage(v, f"in_data{j}") for j, v in enumerate(lanes_of_pass(self.i_data, 32))]
-        bias_in = [stage(v, f"in_bias{j}") for j, v in enumerate(lanes_of_pass(p.bias, 32))]
-        mult_in = [stage(v, f"in_mult{j}") for j, v in enumerate(lanes_of_pass(p.multiplier, 32))]
-        shift_in = [stage(v, f"in_shift{j}") for j, v in enumerate(lanes_of_pass(p.shift, 8))]
+        def entry(array, bits, name):
+            """0: this pass's lanes of ``array`` through the entry register."""
+            return [stage(v, f"in_{name}{j}") for j, v in enumerate(lanes_of_pass(array, bits))]
+
+        data_in, bias_in = entry(self.i_data, 32, "data"), entry(p.bias, 32, "bias")
+        mult_in, shift_in = entry(p.multiplier, 32, "mult"), entry(p.shift, 8, "shift")
         rounding = stage(p.rounding, "in_rounding")
 
         # carried beside the data: pass number, mode, the row's shared parameters

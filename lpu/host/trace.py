@@ -16,7 +16,7 @@ of every run: on the ``model`` back end they are the model's prediction
 * ``network``: one slice per layer (``lpu run``); counters: ``MXM utilisation %`` per run.
 
 Timestamps are tile cycles (the viewer's "1 us" is one cycle). Stream slices are placed from
-the events through the contract's latencies (``lpu.contract.timing.Rules``), so a slice moves
+the events through the contract's latencies (``lpu.contract.config``), so a slice moves
 when, and only when, an observed event does. :func:`diff_traces` compares two timelines
 event by event and says where they first differ (``lpu trace-diff``).
 """
@@ -25,7 +25,7 @@ import json
 from pathlib import Path
 
 from ..contract.isa import Op
-from ..contract.timing import EVENTS, Rules
+from ..contract.timing import EVENTS
 
 __all__ = ["timing_events", "run_timeline", "build_trace", "build_chip_trace", "diff_traces",
            "write_trace", "load_trace", "TraceError"]
@@ -45,7 +45,6 @@ def run_timeline(cfg, program, events):
     ``events`` (by name, cycles from the run's cycle 0). Each instruction takes its vectors
     from the event lists in program order (instructions issue in order, and each unit serves
     them in order)."""
-    R = Rules(cfg)
     L, P = cfg.lanes, cfg.vxm_passes
     take = {name: iter(cycles) for name, cycles in events.items() if name != "issue"}
     issues = list(events["issue"])
@@ -71,14 +70,14 @@ def run_timeline(cfg, program, events):
         out.append(("sequencer", label, at, 1, args))
         if insn.op == Op.LW:
             rows = [next(take["weight_rows"]) for _ in range(L)]
-            reads = [c - R.config.sram_read_latency for c in rows]   # the rows' read cycles
+            reads = [c - cfg.sram_read_latency for c in rows]     # the rows' read cycles
             span(f"bank {insn.bank} read", f"LW pc{pc}", reads, 1, args)
             span("LW (weight port)", f"LW pc{pc} -> w{insn.wbuf}", rows, 1, args)
         elif insn.op == Op.MM:
             act = [next(take["activations"]) for _ in range(insn.count)]
             res = [next(take["results"]) for _ in range(insn.count)]
             span(f"bank {insn.bank} read", f"MM pc{pc}",
-                 [c - R.config.sram_read_latency for c in act], 1, args)
+                 [c - cfg.sram_read_latency for c in act], 1, args)
             span("MXM", f"MM pc{pc}", act, 1, args)
             span("accumulators", f"MM pc{pc} -> acc{insn.acc_base}", res, 1, args)
         elif insn.op == Op.VX:

@@ -29,8 +29,9 @@ __all__ = ["FAMILIES", "netlist_verilog", "NetlistError"]
 SYNTH = {"icebreaker": ("-dsp", ""),
          "ulx3s": ("-run :map_luts", "abc -lut 4 -dress; clean; synth_ecp5 -run map_cells:")}
 # board -> (Yosys's family folder, synthesis commands)
-FAMILIES = {"icebreaker": ("ice40", f"synth_ice40 {SYNTH['icebreaker'][0]} -top top"),
-            "ulx3s": ("ecp5", f"synth_ecp5 {SYNTH['ulx3s'][0]} -top top; {SYNTH['ulx3s'][1]}")}
+FAMILIES = {board: (family, f"synth_{family} {SYNTH[board][0]} -top top"
+                            + (f"; {SYNTH[board][1]}" if SYNTH[board][1] else ""))
+            for board, family in (("icebreaker", "ice40"), ("ulx3s", "ecp5"))}
 # the testbenches a netlist runs: the designs a board is made of (`make sim NETLIST=`), and
 # the MXM, where the DSP primitives are (a small netlist for `make test`)
 NETLIST_TESTBENCHES = ("tile", "bridge", "mxm", "sram")

@@ -3,6 +3,8 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .delay import delay
+
 __all__ = ["AccumulatorMemory"]
 
 
@@ -13,14 +15,17 @@ class AccumulatorMemory(wiring.Component):
     -----
     i_valid, i_addr, i_accumulate, i_data : In
         A result vector arriving this cycle: ``acc[addr] = (acc[addr] if accumulate else 0)
-        + data``, lane-wise, wrapping mod 2**32. The write happens at the end of the *next*
-        cycle (read-modify-write); back-to-back updates of one address are exact because the
-        read side of the update is transparent to the write.
+        + data``, lane-wise, wrapping mod 2**32. The memory is read on the cycle it
+        arrives, the word registered, and the sum written at the end of cycle ``t +
+        config.acc_update_delay``; the writes that read did not see (of the updates that
+        arrived in the ``acc_update_delay`` cycles before) are forwarded, so back-to-back
+        updates of one address are exact. No path runs from a block RAM's output to anything
+        but a register.
     rd_addr : In, rd_data : Out
-        Random read with ``latency`` (``config.acc_read_latency``) 1, read-first: a read on
-        cycle ``c`` sees updates written on cycles before ``c``; an update arriving on
-        ``i_*`` at cycle ``t`` is written on ``t + config.acc_update_delay`` and visible to a
-        read from cycle ``t + config.acc_visible_delay`` (``update_visible``).
+        Random read with ``latency`` (``config.acc_read_latency``: the block RAM's read and a
+        register), read-first: a read on cycle ``c`` sees updates written on cycles before
+        ``c``; an update arriving on ``i_*`` at cycle ``t`` is visible to a read from cycle
+        ``t + config.acc_visible_delay`` (``update_visible``).
     """
 
     def __init__(self, config):
@@ -42,22 +47,32 @@ class AccumulatorMemory(wiring.Component):
         return self.config.acc_visible_delay
 
     def elaborate(self, platform):
-        L = self.config.lanes
+        cfg = self.config
+        L, D = cfg.lanes, cfg.acc_update_delay
         m = Module()
         m.submodules.mem = mem = Memory(shape=data.ArrayLayout(signed(32), L),
-                                        depth=self.config.acc_depth, init=[])
+                                        depth=cfg.acc_depth, init=[])
         wr = mem.write_port()
-        rmw = mem.read_port(transparent_for=(wr,))
+        rmw = mem.read_port(transparent_for=())
         rd = mem.read_port(transparent_for=())
-        valid = Signal()
-        addr = Signal.like(self.i_addr)
-        accumulate = Signal()
-        incoming = Signal.like(self.i_data)
+        # the update, D cycles on: its read's word (the block RAM's, then D - 1 registers)
+        valid = delay(m, self.i_valid, D, "valid")
+        addr = delay(m, self.i_addr, D, "addr")
+        accumulate = delay(m, self.i_accumulate, D, "accumulate")
+        incoming = delay(m, self.i_data, D, "incoming")
         m.d.comb += rmw.addr.eq(self.i_addr)
-        m.d.sync += [valid.eq(self.i_valid), addr.eq(self.i_addr),
-                     accumulate.eq(self.i_accumulate), incoming.eq(self.i_data)]
-        m.d.comb += [wr.en.eq(valid), wr.addr.eq(addr)]
+        stored = delay(m, rmw.data, D - 1, "stored")
+        # the D writes since that read, newest first: (valid, addr, sum) of each
+        total = Signal.like(self.i_data, name="total")
+        written = [(delay(m, valid, k, f"w_valid{k}"), delay(m, addr, k, f"w_addr{k}"),
+                    delay(m, total, k, f"w_sum{k}")) for k in range(1, D + 1)]
+        old = Value.cast(stored)
+        for w_valid, w_addr, w_sum in reversed(written):
+            old = Mux(w_valid & (w_addr == addr), Value.cast(w_sum), old)
+        old = data.ArrayLayout(signed(32), L)(old)
         for n in range(L):
-            m.d.comb += wr.data[n].eq(Mux(accumulate, rmw.data[n], 0) + incoming[n])
-        m.d.comb += [rd.addr.eq(self.rd_addr), self.rd_data.eq(rd.data)]
+            m.d.comb += total[n].eq(Mux(accumulate, old[n], 0) + incoming[n])
+        m.d.comb += [wr.en.eq(valid), wr.addr.eq(addr), wr.data.eq(total)]
+        m.d.comb += [rd.addr.eq(self.rd_addr),
+                     self.rd_data.eq(delay(m, rd.data, self.latency - 1, "rd_data"))]
         return m

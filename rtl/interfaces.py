@@ -47,7 +47,8 @@ def host_port_signature(config):
     tile is not ``busy``:
 
     * ``we`` with ``region``/``bank``/``addr``/``part``/``wdata``: a write;
-    * ``re`` with the same address: ``rdata`` holds the value one cycle later, with ``rvalid``;
+    * ``re`` with the same address: ``rdata`` holds the value ``config.host_read_latency``
+      cycles later, with ``rvalid``;
     * ``start``: run the program from address 0; ``busy`` is high from the next cycle until
       the cycle ``HALT`` issues, ``done`` from then until the next ``start``.
     """

@@ -242,10 +242,11 @@ class Sequencer(wiring.Component):
         return ready
 
     def _stream_starts(self, m, issued, field, bank_sel):
-        """An LW's or MM's issue, and the fields its stream's words are routed with, as the
-        stream's first address reaches its bank (``stream_start_latency`` later): the
-        routing of the previous stream's last word, due then, is not cut short."""
-        lat = self.config.stream_start_latency
+        """An LW's or MM's issue, and the fields its stream's words are routed with, on the
+        cycle before the stream's first word is on its bank's output (registers loaded then
+        route it): the routing of the previous stream's last word, due then, is not cut
+        short."""
+        lat = Rules(self.config).stream_word(0) - 1
         values = {"lw": issued[Opcode.LW], "mm": issued[Opcode.MM], "bank": bank_sel,
                   "wbuf": field["wbuf"], "acc_base": field["acc_base"],
                   "accumulate": field["accumulate"]}

@@ -4,6 +4,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .address_generator import AddressGenerator
+from .delay import delay
 
 __all__ = ["SramBank", "bank_port_signature"]
 
@@ -28,7 +29,8 @@ class SramBank(wiring.Component):
 
     Reads come from a streaming :class:`AddressGenerator`: after ``rd_start`` the words at
     ``base + i*stride`` (mod ``depth``) appear on ``o_data`` with ``o_valid`` high,
-    ``latency`` cycles after the cycle their address was generated (the first address one
+    ``latency`` cycles after the cycle their address was generated (the block RAM's read
+    and a register) (the first address one
     cycle after ``rd_start``: ``stream_start_latency``), one per cycle; ``rd_busy``: a
     start now would cut the running stream short. When no stream runs, the word at
     ``rd_addr`` appears on ``o_data`` ``latency`` cycles later with ``o_valid`` low.
@@ -63,9 +65,11 @@ class SramBank(wiring.Component):
             agen.stride.eq(self.rd_stride), agen.count.eq(self.rd_count),
             self.rd_busy.eq(agen.busy),
             rd.addr.eq(Mux(agen.valid, agen.addr, self.rd_addr)),
-            self.o_data.eq(rd.data),
             wr.addr.eq(self.wr_addr), wr.data.eq(self.wr_data),
             wr.en.eq(Mux(self.wr_en, self.wr_mask, 0)),
         ]
-        m.d.sync += self.o_valid.eq(agen.valid)
+        # the block RAM's word is registered before anything uses it (``latency`` - 1
+        # registers after the memory's own)
+        m.d.comb += [self.o_data.eq(delay(m, rd.data, self.latency - 1, "o_data")),
+                     self.o_valid.eq(delay(m, agen.valid, self.latency, "o_valid"))]
         return m

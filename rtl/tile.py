@@ -6,6 +6,7 @@ from amaranth.lib.wiring import In, Out
 from lpu.contract.isa import param_bits, param_parts
 from lpu.contract.timing import EVENTS
 
+from .delay import delay
 from .interfaces import HostRegion, host_port_signature
 from .matmul_unit import MatmulUnit
 from .sequencer import Sequencer
@@ -108,7 +109,8 @@ class LpuTile(wiring.Component):
         m.d.comb += [
             vxm.i_valid.eq(seq.vx_valid), vxm.i_pass.eq(seq.vx_pass), vxm.i_quant.eq(seq.vx_quant),
             vxm.i_data.eq(mxm.rd_data),
-            vxm.i_params.eq(pr.data[:param_bits(L)]),
+            # a parameter row arrives with its accumulator row: acc_read_latency after the read
+            vxm.i_params.eq(delay(m, pr.data[:param_bits(L)], cfg.acc_read_latency - 1, "params")),
             seq.vx_o_valid.eq(vxm.o_valid), seq.vx_o_quant.eq(vxm.o_quant),
             seq.vx_o_i8.eq(vxm.o_i8), seq.vx_o_i32.eq(vxm.o_i32),
         ]
@@ -117,12 +119,12 @@ class LpuTile(wiring.Component):
         m.d.comb += [seq.imem_we.eq(host_w & (host.region == HostRegion.IMEM)),
                      seq.imem_addr.eq(host.addr), seq.imem_data.eq(host.wdata)]
 
-        # ---- host reads: one cycle later, like the banks' read ports ---------------------
-        region_d = Signal(HostRegion)
-        bank_d = Signal(4)
-        counter = Signal(32)
-        m.d.sync += [host.rvalid.eq(host_r), region_d.eq(host.region), bank_d.eq(host.bank),
-                     counter.eq(seq.counters.as_value().word_select(host.addr[:3], 32))]
+        # ---- host reads: host_read_latency later, like the banks' read ports -------------
+        lat = cfg.host_read_latency
+        region_d = delay(m, host.region, lat, "region_d")
+        bank_d = delay(m, host.bank, lat, "bank_d")
+        counter = delay(m, seq.counters.as_value().word_select(host.addr[:3], 32), lat, "counter")
+        m.d.comb += host.rvalid.eq(delay(m, host_r, lat, "rvalid"))
         with m.Switch(region_d):
             with m.Case(HostRegion.SRAM):
                 with m.Switch(bank_d):

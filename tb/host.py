@@ -96,20 +96,22 @@ class HostDriver(TB):
         d.host__we.value = 0
 
     async def _read(self, accesses):
-        """Pipelined reads: one address per cycle, data one cycle later."""
+        """Pipelined reads: one address per cycle, data ``host_read_latency`` cycles later."""
         d = self.dut
+        lat = self.config.host_read_latency
         self._select()
         accesses = list(accesses)
         out = []
-        for i in range(len(accesses) + 1):
+        for i in range(len(accesses) + lat):
             d.host__re.value = int(i < len(accesses))
             if i < len(accesses):
                 d.host__region.value = accesses[i].region
                 d.host__bank.value = accesses[i].bank
                 d.host__addr.value = accesses[i].addr
             await ReadOnly()
-            if i > 0:
-                assert int(d.host__rvalid.value) == 1, "host read: h_rvalid low one cycle after h_re"
+            if i >= lat:
+                assert int(d.host__rvalid.value) == 1, \
+                    f"host read: h_rvalid low {lat} cycles after h_re"
                 out.append(d.host__rdata.value.to_unsigned())
             else:
                 assert int(d.host__rvalid.value) == 0, "host read: h_rvalid high with no read pending"

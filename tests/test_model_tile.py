@@ -102,9 +102,10 @@ def test_schedule_rules():
     assert mm1 == mm0 + 10                         # MM waits for the previous stream
     assert lw2 == mm0 + 10 + L - 2                 # buffer 0 free L-2 cycles after last use
     # VX waits for the last update to land: the last activation is read S + 9 cycles after
-    # mm1, enters one later, leaves A after that, is readable acc_visible_delay after that
-    S = cfg.stream_start_latency
-    assert t.vx_first_read[5] == mm1 + S + 9 + 1 + A + 2
+    # mm1, enters R later (the bank's read latency), leaves A after that, and is readable
+    # acc_visible_delay after that
+    S, R = cfg.stream_start_latency, cfg.sram_read_latency
+    assert t.vx_first_read[5] == mm1 + S + 9 + R + A + cfg.acc_visible_delay
     assert t.cycles == halt + 1
     assert t.counters["mxm_busy"] == 20 and t.counters["insns"] == 7
     assert t.counters["stalls"] == t.cycles - 7

@@ -135,8 +135,16 @@ class LpuConfig:
 
     @property
     def sram_read_latency(self):
-        """Cycles from a read address to its word on the bank's output."""
-        return 1
+        """Cycles from a read address to its word on the bank's output: the block RAM's read,
+        then a register (a block RAM's clock-to-output is 5.6 ns on the ECP5: at 100 MHz
+        nothing but routing can follow it in the same cycle)."""
+        return 2
+
+    @property
+    def host_read_latency(self):
+        """Cycles from a host port read (``re``) to its ``rdata`` and ``rvalid``: a bank's
+        read latency, for every region alike."""
+        return self.sram_read_latency
 
     @property
     def mxm_latency(self):
@@ -148,14 +156,16 @@ class LpuConfig:
 
     @property
     def acc_read_latency(self):
-        """Cycles from an accumulator read address to its row on the read port (the VXM's)."""
-        return 1
+        """Cycles from an accumulator read address to its row on the read port (the VXM's),
+        and a parameter row's: the block RAM's read, then a register."""
+        return 2
 
     @property
     def acc_update_delay(self):
         """Cycles from a result vector leaving the array to its accumulator update being
-        written (the read-modify-write's read)."""
-        return 1
+        written: the read-modify-write's read, its register, then the add (updates of rows
+        still being written are forwarded)."""
+        return 2
 
     @property
     def acc_visible_delay(self):

@@ -209,7 +209,10 @@ def cmd_bitstream(args):
     try:
         if args.mhz is not None and not args.mhz > 0:
             raise BitstreamError(f"--mhz must be > 0, got {args.mhz}")
-        build_bitstream(args.board, synth_only=args.synth_only, mhz=args.mhz, config=args.config)
+        if args.pnr_opts and not args.pnr_opts.startswith("-"):
+            raise BitstreamError(f"--pnr-opts must be nextpnr options, got '{args.pnr_opts}'")
+        build_bitstream(args.board, synth_only=args.synth_only, mhz=args.mhz, config=args.config,
+                        pnr_opts=args.pnr_opts)
     except BitstreamError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -304,6 +307,8 @@ def build_parser():
                    help="the tile's clock from the PLL (ulx3s), instead of the board's default")
     s.add_argument("--config", default=None,
                    help="build this preset's tile (e.g. large) instead of the board's own")
+    s.add_argument("--pnr-opts", default="",
+                   help="more nextpnr options for an experiment (recorded in report.json)")
     s.set_defaults(fn=cmd_bitstream)
 
     s = sub.add_parser("serve-sim", help="the simulated tile + bridge as a pseudo-terminal")

@@ -52,7 +52,7 @@ TASKS = {
         "formal.address_generator:AddressGeneratorHarness", "prove", 20, 20,
         "address i of a stream is (base + i*stride) mod 2**bits; valid/busy for every count"),
     "accumulator": Task(
-        "formal.accumulator:AccumulatorHarness", "prove", 4, 8,
+        "formal.accumulator:AccumulatorHarness", "prove", 8, 10,
         "read-modify-write: a read returns the sum/overwrite of every update visible to it"),
     "sequencer_issue": Task(
         "formal.sequencer:SequencerIssueHarness", "prove", 8, 28,

@@ -212,11 +212,12 @@ def _synth_report(board, cells):
     return {k: [n, CAPACITY[board][k]] for k, n in use.items()}
 
 
-def build_bitstream(board, out=print, synth_only=False, mhz=None, config=None):
+def build_bitstream(board, out=print, synth_only=False, mhz=None, config=None, pnr_opts=""):
     """Build ``board``'s bitstream (or, with ``synth_only``, run Yosys only and check the
     synthesised cells against the FPGA's capacity); returns the report. ``mhz``: the PLL's
     clock instead of the board's (a board with a PLL only); ``config``: a preset's name, to
-    build that tile instead of the board's own (``build/fpga/<board>-<preset>``)."""
+    build that tile instead of the board's own (``build/fpga/<board>-<preset>``);
+    ``pnr_opts``: more nextpnr options (an experiment's, recorded in the report)."""
     if board not in BOARDS:
         raise BitstreamError(f"unknown board '{board}' (choose: {', '.join(BOARDS)})")
     bindir = Path(sys.executable).parent              # the venv's scripts, even off PATH
@@ -253,6 +254,8 @@ def build_bitstream(board, out=print, synth_only=False, mhz=None, config=None):
             "script_after_synth": SYNTH[board][1]}
     if board != "icebreaker":   # router1 did not converge on the 8-lane tile with registered DSP operands
         opts["nextpnr_opts"] += " --router router2"
+    if pnr_opts:
+        opts["nextpnr_opts"] += " " + pnr_opts
     plan = platform.build(_top(board, config, clk_hz, baud, pll), name="lpu", build_dir=str(build_dir),
                           do_program=False, do_build=False, **opts)
     if synth_only:
@@ -276,6 +279,7 @@ def build_bitstream(board, out=print, synth_only=False, mhz=None, config=None):
     figures.update(
         peak_gops=round(2 * config.lanes ** 2 * min(figures["fmax_mhz"], figures["target_mhz"]) / 1e3, 3),
         timing_met=figures["fmax_mhz"] >= figures["target_mhz"])
+    figures["nextpnr_opts"] = opts["nextpnr_opts"]
     report = _conclude(board, config, build_dir, t0, out, "place and route", figures["all"],
                        figures, clock)
     if not report["timing_met"]:

@@ -94,7 +94,7 @@ class VectorUnit(wiring.Component):
 
         data_in, bias_in = entry(self.i_data, 32, "data"), entry(p.bias, 32, "bias")
         mult_in, shift_in = entry(p.multiplier, 32, "mult"), entry(p.shift, 8, "shift")
-        rounding = stage(p.rounding, "in_rounding")
+        rounding_in = entry(p.rounding, 8, "rounding")      # the row's, one copy per lane
 
         # carried beside the data: pass number, mode, the row's shared parameters
         valid = stage(self.i_valid, "valid", N)
@@ -103,13 +103,15 @@ class VectorUnit(wiring.Component):
         zp = stage(p.zero_point, "zp", N - 1)
         lo = stage(p.act_min, "amin", N)
         hi = stage(p.act_max, "amax", N)
-        # the row's rounding is single: ``single[s]`` is the flag as stage ``s`` sees it
-        single = [None, stage(rounding == ROUNDING["single"], "single_1")]
-        for s in range(2, 11):
-            single.append(stage(single[-1], f"single_{s}"))
         # the vector is complete when its last pass leaves the last stage
         m.d.sync += self.o_valid.eq(valid & (k == P - 1))
         for j in range(G):
+            # the row's rounding is single: ``single[s]`` is the flag as stage ``s`` of this
+            # lane sees it, from the lane's own copy (a chain per lane: no flip-flop drives
+            # more than one lane)
+            single = [None, stage(rounding_in[j] == ROUNDING["single"], f"single{j}_1")]
+            for s in range(2, 11):
+                single.append(stage(single[-1], f"single{j}_{s}"))
             shift = shift_in[j]
             # 1: x = acc + bias; the shift amounts (double: left, right; single: t, t - 1)
             x = stage((data_in[j] + bias_in[j])[:32].as_signed(), f"x{j}")
@@ -142,8 +144,10 @@ class VectorUnit(wiring.Component):
             q = stage((sh + corr)[:66].as_signed(), f"q{j}")
             # 10: single saturates to 34 bits (anything beyond clamps the same way after the
             # zero point); double: SRDHM saturates INT32_MIN * INT32_MIN
+            # (within 34 bits when bits 33 and up are all equal: a LUT tree, no carry chain)
             lim = 1 << 33
-            sat = Mux(q < -lim, -lim, Mux(q > lim - 1, lim - 1, q))
+            fits = q[33:].all() | ~q[33:].any()
+            sat = Mux(fits, q[:34].as_signed(), Mux(q[-1], -lim, lim - 1))
             high = Mux(ovf, (1 << 31) - 1, q[:32].as_signed())
             r = Signal(signed(34), name=f"r{j}")
             m.d.sync += r.eq(Mux(single[9], sat, high))

@@ -3,7 +3,7 @@ import pytest
 
 from lpu.contract.config import preset
 from lpu.contract.isa import FIELDS, INSN_BITS, Insn, Op, ProgramError, decode, encode, validate_program, \
-    pack_params, param_bits, param_fields
+    ROUNDING, pack_params, param_bits, param_fields
 
 
 def test_fields_disjoint_and_fit():
@@ -51,7 +51,7 @@ def test_validate_program_wrong():
 def test_pack_params_layout():
     L = 4
     word = pack_params(L, bias=[1, -1, 2, -2], multiplier=[3, 4, 5, 6], shift=[-1, 0, 1, -31],
-                       zero_point=-5, act_min=-128, act_max=127)
+                       zero_point=-5, act_min=-128, act_max=127, rounding=ROUNDING["double"])
     assert word < (1 << param_bits(L))
     pos = 0
     fields = {}
@@ -65,3 +65,4 @@ def test_pack_params_layout():
     assert fields["bias"] == [1, -1, 2, -2]
     assert fields["shift"] == [-1, 0, 1, -31]
     assert fields["zero_point"] == [-5] and fields["act_max"] == [127]
+    assert fields["rounding"] == [ROUNDING["double"]] * L     # the row's, once per lane

@@ -163,7 +163,9 @@ COUNTERS = ("cycles", "mxm_busy", "lw_rows", "vx_rows", "stalls", "insns")
 
 # ---- the parameter memory: one row of per-output-channel VXM parameters -------------------
 # The requantisation's rounding, chosen per parameter row (so per layer): the row's
-# ``rounding`` field holds the code. ``single``: TFLite >= 2.20, ruy, XNNPACK (LiteRT's
+# ``rounding`` field holds the code, once per lane (each lane of the VXM reads its own copy:
+# one flag shared by every lane was routed across the ECP5 into a lane's shifter, the
+# ULX3S's critical path at 62.4 MHz). ``single``: TFLite >= 2.20, ruy, XNNPACK (LiteRT's
 # default); ``double``: gemmlowp's (TFLite without TFLITE_SINGLE_ROUNDING, CMSIS-NN).
 ROUNDING = {"single": 0, "double": 1}
 
@@ -171,7 +173,7 @@ ROUNDING = {"single": 0, "double": 1}
 def param_fields(lanes):
     """(name, bits per element, elements), low bits first. The RTL layout is built from this."""
     return [("bias", 32, lanes), ("multiplier", 32, lanes), ("shift", 8, lanes),
-            ("zero_point", 8, 1), ("act_min", 8, 1), ("act_max", 8, 1), ("rounding", 8, 1)]
+            ("zero_point", 8, 1), ("act_min", 8, 1), ("act_max", 8, 1), ("rounding", 8, lanes)]
 
 
 def param_bits(lanes):
@@ -193,9 +195,9 @@ def param_words(lanes, host_data_bits, packed):
 def pack_params(lanes, bias, multiplier, shift, zero_point, act_min, act_max,
                 rounding=ROUNDING["single"]):
     """One parameter row as an integer (the host port writes it in ``host_data_bits`` words).
-    ``rounding``: a code of :data:`ROUNDING`."""
+    ``rounding``: a code of :data:`ROUNDING`, the row's (written once per lane)."""
     values = dict(bias=bias, multiplier=multiplier, shift=shift, zero_point=[zero_point],
-                  act_min=[act_min], act_max=[act_max], rounding=[rounding])
+                  act_min=[act_min], act_max=[act_max], rounding=[rounding] * lanes)
     word, pos = 0, 0
     for name, bits, n in param_fields(lanes):
         vals = list(values[name]) if n > 1 else list(values[name])[:1]

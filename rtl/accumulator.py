@@ -3,7 +3,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .delay import delay
+from .delay import delay, taps
 
 __all__ = ["AccumulatorMemory"]
 
@@ -55,24 +55,32 @@ class AccumulatorMemory(wiring.Component):
         wr = mem.write_port()
         rmw = mem.read_port(transparent_for=())
         rd = mem.read_port(transparent_for=())
-        # the update, D cycles on: its read's word (the block RAM's, then D - 1 registers)
-        valid = delay(m, self.i_valid, D, "valid")
-        addr = delay(m, self.i_addr, D, "addr")
-        accumulate = delay(m, self.i_accumulate, D, "accumulate")
-        incoming = delay(m, self.i_data, D, "incoming")
         m.d.comb += rmw.addr.eq(self.i_addr)
+        # the update through 2D - 1 stages: at stage D its read's word (the block RAM's, then
+        # D - 1 registers) is added and written; stages D + 1 .. 2D hold the D writes that
+        # read did not see (the updates that arrived in the D cycles before), newest first
+        valid = taps(m, self.i_valid, 2 * D - 1, "valid")
+        addr = taps(m, self.i_addr, 2 * D - 1, "addr")
+        accumulate = taps(m, self.i_accumulate, D - 1, "accumulate")
+        incoming = delay(m, self.i_data, D, "incoming")
         stored = delay(m, rmw.data, D - 1, "stored")
-        # the D writes since that read, newest first: (valid, addr, sum) of each
         total = Signal.like(self.i_data, name="total")
-        written = [(delay(m, valid, k, f"w_valid{k}"), delay(m, addr, k, f"w_addr{k}"),
-                    delay(m, total, k, f"w_sum{k}")) for k in range(1, D + 1)]
-        old = Value.cast(stored)
-        for w_valid, w_addr, w_sum in reversed(written):
-            old = Mux(w_valid & (w_addr == addr), Value.cast(w_sum), old)
+        sums = taps(m, total, D, "sum")[1:]
+        # which word to add to, decided a stage early and registered (a flip-flop, not an
+        # address compare, drives the wide select): write k (newest first), the read's word,
+        # or none (an overwrite)
+        s = D - 1
+        hits = [valid[s + k] & (addr[s] == addr[s + k]) for k in range(1, D + 1)]
+        use_sum = [delay(m, accumulate[s] & hits[k] & ~Cat(*hits[:k]).any(), 1, f"use_sum{k + 1}")
+                   for k in range(D)]
+        use_stored = delay(m, accumulate[s] & ~Cat(*hits).any(), 1, "use_stored")
+        old = Value.cast(stored) & use_stored.replicate(32 * L)
+        for k in range(D):
+            old |= Value.cast(sums[k]) & use_sum[k].replicate(32 * L)
         old = data.ArrayLayout(signed(32), L)(old)
         for n in range(L):
-            m.d.comb += total[n].eq(Mux(accumulate, old[n], 0) + incoming[n])
-        m.d.comb += [wr.en.eq(valid), wr.addr.eq(addr), wr.data.eq(total)]
+            m.d.comb += total[n].eq(old[n] + incoming[n])
+        m.d.comb += [wr.en.eq(valid[D]), wr.addr.eq(addr[D]), wr.data.eq(total)]
         m.d.comb += [rd.addr.eq(self.rd_addr),
                      self.rd_data.eq(delay(m, rd.data, self.latency - 1, "rd_data"))]
         return m

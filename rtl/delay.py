@@ -1,6 +1,6 @@
 from amaranth import *
 
-__all__ = ["delay"]
+__all__ = ["delay", "taps"]
 
 
 def delay(m, value, cycles, name="dly"):
@@ -14,3 +14,11 @@ def delay(m, value, cycles, name="dly"):
         m.d.sync += reg.eq(prev)
         prev = reg
     return prev
+
+
+def taps(m, value, cycles, name="tap"):
+    """``[value, value delayed 1, ..., value delayed cycles]``: one register chain's taps."""
+    out = [value]
+    for i in range(cycles):
+        out.append(delay(m, out[-1], 1, f"{name}{i + 1}"))
+    return out

@@ -97,20 +97,33 @@ class LpuTile(wiring.Component):
 
         # ---- parameter memory: rows of vxm_params_layout, written in host-sized parts ----
         parts = self.param_parts
-        m.submodules.params = pmem = Memory(shape=parts * HB, depth=cfg.param_rows, init=[])
-        pw = pmem.write_port(granularity=HB)
-        pr = pmem.read_port(transparent_for=())
-        m.d.comb += [pw.addr.eq(host.addr), pw.data.eq(Cat(*[host.wdata] * parts)),
-                     pr.addr.eq(seq.param_rd_addr)]
-        with m.If(host_w & (host.region == HostRegion.PARAM)):
-            m.d.comb += pw.en.eq(1 << host.part)
+        param_write = host_w & (host.region == HostRegion.PARAM)
+        if cfg.param_depth == 1:
+            # one row: a register, read as it is. The host writes it only while the tile is
+            # idle and the VXM reads it only while a program runs, so every read in a run
+            # sees what the memory's read port (and its register) would: one row of
+            # flip-flops instead of a two-row memory and a read register (the UP5K's cells)
+            row = Signal(parts * HB, name="param_row")
+            for part in range(parts):
+                with m.If(param_write & (host.part == part)):
+                    m.d.sync += row.word_select(part, HB).eq(host.wdata)
+            params = row[:param_bits(L)]
+        else:
+            m.submodules.params = pmem = Memory(shape=parts * HB, depth=cfg.param_rows, init=[])
+            pw = pmem.write_port(granularity=HB)
+            pr = pmem.read_port(transparent_for=())
+            m.d.comb += [pw.addr.eq(host.addr), pw.data.eq(Cat(*[host.wdata] * parts)),
+                         pr.addr.eq(seq.param_rd_addr)]
+            with m.If(param_write):
+                m.d.comb += pw.en.eq(1 << host.part)
+            # a parameter row arrives with its accumulator row: acc_read_latency after the read
+            params = delay(m, pr.data[:param_bits(L)], cfg.acc_read_latency - 1, "params")
 
         # ---- VXM -----------------------------------------------------------------------
         m.d.comb += [
             vxm.i_valid.eq(seq.vx_valid), vxm.i_pass.eq(seq.vx_pass), vxm.i_quant.eq(seq.vx_quant),
             vxm.i_data.eq(mxm.rd_data),
-            # a parameter row arrives with its accumulator row: acc_read_latency after the read
-            vxm.i_params.eq(delay(m, pr.data[:param_bits(L)], cfg.acc_read_latency - 1, "params")),
+            vxm.i_params.eq(params),
             seq.vx_o_valid.eq(vxm.o_valid), seq.vx_o_quant.eq(vxm.o_quant),
             seq.vx_o_i8.eq(vxm.o_i8), seq.vx_o_i32.eq(vxm.o_i32),
         ]

@@ -84,12 +84,15 @@ def _native_build(name, cfg):
     d.mkdir(parents=True)
     (d / "top.v").write_text(text)
     t0 = time.monotonic()
-    subprocess.run(["verilator", "--cc", "--exe", "--build", "-O3", "--x-assign", "fast",
-                    "--x-initial", "fast", "-Wno-fatal", "-Wno-lint", "-Wno-style",
-                    "--top-module", "top", "--prefix", "Vtop", "-Mdir", str(d),
-                    "-j", str(os.cpu_count() or 1), str(src), str(d / "top.v")],
-                   env=verilator_env(), check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.STDOUT, cwd=d)
+    log = d / "build.log"
+    with log.open("w") as f:
+        r = subprocess.run(["verilator", "--cc", "--exe", "--build", "-O3", "--x-assign", "fast",
+                            "--x-initial", "fast", "-Wno-fatal", "-Wno-lint", "-Wno-style",
+                            "--top-module", "top", "--prefix", "Vtop", "-Mdir", str(d),
+                            "-j", str(os.cpu_count() or 1), str(src), str(d / "top.v")],
+                           env=verilator_env(), stdout=f, stderr=subprocess.STDOUT, cwd=d)
+    if r.returncode != 0:
+        raise RuntimeError(f"the native harness for {name} did not build (log: {log})")
     _log(f"  built native harness for {name} in {time.monotonic() - t0:.1f} s")
     return exe
 

@@ -16,6 +16,9 @@
 #include <string>
 #include <vector>
 
+// Verilator escapes a double underscore in a C++ name: port ``host__re`` is ``host___05Fre``
+#define HOST(port) host___05F##port
+
 static Vtop* top;
 static uint64_t cycles = 0;
 
@@ -41,7 +44,7 @@ int main(int argc, char** argv) {
     Verilated::commandArgs(argc, argv);
     if (argc < 2) { fprintf(stderr, "usage: harness JOBFILE\n"); return 2; }
     top = new Vtop;
-    top->rst = 1; top->host__we = 0; top->host__re = 0; top->host__start = 0;
+    top->rst = 1; top->HOST(we) = 0; top->HOST(re) = 0; top->HOST(start) = 0;
     tick(); tick();
     top->rst = 0;
     tick();
@@ -58,21 +61,21 @@ int main(int argc, char** argv) {
             s >> region >> bank >> addr >> part >> n;
             std::vector<uint32_t> words(n);
             for (auto& x : words) s >> std::hex >> x;
-            top->host__we = 1; top->host__region = region; top->host__bank = bank;
-            top->host__addr = addr; top->host__part = part;
-            set_wide(top->host__wdata, words);
+            top->HOST(we) = 1; top->HOST(region) = region; top->HOST(bank) = bank;
+            top->HOST(addr) = addr; top->HOST(part) = part;
+            set_wide(top->HOST(wdata), words);
             tick();
-            top->host__we = 0;
+            top->HOST(we) = 0;
         } else if (op == "run") {
             unsigned repeats;
             s >> repeats;
             auto t0 = std::chrono::steady_clock::now();
             uint64_t c0 = cycles;
             for (unsigned r = 0; r < repeats; r++) {
-                top->host__start = 1;
+                top->HOST(start) = 1;
                 tick();
-                top->host__start = 0;
-                while (!top->host__done) tick();
+                top->HOST(start) = 0;
+                while (!top->HOST(done)) tick();
             }
             seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
             run_cycles += cycles - c0;
@@ -81,11 +84,16 @@ int main(int argc, char** argv) {
             unsigned bank, addr, count;
             s >> bank >> addr >> count;
             for (unsigned i = 0; i < count; i++) {
-                top->host__re = 1; top->host__region = 0; top->host__bank = bank; top->host__addr = addr + i;
-                tick();   // the word read at this edge is on h_rdata now
-                print_wide(top->host__rdata, sizeof(top->host__rdata) / sizeof(uint32_t));
+                top->HOST(re) = 1; top->HOST(region) = 0; top->HOST(bank) = bank; top->HOST(addr) = addr + i;
+                tick();
+                top->HOST(re) = 0;
+                // the word is on rdata with rvalid, the host port's read latency later
+                for (int wait = 0; !top->HOST(rvalid); wait++) {
+                    if (wait == 16) { fprintf(stderr, "host read: no rvalid\n"); return 1; }
+                    tick();
+                }
+                print_wide(top->HOST(rdata), sizeof(top->HOST(rdata)) / sizeof(uint32_t));
             }
-            top->host__re = 0;
         }
     }
     printf("cycles %llu seconds %.6f repeats %llu\n", (unsigned long long)run_cycles, seconds,

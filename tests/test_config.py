@@ -14,6 +14,11 @@ def test_presets():
         assert cfg.vxm_group * cfg.vxm_passes == cfg.lanes
         assert cfg.vxm_latency == 13 + cfg.vxm_passes  # entry, twelve stages, the lanes
         assert 0 <= cfg.lut_products <= cfg.lanes ** 2
+        # a block RAM's read, then read_registers registers; the read-modify-write alike
+        R = 1 + cfg.read_registers
+        assert (cfg.sram_read_latency, cfg.acc_read_latency, cfg.acc_update_delay) == (R, R, R)
+    # both kinds are built and simulated: the iCEBreaker's without, the others with
+    assert {cfg.read_registers for cfg in PRESETS.values()} == {0, 1}
 
 
 def test_preset_wrong():
@@ -43,6 +48,7 @@ def test_boards_are_built_from_their_presets():
     ("vxm_passes", 16, r"'vxm_passes' .* = 16 is out of range: must be a power of two in \[1, lanes=8\]"),
     ("lut_products", 65, r"'lut_products' .* = 65 is out of range: must be in \[0, lanes\*\*2=64\]"),
     ("lut_products", -1, r"'lut_products' .* = -1 is out of range: must be in \[0, 4096\]"),
+    ("read_registers", 2, r"'read_registers' .* = 2 is out of range: must be in \[0, 1\]"),
 ])
 def test_config_wrong(field, value, message):
     with pytest.raises(ConfigError, match=message):

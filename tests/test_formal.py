@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from lpu.contract.config import preset
 from lpu.tools.formal import TASKS, Task, check_task, replay
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,6 +20,15 @@ def test_task_proves(name, tmp_path):
     r = check_task(name, TASKS[name], "tiny", tmp_path / name, log=lambda s: None, quick=True)
     assert r["check"]["status"] == "PASS", f"{name}: {r['check']}"
     assert r["cover"]["status"] == "PASS", f"{name}: a cover is unreachable: {r['cover']}"
+
+
+def test_accumulator_proves_without_read_registers(tmp_path):
+    """The read-modify-write and its forwarding at the iCEBreaker's latencies (no register
+    after the block RAM: a one-cycle update) as well as at tiny's (two cycles)."""
+    assert preset("icebreaker").acc_update_delay != preset("tiny").acc_update_delay
+    r = check_task("accumulator", TASKS["accumulator"], "icebreaker", tmp_path / "acc",
+                   log=lambda s: None, quick=True)
+    assert r["check"]["status"] == "PASS" and r["cover"]["status"] == "PASS", r
 
 
 def test_false_property_fails_with_a_replayable_counterexample(tmp_path):

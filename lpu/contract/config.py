@@ -33,6 +33,10 @@ _RANGES = {
                                    "neighbouring tiles"),
     "lut_products": (0, 4096, False, "products of the MXM built from logic rather than left "
                                      "to a DSP block (an FPGA with fewer DSPs than lanes**2)"),
+    "read_registers": (0, 1, False, "registers after each block RAM's read port (SRAM banks, "
+                                    "accumulator, parameters): 1 where a block RAM's clock-to-"
+                                    "output leaves no time for logic (the ECP5 at 100 MHz), 0 "
+                                    "where logic cells are scarce (the UP5K)"),
 }
 
 
@@ -53,6 +57,7 @@ class LpuConfig:
     tiles: int = 1
     link_latency: int = 1
     lut_products: int = 0
+    read_registers: int = 1
 
     def __post_init__(self):
         for f in fields(self):
@@ -136,9 +141,9 @@ class LpuConfig:
     @property
     def sram_read_latency(self):
         """Cycles from a read address to its word on the bank's output: the block RAM's read,
-        then a register (a block RAM's clock-to-output is 5.6 ns on the ECP5: at 100 MHz
-        nothing but routing can follow it in the same cycle)."""
-        return 2
+        then ``read_registers`` registers (a block RAM's clock-to-output is 5.6 ns on the
+        ECP5: at 100 MHz nothing but routing can follow it in the same cycle)."""
+        return 1 + self.read_registers
 
     @property
     def host_read_latency(self):
@@ -157,15 +162,15 @@ class LpuConfig:
     @property
     def acc_read_latency(self):
         """Cycles from an accumulator read address to its row on the read port (the VXM's),
-        and a parameter row's: the block RAM's read, then a register."""
-        return 2
+        and a parameter row's: the block RAM's read, then ``read_registers`` registers."""
+        return 1 + self.read_registers
 
     @property
     def acc_update_delay(self):
         """Cycles from a result vector leaving the array to its accumulator update being
-        written: the read-modify-write's read, its register, then the add (updates of rows
-        still being written are forwarded)."""
-        return 2
+        written: the read-modify-write's read, ``read_registers`` registers, then the add
+        (updates of rows still being written are forwarded)."""
+        return 1 + self.read_registers
 
     @property
     def acc_visible_delay(self):
@@ -203,9 +208,9 @@ PRESETS = {
                        vxm_passes=2, lut_products=132),
     # board presets: exactly what `make bitstream BOARD=<name>` builds, so it is linted and
     # simulated like the others. iCEBreaker (iCE40 UP5K): the smallest tile, one-lane VXM,
-    # small memories
+    # small memories, no registers after the block RAMs (12 MHz; cells are what is short)
     "icebreaker": LpuConfig(lanes=4, banks=4, depth=64, acc_depth=16, imem_depth=32,
-                            param_depth=1, vxm_passes=4),
+                            param_depth=1, vxm_passes=4, read_registers=0),
     # ULX3S (ECP5-85F): the default tile with a smaller parameter memory
     "ulx3s": LpuConfig(lanes=8, banks=4, depth=512, acc_depth=256, imem_depth=512, param_depth=16),
 }

@@ -31,7 +31,7 @@ class VectorUnit(wiring.Component):
       + zero_point, act_min, act_max)`` in the row's rounding (``rounding``: single or
       double, ``lpu.contract.isa.ROUNDING``), exactly as ``model.vxm.requantize``.
 
-    An entry register, twelve register stages, each with at most one carry chain, barrel
+    An entry register, thirteen register stages, each with at most one carry chain, barrel
     shifter or DSP multiply between registers (so the tile keeps a fast clock), then the
     output lanes:
 
@@ -41,17 +41,18 @@ class VectorUnit(wiring.Component):
        path at 68.6 MHz, 9.2 of its 14.6 ns routing)
     1. ``x = acc + bias`` (wraps); the shift amounts of both roundings
     2. the multiplier's operand: ``x`` (single) or ``x << left`` (double, wraps)
-    3. four 17 x 17 partial products of the exact 32 x 32 multiply (one DSP block each)
-    4-6. their sum, the 64-bit product, in three adds
-    7. plus the rounding's addend: ``2**(t-1)`` (single, ``t = 31 - shift``) or double's
+    3. the operands registered again, beside the DSP blocks (routing only)
+    4. four 17 x 17 partial products of the exact 32 x 32 multiply (one DSP block each)
+    5-7. their sum, the 64-bit product, in three adds
+    8. plus the rounding's addend: ``2**(t-1)`` (single, ``t = 31 - shift``) or double's
        ``+-2**30`` (one adder for both)
-    8. shifted right by ``t`` (single) or 31 (double), with double's round-toward-zero
+    9. shifted right by ``t`` (single) or 31 (double), with double's round-toward-zero
        correction bit beside it
-    9. plus the correction
-    10. single: saturated to 34 bits; double: SRDHM's one overflow case
-    11. double's rounding right shift: the shifted value and its round-up bit (single passes)
-    12. plus the round-up bit and the zero point
-    13. clamped into this pass's output lanes.
+    10. plus the correction
+    11. single: saturated to 34 bits; double: SRDHM's one overflow case
+    12. double's rounding right shift: the shifted value and its round-up bit (single passes)
+    13. plus the round-up bit and the zero point
+    14. clamped into this pass's output lanes.
     """
 
     def __init__(self, config):
@@ -110,39 +111,43 @@ class VectorUnit(wiring.Component):
             # lane sees it, from the lane's own copy (a chain per lane: no flip-flop drives
             # more than one lane)
             single = [None, stage(rounding_in[j] == ROUNDING["single"], f"single{j}_1")]
-            for s in range(2, 11):
+            for s in range(2, 12):
                 single.append(stage(single[-1], f"single{j}_{s}"))
             shift = shift_in[j]
             # 1: x = acc + bias; the shift amounts (double: left, right; single: t, t - 1)
             x = stage((data_in[j] + bias_in[j])[:32].as_signed(), f"x{j}")
             mult = stage(mult_in[j], f"mult{j}", 2)
             left = stage(Mux(shift > 0, shift, 0)[:5], f"left{j}")
-            right9 = stage(Mux(shift < 0, -shift, 0)[:5], f"right{j}", 9)
-            right = stage(right9, f"right{j}_10")
-            total = stage((31 - shift)[:6], f"total{j}", 7)
-            half = stage((30 - shift)[:6], f"half{j}", 6)
+            right10 = stage(Mux(shift < 0, -shift, 0)[:5], f"right{j}", 10)
+            right = stage(right10, f"right{j}_11")
+            total = stage((31 - shift)[:6], f"total{j}", 8)
+            half = stage((30 - shift)[:6], f"half{j}", 7)
             # 2: the multiplier's operand
             xs = stage(Mux(single[1], x, (x << left)[:32].as_signed()), f"xs{j}")
-            # 3: four partial products, the low halves zero-extended (17 x 17 signed each)
-            xh, xl = xs[16:].as_signed(), Cat(xs[:16], C(0, 1)).as_signed()
-            mh, ml = mult[16:].as_signed(), Cat(mult[:16], C(0, 1)).as_signed()
+            # 3: the operands again, so that a register can sit beside the DSP blocks
+            # (which the placer puts wherever the MXM left them: one was 6.4 ns of routing
+            # away from stage 2's register, the ULX3S's critical path at 64.4 MHz)
+            xo3, mo3 = stage(xs, f"xs{j}_3"), stage(mult, f"mult{j}_3")
+            # 4: four partial products, the low halves zero-extended (17 x 17 signed each)
+            xh, xl = xo3[16:].as_signed(), Cat(xo3[:16], C(0, 1)).as_signed()
+            mh, ml = mo3[16:].as_signed(), Cat(mo3[:16], C(0, 1)).as_signed()
             hh, hl = stage(xh * mh, f"hh{j}"), stage(xh * ml, f"hl{j}")
             lh, ll = stage(xl * mh, f"lh{j}"), stage(xl * ml, f"ll{j}")
-            ovf = stage((xs == -(1 << 31)) & (mult == -(1 << 31)), f"ovf{j}", 7)
-            # 4-6: the exact 64-bit product
+            ovf = stage((xs == -(1 << 31)) & (mult == -(1 << 31)), f"ovf{j}", 8)
+            # 5-7: the exact 64-bit product
             mid = stage(hl + lh, f"mid{j}")
-            low = stage(stage(ll, f"ll{j}_4") + (mid << 16), f"low{j}")
-            prod = stage((stage(hh, f"hh{j}_5", 2) << 32) + low, f"prod{j}")
-            # 7: + the rounding's addend (single: 2**(t-1); double: ties away from zero)
-            addend = Mux(single[6], (Const(1, 63) << half)[:63],
+            low = stage(stage(ll, f"ll{j}_5") + (mid << 16), f"low{j}")
+            prod = stage((stage(hh, f"hh{j}_6", 2) << 32) + low, f"prod{j}")
+            # 8: + the rounding's addend (single: 2**(t-1); double: ties away from zero)
+            addend = Mux(single[7], (Const(1, 63) << half)[:63],
                          Mux(prod >= 0, 1 << 30, 1 - (1 << 30)))
             n = stage((prod + addend)[:66].as_signed(), f"n{j}")
-            # 8: >> t (single) or >> 31 (double); double's correction toward zero (C division)
-            sh = stage(n >> Mux(single[7], total, 31), f"sh{j}")
-            corr = stage(~single[7] & (n < 0) & (n[:31] != 0), f"corr{j}")
-            # 9: + the correction
+            # 9: >> t (single) or >> 31 (double); double's correction toward zero (C division)
+            sh = stage(n >> Mux(single[8], total, 31), f"sh{j}")
+            corr = stage(~single[8] & (n < 0) & (n[:31] != 0), f"corr{j}")
+            # 10: + the correction
             q = stage((sh + corr)[:66].as_signed(), f"q{j}")
-            # 10: single saturates to 34 bits (anything beyond clamps the same way after the
+            # 11: single saturates to 34 bits (anything beyond clamps the same way after the
             # zero point); double: SRDHM saturates INT32_MIN * INT32_MIN
             # (within 34 bits when bits 33 and up are all equal: a LUT tree, no carry chain)
             lim = 1 << 33
@@ -150,21 +155,21 @@ class VectorUnit(wiring.Component):
             sat = Mux(fits, q[:34].as_signed(), Mux(q[-1], -lim, lim - 1))
             high = Mux(ovf, (1 << 31) - 1, q[:32].as_signed())
             r = Signal(signed(34), name=f"r{j}")
-            m.d.sync += r.eq(Mux(single[9], sat, high))
-            # 11: double's rounding right shift by `right` (single passes)
+            m.d.sync += r.eq(Mux(single[10], sat, high))
+            # 12: double's rounding right shift by `right` (single passes)
             # (its mask, and half the mask plus one, registered a stage early from the shift
             # amount: the compare is then this stage's one carry chain)
-            ones = ((Const(1, 33) << right9) - 1)[:32]
+            ones = ((Const(1, 33) << right10) - 1)[:32]
             mask = stage(ones, f"mask{j}")
             mask_half1 = stage((ones >> 1) + 1, f"mask_half1_{j}")
             remainder = r[:32] & mask
-            shifted = stage(Mux(single[10], r, r >> right), f"shifted{j}")
+            shifted = stage(Mux(single[11], r, r >> right), f"shifted{j}")
             # round up past half the mask, or past one more for a negative value
-            up = stage(~single[10] & Mux(r < 0, remainder > mask_half1, remainder > (mask >> 1)),
+            up = stage(~single[11] & Mux(r < 0, remainder > mask_half1, remainder > (mask >> 1)),
                        f"up{j}")
-            # 12: + the round-up bit + the zero point
+            # 13: + the round-up bit + the zero point
             rounded = stage((shifted + up + zp)[:36].as_signed(), f"rounded{j}")
-            # 13: clamp, into this pass's lanes
+            # 14: clamp, into this pass's lanes
             clamped = Mux(rounded < lo, lo, Mux(rounded > hi, hi, rounded))
             xo = stage(x, f"x{j}_o", N - 2)         # x is two registers from the input
             for g in range(P):

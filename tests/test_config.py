@@ -12,7 +12,7 @@ def test_presets():
         assert cfg.mxm_latency == 2 * cfg.lanes + 2
         assert cfg.host_data_bits >= 96          # one instruction fits the host bus
         assert cfg.vxm_group * cfg.vxm_passes == cfg.lanes
-        assert cfg.vxm_latency == 13 + cfg.vxm_passes  # entry, twelve stages, the lanes
+        assert cfg.vxm_latency == 14 + cfg.vxm_passes  # entry, thirteen stages, the lanes
         assert 0 <= cfg.lut_products <= cfg.lanes ** 2
         # a block RAM's read, then read_registers registers; the read-modify-write alike
         R = 1 + cfg.read_registers

@@ -181,9 +181,9 @@ class LpuConfig:
     @property
     def vxm_latency(self):
         """Cycles from an int32 vector's first pass entering the vector unit to its int8/int32
-        result: the entry register, twelve pipeline stages and the output lanes
+        result: the entry register, thirteen pipeline stages and the output lanes
         (``rtl.vector_unit``), plus one cycle for each further pass."""
-        return 13 + self.vxm_passes
+        return 14 + self.vxm_passes
 
     # ---- presentation -------------------------------------------------------------------
     def as_dict(self):

@@ -16,14 +16,14 @@ class AccumulatorMemory(wiring.Component):
     i_valid, i_addr, i_accumulate, i_data : In
         A result vector arriving this cycle: ``acc[addr] = (acc[addr] if accumulate else 0)
         + data``, lane-wise, wrapping mod 2**32. The memory is read on the cycle it
-        arrives, the word registered, and the sum written at the end of cycle ``t +
-        config.acc_update_delay``; the writes that read did not see (of the updates that
-        arrived in the ``acc_update_delay`` cycles before) are forwarded, so back-to-back
-        updates of one address are exact. No path runs from a block RAM's output to anything
-        but a register.
+        arrives, the word passes ``config.read_registers`` registers, and the sum is written
+        at the end of cycle ``t + config.acc_update_delay``; the writes that read did not see
+        (of the updates that arrived in the ``acc_update_delay`` cycles before) are
+        forwarded, so back-to-back updates of one address are exact. With a read register, no
+        path runs from a block RAM's output to anything but a register.
     rd_addr : In, rd_data : Out
-        Random read with ``latency`` (``config.acc_read_latency``: the block RAM's read and a
-        register), read-first: a read on cycle ``c`` sees updates written on cycles before
+        Random read with ``latency`` (``config.acc_read_latency``: the block RAM's read and
+        ``read_registers`` registers), read-first: a read on cycle ``c`` sees updates written on cycles before
         ``c``; an update arriving on ``i_*`` at cycle ``t`` is visible to a read from cycle
         ``t + config.acc_visible_delay`` (``update_visible``).
     """

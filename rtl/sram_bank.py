@@ -29,9 +29,9 @@ class SramBank(wiring.Component):
 
     Reads come from a streaming :class:`AddressGenerator`: after ``rd_start`` the words at
     ``base + i*stride`` (mod ``depth``) appear on ``o_data`` with ``o_valid`` high,
-    ``latency`` cycles after the cycle their address was generated (the block RAM's read
-    and a register) (the first address one
-    cycle after ``rd_start``: ``stream_start_latency``), one per cycle; ``rd_busy``: a
+    ``latency`` cycles after the cycle their address was generated (the block RAM's read,
+    then ``read_registers`` registers; the first address one cycle after ``rd_start``:
+    ``stream_start_latency``), one per cycle; ``rd_busy``: a
     start now would cut the running stream short. When no stream runs, the word at
     ``rd_addr`` appears on ``o_data`` ``latency`` cycles later with ``o_valid`` low.
 
@@ -68,8 +68,8 @@ class SramBank(wiring.Component):
             wr.addr.eq(self.wr_addr), wr.data.eq(self.wr_data),
             wr.en.eq(Mux(self.wr_en, self.wr_mask, 0)),
         ]
-        # the block RAM's word is registered before anything uses it (``latency`` - 1
-        # registers after the memory's own)
+        # with read_registers, the block RAM's word is registered before anything uses it
+        # (``latency`` - 1 registers after the memory's own)
         m.d.comb += [self.o_data.eq(delay(m, rd.data, self.latency - 1, "o_data")),
                      self.o_valid.eq(delay(m, agen.valid, self.latency, "o_valid"))]
         return m

@@ -141,13 +141,13 @@ class MxmTB(TB):
         lat = cfg.mxm_latency
         exp_out = {int(t) + lat: results[i] for i, t in enumerate(act.cycle)}
         self.model_last_out = max(exp_out) if exp_out else None
-        exp_read = {int(r) + cfg.acc_read_latency: reads[i] for i, r in enumerate(rc)}
+        read_index = {int(r) + cfg.acc_read_latency: i for i, r in enumerate(rc)}   # read -> data cycle
+        exp_read = {c: reads[i] for c, i in read_index.items()}
         w_at = {c: (b, k, w) for c, b, k, w in sched.writes}
         a_at = {int(t): i for i, t in enumerate(act.cycle)}
         r_at = {int(r): int(ra[i]) for i, r in enumerate(rc)}
         end = max([0] + list(exp_out) + list(exp_read)) + 2
         got_reads = np.zeros_like(reads)
-        read_index = {int(r) + cfg.acc_read_latency: i for i, r in enumerate(rc)}
         for c in range(end):
             if c in w_at:
                 b, k, w = w_at[c]

@@ -5,6 +5,7 @@ from amaranth.lib.wiring import In, Out
 from lpu.contract.isa import ROUNDING, param_fields
 
 from .delay import delay
+from .dsp import registered_product
 
 __all__ = ["VectorUnit", "vxm_params_layout"]
 
@@ -41,8 +42,9 @@ class VectorUnit(wiring.Component):
        path at 68.6 MHz, 9.2 of its 14.6 ns routing)
     1. ``x = acc + bias`` (wraps); the shift amounts of both roundings
     2. the multiplier's operand: ``x`` (single) or ``x << left`` (double, wraps)
-    3. the operands registered again, beside the DSP blocks (routing only)
-    4. four 17 x 17 partial products of the exact 32 x 32 multiply (one DSP block each)
+    3. the operands registered again (a DSP block's input registers: routing only)
+    4. four 17 x 17 partial products of the exact 32 x 32 multiply (one DSP block each, its
+       output register; :func:`rtl.dsp.registered_product`)
     5-7. their sum, the 64-bit product, in three adds
     8. plus the rounding's addend: ``2**(t-1)`` (single, ``t = 31 - shift``) or double's
        ``+-2**30`` (one adder for both)
@@ -124,15 +126,18 @@ class VectorUnit(wiring.Component):
             half = stage((30 - shift)[:6], f"half{j}", 7)
             # 2: the multiplier's operand
             xs = stage(Mux(single[1], x, (x << left)[:32].as_signed()), f"xs{j}")
-            # 3: the operands again, so that a register can sit beside the DSP blocks
-            # (which the placer puts wherever the MXM left them: one was 6.4 ns of routing
-            # away from stage 2's register, the ULX3S's critical path at 64.4 MHz)
-            xo3, mo3 = stage(xs, f"xs{j}_3"), stage(mult, f"mult{j}_3")
-            # 4: four partial products, the low halves zero-extended (17 x 17 signed each)
-            xh, xl = xo3[16:].as_signed(), Cat(xo3[:16], C(0, 1)).as_signed()
-            mh, ml = mo3[16:].as_signed(), Cat(mo3[:16], C(0, 1)).as_signed()
-            hh, hl = stage(xh * mh, f"hh{j}"), stage(xh * ml, f"hl{j}")
-            lh, ll = stage(xl * mh, f"lh{j}"), stage(xl * ml, f"ll{j}")
+            # 3: the operands again, in the DSP blocks' input registers, and 4: four partial
+            # products, the low halves zero-extended (17 x 17 signed each), in their output
+            # registers (on an ECP5 both inside the MULT18X18D, so the fabric reaches a DSP
+            # block only from a register and to one: the placer puts the blocks wherever the
+            # MXM left them, 4 to 6 ns of routing from the VXM's logic, the ULX3S's critical
+            # path at 69.2 MHz when the multiply and both routes were one cycle)
+            xh, xl = xs[16:].as_signed(), Cat(xs[:16], C(0, 1)).as_signed()
+            mh, ml = mult[16:].as_signed(), Cat(mult[:16], C(0, 1)).as_signed()
+            hh, hl = (registered_product(m, xh, mh, f"hh{j}", platform),
+                      registered_product(m, xh, ml, f"hl{j}", platform))
+            lh, ll = (registered_product(m, xl, mh, f"lh{j}", platform),
+                      registered_product(m, xl, ml, f"ll{j}", platform))
             ovf = stage((xs == -(1 << 31)) & (mult == -(1 << 31)), f"ovf{j}", 8)
             # 5-7: the exact 64-bit product
             mid = stage(hl + lh, f"mid{j}")

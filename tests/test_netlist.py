@@ -3,7 +3,8 @@ iCEBreaker's post-synthesis netlist (``synth_ice40 -dsp``: LUTs, carries, flip-f
 RAMs and ``SB_MAC16`` DSPs through Yosys's cell models) passes the tile testbench against
 the golden model, bit and cycle exact, and DSPs wired against the model fail the MXM's. The ULX3S's SRAM banks (``synth_ecp5``: ``DP16KD`` block RAMs, through the model of
 them ``lpu.tools.netlist`` supplies) pass the SRAM testbench, and fail it with a byte lane
-of that model miswired."""
+of that model miswired. The ULX3S's VXM (its multiplies in hand-instantiated, registered
+``MULT18X18D``s) passes the VXM testbench, and fails it with the DSPs' signedness miswired."""
 
 import re
 import subprocess
@@ -62,11 +63,30 @@ def test_ulx3s_sram_netlist_and_a_miswired_block_ram():
     assert not res.passed and "model expects" in res.message, res.message
 
 
+def test_ulx3s_vxm_netlist_registered_dsps_and_a_miswired_one():
+    """The VXM's multiplies hand-instantiated for the ECP5 (``rtl.dsp``: ``MULT18X18D`` with
+    its input and output registers, so the DSP holds two pipeline stages): the ULX3S netlist
+    of the VXM passes the VXM testbench, every requantised byte on its cycle. With the DSPs
+    told their A operand (the upper half of ``acc + bias``, negative for a negative sum) is
+    unsigned, the products are wrong and the same testbench says so."""
+    cfg = preset("ulx3s")
+    good = netlist_verilog("ulx3s", "vxm", log=lambda _m: None)
+    dsps = re.findall(r'^\s*MULT18X18D #\((.*?)\) \S+ \(', good, re.M | re.S)
+    assert len(dsps) == 4 * cfg.vxm_group, len(dsps)        # four partial products a lane
+    assert all('.REG_INPUTA_CLK("CLK0")' in d and '.REG_OUTPUT_CLK("CLK0")' in d for d in dsps)
+    res = _run("vxm", good, "ulx3s-vxm", board="ulx3s")
+    assert res.passed and res.tests >= 2, f"gate-level ULX3S VXM failed: {res.message} ({res.log})"
+    broken, n = re.subn(r"\.SIGNEDA\(1'h1\)", ".SIGNEDA(1'h0)", good)
+    assert n == len(dsps), n
+    res = _run("vxm", broken, "ulx3s-vxm-unsigned", board="ulx3s")
+    assert not res.passed and "model" in res.message, res.message
+
+
 def test_netlist_knob_errors(tmp_path):
     for args, msg in ((["--netlist", "nope"], "unknown board 'nope' for NETLIST"),
                       (["--netlist", "icebreaker", "--config", "tiny"], "drop CONFIG=tiny"),
-                      (["--netlist", "icebreaker", "--test", "vxm"],
-                       "a netlist runs the tile, bridge, mxm, sram testbenches")):
+                      (["--netlist", "icebreaker", "--test", "chip"],
+                       "a netlist runs the tile, bridge, mxm, vxm, sram testbenches")):
         r = subprocess.run([sys.executable, "-m", "lpu", "sim", *args], cwd=tmp_path,
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 2 and msg in r.stderr and len(r.stderr.splitlines()) == 1, \

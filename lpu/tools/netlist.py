@@ -33,8 +33,8 @@ FAMILIES = {board: (family, f"synth_{family} {SYNTH[board][0]} -top top"
                             + (f"; {SYNTH[board][1]}" if SYNTH[board][1] else ""))
             for board, family in (("icebreaker", "ice40"), ("ulx3s", "ecp5"))}
 # the testbenches a netlist runs: the designs a board is made of (`make sim NETLIST=`), and
-# the MXM, where the DSP primitives are (a small netlist for `make test`)
-NETLIST_TESTBENCHES = ("tile", "bridge", "mxm", "sram")
+# the MXM and the VXM, where the DSP primitives are (small netlists for `make test`)
+NETLIST_TESTBENCHES = ("tile", "bridge", "mxm", "vxm", "sram")
 NETLIST_OPT = "-O0"     # a netlist is megabytes of Verilog: build time dominates, not speed
 
 
@@ -114,28 +114,51 @@ def _dp16kd(cells_sim):
 
 def _mult18x18d(folder):
     """ECP5's ``MULT18X18D``, which Yosys ships only as a black box (``cells_bb.v``): its ports
-    and parameters from there, and the behaviour of the one configuration ``synth_ecp5``
-    instantiates (no input, pipeline or output register, no bypass): ``P = A * B``, each
-    operand signed when its ``SIGNED`` input is high. Any other configuration stops the
-    simulation, so this model is never silently wrong about a mode it does not describe."""
+    and parameters from there, and the behaviour of the two configurations instantiated here:
+    ``synth_ecp5``'s (no register: ``P = A * B``) and :func:`rtl.dsp.registered_product`'s
+    (input registers A and B, output register, all on ``CLK0`` / ``CE0`` / ``RST0``, reset
+    synchronous: ``P`` is the product of the operands two clock edges before). Each operand is
+    signed when its ``SIGNED`` input is high (registered with the operand). Any other
+    configuration (a pipeline or C register, another clock, an asynchronous reset, the bypass)
+    stops the simulation, so this model is never silently wrong about a mode it does not
+    describe."""
     bb = (folder / "cells_bb.v").read_text()
     start = bb.index("module MULT18X18D(")
     module = bb[start:bb.index("endmodule", start)]
     bus = lambda name, n: "{" + ", ".join(f"{name}{i}" for i in reversed(range(n))) + "}"
     outputs = re.findall(r"^\s*output (\w+);", module, flags=re.M)
     unused = [o for o in outputs if not re.fullmatch(r"P\d+|SIGNEDP", o)]
-    registers = [f'REG_{r}_CLK != "NONE"' for r in ("INPUTA", "INPUTB", "INPUTC", "PIPELINE",
-                                                      "OUTPUT")]
+    regs = ("INPUTA", "INPUTB", "OUTPUT")
+    on = " && ".join(f'REG_{r}_CLK == "CLK0"' for r in regs)
+    off = " && ".join(f'REG_{r}_CLK == "NONE"' for r in regs)
+    wiring = " && ".join(f'REG_{r}_CE == "CE0" && REG_{r}_RST == "RST0"' for r in regs)
     body = f"""
+    localparam LPU_REGS = {on};
     wire [17:0] lpu_a = {bus("A", 18)};
     wire [17:0] lpu_b = {bus("B", 18)};
-    wire signed [37:0] lpu_p = $signed({{SIGNEDA & lpu_a[17], lpu_a}}) *
-                               $signed({{SIGNEDB & lpu_b[17], lpu_b}});
-    assign {bus("P", 36)} = lpu_p[35:0];
-    assign SIGNEDP = SIGNEDA | SIGNEDB;
+    reg [17:0] lpu_ra = 18'b0, lpu_rb = 18'b0;
+    reg lpu_rsa = 1'b0, lpu_rsb = 1'b0;
+    reg [35:0] lpu_rp = 36'b0;
+    wire [17:0] lpu_ma = LPU_REGS ? lpu_ra : lpu_a;
+    wire [17:0] lpu_mb = LPU_REGS ? lpu_rb : lpu_b;
+    wire lpu_sa = LPU_REGS ? lpu_rsa : SIGNEDA;
+    wire lpu_sb = LPU_REGS ? lpu_rsb : SIGNEDB;
+    wire signed [37:0] lpu_p = $signed({{lpu_sa & lpu_ma[17], lpu_ma}}) *
+                               $signed({{lpu_sb & lpu_mb[17], lpu_mb}});
+    always @(posedge CLK0) if (LPU_REGS) begin
+        if (RST0) begin
+            lpu_ra <= 18'b0; lpu_rb <= 18'b0; lpu_rsa <= 1'b0; lpu_rsb <= 1'b0; lpu_rp <= 36'b0;
+        end else if (CE0) begin
+            lpu_ra <= lpu_a; lpu_rb <= lpu_b; lpu_rsa <= SIGNEDA; lpu_rsb <= SIGNEDB;
+            lpu_rp <= lpu_p[35:0];
+        end
+    end
+    assign {bus("P", 36)} = LPU_REGS ? lpu_rp : lpu_p[35:0];
+    assign SIGNEDP = lpu_sa | lpu_sb;
     assign {{{", ".join(unused)}}} = {len(unused)}'b0;
-    initial if ({" || ".join(registers)} || MULT_BYPASS != "DISABLED") begin
-        $display("MULT18X18D: only the unregistered multiplier is modelled (lpu/tools/netlist.py)");
+    initial if (!(({off}) || (({on}) && {wiring} && RESETMODE == "SYNC")) ||
+                REG_INPUTC_CLK != "NONE" || REG_PIPELINE_CLK != "NONE" || MULT_BYPASS != "DISABLED") begin
+        $display("MULT18X18D: only the unregistered multiplier and the one with input and output registers on CLK0 are modelled (lpu/tools/netlist.py)");
         $finish;
     end
 """
@@ -153,7 +176,7 @@ def netlist_verilog(board, design, log=print, edit=None):
                            f"(netlist testbenches: {', '.join(NETLIST_TESTBENCHES)})")
     assert board in BOARD_PRESETS
     family, synth = FAMILIES[board]
-    rtl = generate_verilog(design, preset(board))
+    rtl = generate_verilog(design, preset(board), family=family)
     script = f"read_verilog design.v; {synth}; write_verilog -noattr netlist.v"
     from .toolchain import yosys_command
     key = hashlib.sha256((rtl + script + " ".join(yosys_command())).encode()).hexdigest()[:16]

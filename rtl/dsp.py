@@ -1,7 +1,7 @@
 from amaranth import *
 
-
 __all__ = ["Family", "registered_product"]
+
 
 class Family:
     """An elaboration target that is not a board: what :func:`registered_product` asks of the

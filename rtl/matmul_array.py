@@ -5,6 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .delay import delay
+from .dsp import registered_product
 from .interfaces import activation_port_signature, vector_layout, weight_port_signature
 
 __all__ = ["MatmulArray", "lut_product"]
@@ -98,16 +99,19 @@ class MatmulArray(wiring.Component):
                 a_reg = Signal(signed(8), name=f"a_{k}_{n}")
                 s_reg = Signal(name=f"s_{k}_{n}")
                 p_reg = Signal(psum_shape, name=f"p_{k}_{n}")
-                product = Signal(signed(16), name=f"m_{k}_{n}")
                 # the multiplier's operands registered (the selected weight buffer and the
-                # activation), so a DSP block has a flip-flop on each side
-                op_a = Signal(signed(8), name=f"opa_{k}_{n}")
-                op_w = Signal(signed(8), name=f"opw_{k}_{n}")
-                in_logic = k * L + n >= L * L - self.config.lut_products
-                m.d.sync += [
-                    op_a.eq(a_east[k][n]), op_w.eq(Mux(s_east[k][n], w1, w0)),
-                    product.eq(lut_product(op_a, op_w) if in_logic else op_a * op_w),
-                    p_reg.eq(p_south[n] + product)]
+                # activation), and its product, so a DSP block has a flip-flop on each side
+                # (on an ECP5, its own: ``rtl.dsp.registered_product``)
+                weight = Mux(s_east[k][n], w1, w0)
+                if k * L + n >= L * L - self.config.lut_products:
+                    op_a = Signal(signed(8), name=f"opa_{k}_{n}")
+                    op_w = Signal(signed(8), name=f"opw_{k}_{n}")
+                    product = Signal(signed(16), name=f"m_{k}_{n}")
+                    m.d.sync += [op_a.eq(a_east[k][n]), op_w.eq(weight),
+                                 product.eq(lut_product(op_a, op_w))]
+                else:
+                    product = registered_product(m, a_east[k][n], weight, f"m_{k}_{n}", platform)
+                m.d.sync += p_reg.eq(p_south[n] + product)
                 if n + 1 < L:           # the last column passes nothing east
                     m.d.sync += [a_reg.eq(a_east[k][n]), s_reg.eq(s_east[k][n])]
                     a_east[k][n + 1] = a_reg

@@ -71,7 +71,7 @@ def test_ulx3s_vxm_netlist_registered_dsps_and_a_miswired_one():
     unsigned, the products are wrong and the same testbench says so."""
     cfg = preset("ulx3s")
     good = netlist_verilog("ulx3s", "vxm", log=lambda _m: None)
-    dsps = re.findall(r'^\s*MULT18X18D #\((.*?)\) \S+ \(', good, re.M | re.S)
+    dsps = re.findall(r'^\s*MULT18X18D #\((.*?)\)\s+\S+\s+\(', good, re.M | re.S)
     assert len(dsps) == 4 * cfg.vxm_group, len(dsps)        # four partial products a lane
     assert all('.REG_INPUTA_CLK("CLK0")' in d and '.REG_OUTPUT_CLK("CLK0")' in d for d in dsps)
     res = _run("vxm", good, "ulx3s-vxm", board="ulx3s")
@@ -80,6 +80,18 @@ def test_ulx3s_vxm_netlist_registered_dsps_and_a_miswired_one():
     assert n == len(dsps), n
     res = _run("vxm", broken, "ulx3s-vxm-unsigned", board="ulx3s")
     assert not res.passed and "model" in res.message, res.message
+
+
+def test_ulx3s_mxm_netlist_registered_dsps():
+    """The array's products on the ECP5 are hand-instantiated too (one registered
+    ``MULT18X18D`` a PE): the ULX3S netlist of the MXM passes the MXM testbench."""
+    cfg = preset("ulx3s")
+    good = netlist_verilog("ulx3s", "mxm", log=lambda _m: None)
+    dsps = re.findall(r'^\s*MULT18X18D #\((.*?)\)\s+\S+\s+\(', good, re.M | re.S)
+    assert len(dsps) == cfg.lanes ** 2 - cfg.lut_products, len(dsps)
+    assert all('.REG_INPUTB_CLK("CLK0")' in d and '.REG_OUTPUT_CLK("CLK0")' in d for d in dsps)
+    res = _run("mxm", good, "ulx3s-mxm", board="ulx3s")
+    assert res.passed and res.tests >= 4, f"gate-level ULX3S MXM failed: {res.message} ({res.log})"
 
 
 def test_netlist_knob_errors(tmp_path):

@@ -128,8 +128,11 @@ class LpuConfig:
     @property
     def fetch_latency(self):
         """Cycles from the run's first cycle to the first cycle an instruction can issue: the
-        sequencer decodes from an instruction register, loaded on the run's first cycle."""
-        return 1
+        sequencer decodes from an instruction register, loaded on the run's first cycle, or,
+        with ``read_registers``, on its second (the next instruction waits in a register
+        of its own, loaded on the first, so the instruction memory's output feeds only
+        flip-flops)."""
+        return 1 + self.read_registers
 
     @property
     def stream_start_latency(self):

@@ -4,6 +4,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .delay import delay, taps
+from .primitives import replicated_register
 
 __all__ = ["AccumulatorMemory"]
 
@@ -69,17 +70,18 @@ class AccumulatorMemory(wiring.Component):
         # which word to add to, decided a stage early and registered (a flip-flop, not an
         # address compare, drives the wide select): write k (newest first), the read's word,
         # or none (an overwrite)
+        # (one copy of each select per lane, rtl.primitives.replicated_register)
         s = D - 1
         hits = [valid[s + k] & (addr[s] == addr[s + k]) for k in range(1, D + 1)]
-        use_sum = [delay(m, accumulate[s] & hits[k] & ~Cat(*hits[:k]).any(), 1, f"use_sum{k + 1}")
-                   for k in range(D)]
-        use_stored = delay(m, accumulate[s] & ~Cat(*hits).any(), 1, "use_stored")
-        old = Value.cast(stored) & use_stored.replicate(32 * L)
-        for k in range(D):
-            old |= Value.cast(sums[k]) & use_sum[k].replicate(32 * L)
-        old = data.ArrayLayout(signed(32), L)(old)
+        use_sum = [replicated_register(m, accumulate[s] & hits[k] & ~Cat(*hits[:k]).any(), L,
+                                       f"use_sum{k + 1}", platform) for k in range(D)]
+        use_stored = replicated_register(m, accumulate[s] & ~Cat(*hits).any(), L, "use_stored",
+                                         platform)
         for n in range(L):
-            m.d.comb += total[n].eq(old[n] + incoming[n])
+            old = Value.cast(stored[n]) & use_stored[n].replicate(32)
+            for k in range(D):
+                old |= Value.cast(sums[k][n]) & use_sum[k][n].replicate(32)
+            m.d.comb += total[n].eq(old.as_signed() + incoming[n])
         m.d.comb += [wr.en.eq(valid[D]), wr.addr.eq(addr[D]), wr.data.eq(total)]
         m.d.comb += [rd.addr.eq(self.rd_addr),
                      self.rd_data.eq(delay(m, rd.data, self.latency - 1, "rd_data"))]

@@ -5,7 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .delay import delay
-from .dsp import registered_product
+from .primitives import registered_product
 from .interfaces import activation_port_signature, vector_layout, weight_port_signature
 
 __all__ = ["MatmulArray", "lut_product"]
@@ -101,7 +101,7 @@ class MatmulArray(wiring.Component):
                 p_reg = Signal(psum_shape, name=f"p_{k}_{n}")
                 # the multiplier's operands registered (the selected weight buffer and the
                 # activation), and its product, so a DSP block has a flip-flop on each side
-                # (on an ECP5, its own: ``rtl.dsp.registered_product``)
+                # (on an ECP5, its own: ``rtl.primitives.registered_product``)
                 weight = Mux(s_east[k][n], w1, w0)
                 if k * L + n >= L * L - self.config.lut_products:
                     op_a = Signal(signed(8), name=f"opa_{k}_{n}")

@@ -5,7 +5,7 @@ from amaranth.lib.wiring import In, Out
 from lpu.contract.isa import ROUNDING, param_fields
 
 from .delay import delay
-from .dsp import registered_product
+from .primitives import registered_product
 
 __all__ = ["VectorUnit", "vxm_params_layout"]
 
@@ -44,7 +44,7 @@ class VectorUnit(wiring.Component):
     2. the multiplier's operand: ``x`` (single) or ``x << left`` (double, wraps)
     3. the operands registered again (a DSP block's input registers: routing only)
     4. four 17 x 17 partial products of the exact 32 x 32 multiply (one DSP block each, its
-       output register; :func:`rtl.dsp.registered_product`)
+       output register; :func:`rtl.primitives.registered_product`)
     5-7. their sum, the 64-bit product, in three adds
     8. plus the rounding's addend: ``2**(t-1)`` (single, ``t = 31 - shift``) or double's
        ``+-2**30`` (one adder for both)

@@ -64,7 +64,7 @@ def test_ulx3s_sram_netlist_and_a_miswired_block_ram():
 
 
 def test_ulx3s_vxm_netlist_registered_dsps_and_a_miswired_one():
-    """The VXM's multiplies hand-instantiated for the ECP5 (``rtl.dsp``: ``MULT18X18D`` with
+    """The VXM's multiplies hand-instantiated for the ECP5 (``rtl.primitives``: ``MULT18X18D`` with
     its input and output registers, so the DSP holds two pipeline stages): the ULX3S netlist
     of the VXM passes the VXM testbench, every requantised byte on its cycle. With the DSPs
     told their A operand (the upper half of ``acc + bias``, negative for a negative sum) is

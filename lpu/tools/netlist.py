@@ -115,7 +115,7 @@ def _dp16kd(cells_sim):
 def _mult18x18d(folder):
     """ECP5's ``MULT18X18D``, which Yosys ships only as a black box (``cells_bb.v``): its ports
     and parameters from there, and the behaviour of the two configurations instantiated here:
-    ``synth_ecp5``'s (no register: ``P = A * B``) and :func:`rtl.dsp.registered_product`'s
+    ``synth_ecp5``'s (no register: ``P = A * B``) and :func:`rtl.primitives.registered_product`'s
     (input registers A and B, output register, all on ``CLK0`` / ``CE0`` / ``RST0``, reset
     synchronous: ``P`` is the product of the operands two clock edges before). Each operand is
     signed when its ``SIGNED`` input is high (registered with the operand). Any other

@@ -61,9 +61,9 @@ def generate_verilog(design, config, emit_src=False, family=None):
     """The design's Verilog; ``emit_src``: with ``(* src = "rtl/....py:N" *)`` attributes
     (source-line coverage maps Verilator's points back to Amaranth through them); ``family``:
     elaborated for that FPGA family, with the primitives a board's bitstream instantiates
-    (``rtl.dsp``; the netlist flow's)."""
+    (``rtl.primitives``; the netlist flow's)."""
     from amaranth.back import verilog
-    from rtl.dsp import Family
+    from rtl.primitives import Family
     return verilog.convert(elaborate(design, config), name="top", emit_src=emit_src,
                            platform=Family(family) if family else None)
 

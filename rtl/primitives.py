@@ -1,6 +1,9 @@
+"""What the tile asks of an FPGA's primitives by hand, where inference would not give it:
+DSP blocks with their own pipeline registers, and flip-flops synthesis must not merge."""
+
 from amaranth import *
 
-__all__ = ["Family", "registered_product"]
+__all__ = ["Family", "registered_product", "replicated_register"]
 
 
 class Family:
@@ -47,3 +50,26 @@ def registered_product(m, a, b, name, platform=None):
     p = Signal(signed(len(a) + len(b)), name=f"{name}_p", reset_less=True)
     m.d.sync += [ra.eq(a), rb.eq(b), p.eq(ra * rb)]
     return p
+
+
+def replicated_register(m, value, copies, name, platform=None):
+    """``copies`` flip-flops each holding ``value`` one cycle later (reset to 0 with the
+    domain), one per group of the loads of a wide select, so that no single flip-flop drives
+    them all from wherever the placer put it (the ULX3S's critical path at 63.2 MHz: one
+    select routed 10.4 ns across the chip to 256 multiplexers). Yosys merges identical
+    flip-flops (``opt_merge``, with or without ``keep``), so on an ECP5 each copy is a
+    hand-instantiated ``TRELLIS_FF`` in exactly the configuration synthesis gives a
+    synchronously reset register (``LSR`` = the domain's reset, ``SRMODE`` ``LSR_OVER_CE``),
+    which no pass merges; elsewhere, plain registers (the same values on every cycle)."""
+    out = []
+    for i in range(copies):
+        q = Signal(name=f"{name}_{i}")
+        if getattr(platform, "family", None) == "ecp5":
+            m.submodules[f"{name}_{i}"] = Instance(
+                "TRELLIS_FF", p_GSR="DISABLED", p_CEMUX="1", p_CLKMUX="CLK", p_LSRMUX="LSR",
+                p_REGSET="RESET", p_SRMODE="LSR_OVER_CE",
+                i_CLK=ClockSignal("sync"), i_LSR=ResetSignal("sync"), i_DI=value, o_Q=q)
+        else:
+            m.d.sync += q.eq(value)
+        out.append(q)
+    return out

@@ -68,7 +68,8 @@ def test_vxm_testbench_coverage(tmp_path):
     assert json.loads((tmp_path / "report.json").read_text())["lines"] == s["lines"]
     d = s["designs"]["vxm/tiny"]
     assert d["points"] > 1000 and d["hit"] / d["points"] > 0.9
-    assert set(s["files"]) <= {"rtl/vector_unit.py", "rtl/interfaces.py", "rtl/delay.py"}
+    assert set(s["files"]) <= {"rtl/vector_unit.py", "rtl/interfaces.py", "rtl/delay.py",
+                             "rtl/primitives.py"}
     params = _line((ROOT / "rtl/vector_unit.py").read_text(), "super().__init__({")
     missed = {u["line"]: u for u in s["uncovered"]}
     entry = missed[f"rtl/vector_unit.py:{params}"]

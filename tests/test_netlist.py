@@ -84,12 +84,16 @@ def test_ulx3s_vxm_netlist_registered_dsps_and_a_miswired_one():
 
 def test_ulx3s_mxm_netlist_registered_dsps():
     """The array's products on the ECP5 are hand-instantiated too (one registered
-    ``MULT18X18D`` a PE): the ULX3S netlist of the MXM passes the MXM testbench."""
+    ``MULT18X18D`` a PE), and the accumulator's forwarding selects are one hand-instantiated
+    ``TRELLIS_FF`` a lane, which synthesis keeps apart: the ULX3S netlist of the MXM (array
+    and accumulator) passes the MXM testbench."""
     cfg = preset("ulx3s")
     good = netlist_verilog("ulx3s", "mxm", log=lambda _m: None)
     dsps = re.findall(r'^\s*MULT18X18D #\((.*?)\)\s+\S+\s+\(', good, re.M | re.S)
     assert len(dsps) == cfg.lanes ** 2 - cfg.lut_products, len(dsps)
     assert all('.REG_INPUTB_CLK("CLK0")' in d and '.REG_OUTPUT_CLK("CLK0")' in d for d in dsps)
+    selects = set(re.findall(r"acc\.(use_(?:stored|sum\d)_\d+)", good))
+    assert len(selects) == cfg.acc_update_delay * cfg.lanes + cfg.lanes, sorted(selects)
     res = _run("mxm", good, "ulx3s-mxm", board="ulx3s")
     assert res.passed and res.tests >= 4, f"gate-level ULX3S MXM failed: {res.message} ({res.log})"
 

@@ -102,10 +102,15 @@ class MatmulArray(wiring.Component):
                 # the multiplier's operands registered (the selected weight buffer and the
                 # activation), and its product, so a DSP block has a flip-flop on each side
                 # (on an ECP5, its own: ``rtl.primitives.registered_product``)
-                in_logic = k * L + n >= L * L - self.config.lut_products
-                product = registered_product(m, a_east[k][n], Mux(s_east[k][n], w1, w0),
-                                             f"m_{k}_{n}", platform,
-                                             multiply=lut_product if in_logic else None)
+                weight = Mux(s_east[k][n], w1, w0)
+                if k * L + n >= L * L - self.config.lut_products:
+                    op_a = Signal(signed(8), name=f"opa_{k}_{n}")
+                    op_w = Signal(signed(8), name=f"opw_{k}_{n}")
+                    product = Signal(signed(16), name=f"m_{k}_{n}")
+                    m.d.sync += [op_a.eq(a_east[k][n]), op_w.eq(weight),
+                                 product.eq(lut_product(op_a, op_w))]
+                else:
+                    product = registered_product(m, a_east[k][n], weight, f"m_{k}_{n}", platform)
                 m.d.sync += p_reg.eq(p_south[n] + product)
                 if n + 1 < L:           # the last column passes nothing east
                     m.d.sync += [a_reg.eq(a_east[k][n]), s_reg.eq(s_east[k][n])]

@@ -122,14 +122,21 @@ class Sequencer(wiring.Component):
     # the load cycle ``i`` is loaded as ``d - 1`` (the load lands on ``i + 1``)
     def counter_widths(self):
         """Width of each rule counter: the largest value any legal program loads into it
-        (``count <= acc_depth``; a VX waits at most for a full accumulator's MM), so no
-        counter has a bit that can never be set."""
+        (``count <= acc_depth``; a VX waits at most for a full accumulator's MM), except the
+        two a VX loads (below)."""
         rules, depth = Rules(self.config), self.config.acc_depth
         acc = rules.acc_ready(depth) - 1
         most = {"lw": rules.lw_done - 1, "mm": rules.mm_stream(depth) - 1, "acc": acc,
-                "guard": rules.weight_guard(depth) - 1, "vx": acc + rules.vx_done(depth) - 1,
-                "vx_wait": acc - 1, "vx_left": depth}
-        return {name: max(v, 1).bit_length() for name, v in most.items()}
+                "guard": rules.weight_guard(depth) - 1, "vx_left": depth}
+        widths = {name: max(v, 1).bit_length() for name, v in most.items()}
+        # a VX loads its counters from the acc counter's value without a compare of the sum
+        # (``_vector_reads``): they hold whatever the acc counter's width and the count field
+        # can give, so that no load wraps to 0, legal program or not
+        full_acc = (1 << widths["acc"]) - 1
+        widths["vx_wait"] = max(full_acc - 1, 1).bit_length()
+        widths["vx"] = (full_acc + rules.vx_done((1 << self.config.count_bits) - 1)
+                        - 1).bit_length()
+        return widths
 
     def _fetch(self, m):
         """Instruction memory, program counter and decode. Returns (busy, opcode, fields,
@@ -213,7 +220,8 @@ class Sequencer(wiring.Component):
         rules = Rules(self.config)
         self._flags = {}
         for name, k in (("lw", 0), ("lw", rules.lw_done - rules.lw_stream), ("mm", 0),
-                        ("acc", 0), ("guard0", 0), ("guard1", 0), ("vx", 0), ("vx_wait", 0)):
+                        ("acc", 0), ("acc", 1), ("guard0", 0), ("guard1", 0), ("vx", 0),
+                        ("vx_wait", 0)):
             c = units["guard"][int(name[-1])] if name.startswith("guard") else units[name]
             flag = Signal(name=f"{name}_le{k}", init=1)         # every counter starts at 0
             m.d.sync += flag.eq(c <= k + 1)     # counting down by one, or staying at 0
@@ -221,11 +229,14 @@ class Sequencer(wiring.Component):
             self.flag_invariants[f"{name}_le{k}"] = (flag == (c <= k), 1)
         return units
 
-    def _load(self, m, counter, name, value):
-        """Load a rule counter (inside the caller's ``If``) and its flags alike."""
+    def _load(self, m, counter, name, value, flags=None):
+        """Load a rule counter (inside the caller's ``If``) and its flags alike: each flag
+        ``value <= k``, or ``flags[k]`` where the caller knows it without the compare
+        (``formal.sequencer`` proves they agree)."""
         value = Value.cast(value)[:len(counter)]           # what the counter will hold
+        flags = flags or {}
         m.d.sync += [counter.eq(value),
-                     *[flag.eq(value <= k) for k, flag in self._flags[name].items()]]
+                     *[flag.eq(flags.get(k, value <= k)) for k, flag in self._flags[name].items()]]
 
     def _issue_rules(self, m, op, field, bank_sel, units):
         """May the instruction at the PC issue this cycle? (``docs/isa.md``'s rules)"""
@@ -376,8 +387,14 @@ class Sequencer(wiring.Component):
             with m.If(units["last_pass"]):
                 m.d.sync += [vx_pass.eq(0), left.eq(left - 1), acc.eq(acc + 1),
                              self._vx_out.eq(self._vx_out + stride)]
-        # cycles from issue to the first read: the acc counter is (acc_ready - now)
-        first = Mux(units["acc"] > 1, units["acc"], 1)
+        # cycles from issue to the first read: the acc counter is (acc_ready - now). From
+        # the acc counter's ``<= 1`` flag, not a compare, and the new counters' flags without
+        # one: the first read is 1 cycle away exactly when acc <= 1, and every VX loads ``vx``
+        # with more than 0 (at least the VXM's latency) (the compare, the add and the
+        # compare of the sum were the ULX3S's critical path at 80.3 MHz, 12.5 ns; the
+        # counters are wide enough that no load wraps: ``counter_widths``)
+        acc_le1 = self._flags["acc"][1]
+        first = Mux(acc_le1, 1, units["acc"])
         count = field["count"]
         with m.If(vx_issued):
             m.d.sync += [
@@ -386,8 +403,8 @@ class Sequencer(wiring.Component):
                 self._vx_link.eq(field["link"]), self._vx_keep.eq(field["keep"]),
                 self._vx_out.eq(field["base"]), stride.eq(field["stride"]), vx_pass.eq(0),
             ]
-            self._load(m, wait, "vx_wait", first - 1)
-            self._load(m, units["vx"], "vx", first + rules.vx_done(count) - 1)
+            self._load(m, wait, "vx_wait", first - 1, flags={0: acc_le1})
+            self._load(m, units["vx"], "vx", first + rules.vx_done(count) - 1, flags={0: 0})
         # the accumulator and parameter rows arrive acc_read_latency after the read
         lat = cfg.acc_read_latency
         m.d.comb += [self.vx_valid.eq(delay(m, reading, lat, "vxv")),

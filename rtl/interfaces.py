@@ -15,7 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from lpu.contract.isa import Op, Region
 
-__all__ = ["HostRegion", "Opcode", "host_port_signature", "weight_port_signature",
+__all__ = ["HostRegion", "Opcode", "host_port_signature", "weight_port_signature", "vx_tag_layout",
            "activation_port_signature", "acc_tag_layout", "vector_layout"]
 
 
@@ -73,6 +73,14 @@ def acc_tag_layout(config):
     """What an activation carries to the accumulators: the row it updates, and whether it
     adds to it (1) or overwrites it (0)."""
     return data.StructLayout({"addr": config.acc_addr_bits, "accumulate": 1})
+
+
+def vx_tag_layout(config):
+    """What a VX row carries through the VXM to its write-back: the SRAM word it goes to
+    (address, bank), and whether it goes east on the chip's link (``link``) and to SRAM
+    as well (``keep``)."""
+    return data.StructLayout({"addr": config.addr_bits, "bank": config.bank_bits, "link": 1,
+                              "keep": 1})
 
 
 def activation_port_signature(config, tag_shape):

@@ -7,7 +7,8 @@ from lpu.contract.isa import COUNTERS, FIELDS, INSN_BITS
 from lpu.contract.timing import Rules
 
 from .delay import delay
-from .interfaces import Opcode, acc_tag_layout, activation_port_signature, weight_port_signature
+from .interfaces import (Opcode, acc_tag_layout, activation_port_signature, vx_tag_layout,
+                         weight_port_signature)
 
 __all__ = ["Sequencer", "COUNTERS"]
 
@@ -51,6 +52,7 @@ class Sequencer(wiring.Component):
             # VXM: accumulator and parameter reads, and the unit's input/outputs
             "acc_rd_addr": Out(cfg.acc_addr_bits), "param_rd_addr": Out(range(cfg.param_rows)),
             "vx_valid": Out(1), "vx_pass": Out(cfg.vxm_pass_bits), "vx_quant": Out(1),
+            "vx_tag": Out(vx_tag_layout(cfg)), "vx_o_tag": In(vx_tag_layout(cfg)),
             "vx_o_valid": In(1), "vx_o_quant": In(1), "vx_o_i8": In(cfg.word_bits), "vx_o_i32": In(32 * L),
             # SRAM writes of results
             "wr_en": Out(NB), "wr_addr": Out(data.ArrayLayout(cfg.addr_bits, NB)),
@@ -409,20 +411,22 @@ class Sequencer(wiring.Component):
         lat = cfg.acc_read_latency
         m.d.comb += [self.vx_valid.eq(delay(m, reading, lat, "vxv")),
                      self.vx_pass.eq(delay(m, vx_pass, lat, "vxp")),
-                     self.vx_quant.eq(delay(m, quant, lat, "vxq"))]
+                     self.vx_quant.eq(delay(m, quant, lat, "vxq")),
+                     # where the row's result goes, carried through the VXM beside it
+                     self.vx_tag.eq(delay(m, Cat(self._vx_out, self._vx_bank, self._vx_link,
+                                                 self._vx_keep), lat, "vxt"))]
         return reading & units["last_pass"]
 
     def _write_back(self, m):
-        """The VXM's result is written to SRAM on the cycle it leaves the unit: int8 as one
-        word to the instruction's bank; int32 as byte plane p of every lane to bank
-        ``(bank + p) % banks``, all four in the same cycle."""
+        """The VXM's result is written to SRAM on the cycle it leaves the unit
+        (``Rules.vx_write_delay`` after its read), where its tag says: int8 as one word to the
+        instruction's bank; int32 as byte plane p of every lane to bank ``(bank + p) %
+        banks``, all four in the same cycle."""
         cfg = self.config
         NB, L = cfg.banks, cfg.lanes
-        write_delay = Rules(cfg).vx_write_delay
-        out_addr = delay(m, self._vx_out, write_delay, "vxa")
-        out_bank = delay(m, self._vx_bank, write_delay, "vxb")
-        out_link = delay(m, self._vx_link, write_delay, "vxl")
-        to_sram = ~out_link | delay(m, self._vx_keep, write_delay, "vxk")   # (keep=1: both)
+        tag = self.vx_o_tag
+        out_addr, out_bank, out_link = tag.addr, tag.bank, tag.link
+        to_sram = ~out_link | tag.keep                                   # (keep=1: both)
         # each bank has its own write port: a received vector takes its bank's (a VX write
         # to the same bank on the same cycle is a race), a VX writes the others
         m.d.comb += [self.link_out_valid.eq(self.vx_o_valid & out_link),

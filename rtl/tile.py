@@ -7,11 +7,11 @@ from lpu.contract.isa import param_bits, param_parts
 from lpu.contract.timing import EVENTS
 
 from .delay import delay
-from .interfaces import HostRegion, host_port_signature
+from .interfaces import HostRegion, host_port_signature, vx_tag_layout
 from .matmul_unit import MatmulUnit
 from .sequencer import Sequencer
 from .sram_banks import SramBanks
-from .vector_unit import VectorUnit
+from .vector_unit_serial import vector_unit
 
 __all__ = ["LpuTile", "PROBE_LAYOUT"]
 
@@ -52,7 +52,7 @@ class LpuTile(wiring.Component):
         m = Module()
         m.submodules.seq = seq = Sequencer(cfg)
         m.submodules.mxm = mxm = MatmulUnit(cfg)
-        m.submodules.vxm = vxm = VectorUnit(cfg)
+        m.submodules.vxm = vxm = vector_unit(cfg, vx_tag_layout(cfg))
         m.submodules.mem = mem = SramBanks(cfg)
 
         idle = ~seq.busy
@@ -122,6 +122,7 @@ class LpuTile(wiring.Component):
         # ---- VXM -----------------------------------------------------------------------
         m.d.comb += [
             vxm.i_valid.eq(seq.vx_valid), vxm.i_pass.eq(seq.vx_pass), vxm.i_quant.eq(seq.vx_quant),
+            vxm.i_tag.eq(seq.vx_tag), seq.vx_o_tag.eq(vxm.o_tag),
             vxm.i_data.eq(mxm.rd_data),
             vxm.i_params.eq(params),
             seq.vx_o_valid.eq(vxm.o_valid), seq.vx_o_quant.eq(vxm.o_quant),

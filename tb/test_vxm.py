@@ -43,6 +43,12 @@ def random_acc(rng, L, corners=False):
     return np.clip(rng.integers(-scale, scale, L), INT32_MIN, INT32_MAX)
 
 
+def vectors_for(config, n, serial):
+    """``n`` vectors, or ``serial`` through a bit-serial VXM (``SERIAL_LANE_CYCLES`` cycles a
+    lane: a vector takes as long as 128 of the pipelined VXM's)."""
+    return serial if config.vxm_serial else n
+
+
 async def stream(dut, tb, vectors):
     """``vectors``: list of (acc, params, quant) or None (idle cycle). Each vector is presented
     for ``vxm_passes`` cycles (pass 0, 1, ...). Checks every output on every cycle."""
@@ -50,23 +56,25 @@ async def stream(dut, tb, vectors):
     L, P = cfg.lanes, cfg.vxm_passes
     lat = cfg.vxm_latency
     cycles = []                      # per cycle: (vector, pass) or None
-    for v in vectors:
-        cycles.extend([None] if v is None else [(v, k) for k in range(P)])
+    for i, v in enumerate(vectors):
+        cycles.extend([None] if v is None else [((*v, i), k) for k in range(P)])
     expected = {}
     total = len(cycles) + lat + 1
     checked = 0
     for c in range(total):
         v = cycles[c] if c < len(cycles) else None
         if v is not None:
-            (acc, params, quant), k = v
+            (acc, params, quant, i), k = v
             dut.i_valid.value = 1
             dut.i_pass.value = k
             dut.i_quant.value = int(quant)
+            tag = (i * 37) & 0xFF                   # the vector's number: it must come out
+            dut.i_tag.value = tag                   # beside the vector's result
             dut.i_data.value = pack(acc, 32)
             dut.i_params.value = pack_params(L, **params)
             p = params
             if k == 0:
-                expected[c + lat] = (quant, wrap32(acc + p["bias"]),
+                expected[c + lat] = (quant, tag, wrap32(acc + p["bias"]),
                                      requantize_row(acc, p))
                 if quant:
                     sample_requant(cfg, np.asarray(acc, np.int64) + p["bias"], p)
@@ -76,8 +84,9 @@ async def stream(dut, tb, vectors):
         valid = int(dut.o_valid.value)
         assert valid == (c in expected), f"cycle {c}: o_valid={valid}, model disagrees"
         if valid:
-            quant, x, q8 = expected[c]
+            quant, tag, x, q8 = expected[c]
             assert int(dut.o_quant.value) == quant
+            assert int(dut.o_tag.value) == tag, f"cycle {c}: tag {int(dut.o_tag.value)} != {tag}"
             got32 = unpack(dut.o_i32.value.to_unsigned(), 32, L)
             got8 = unpack(dut.o_i8.value.to_unsigned(), 8, L)
             assert np.array_equal(got32, x), f"cycle {c}: int32 {got32.tolist()} != model {x.tolist()}"
@@ -99,7 +108,7 @@ async def test_requant_random(dut):
     rng = rng_for("test_requant_random")
     L = tb.config.lanes
     vecs = [(random_acc(rng, L), random_params(rng, L), bool(rng.random() < 0.8))
-            for _ in range(2000)]
+            for _ in range(vectors_for(tb.config, 2000, 125))]
     n = await stream(dut, tb, vecs)
     assert n == len(vecs)
     record_stats("test_requant_random", tb.cycle, vectors=n)
@@ -114,7 +123,7 @@ async def test_requant_corners(dut):
     rng = rng_for("test_requant_corners")
     L = tb.config.lanes
     vecs = []
-    for i in range(1500):
+    for i in range(vectors_for(tb.config, 1500, 300)):
         if rng.random() < 0.1:
             vecs.append(None)
             continue

@@ -1,6 +1,6 @@
 import pytest
 
-from lpu.contract.config import ConfigError, LpuConfig, PRESETS, preset
+from lpu.contract.config import SERIAL_LANE_CYCLES, ConfigError, LpuConfig, PRESETS, preset
 
 
 def test_presets():
@@ -11,14 +11,20 @@ def test_presets():
         # entry, skew, ripple, de-skew, each PE's operands and product
         assert cfg.mxm_latency == 2 * cfg.lanes + 2
         assert cfg.host_data_bits >= 96          # one instruction fits the host bus
-        assert cfg.vxm_group * cfg.vxm_passes == cfg.lanes
-        assert cfg.vxm_latency == 14 + cfg.vxm_passes  # entry, thirteen stages, the lanes
+        if cfg.vxm_serial:      # one lane at a time, done the cycle after the last pass
+            assert cfg.vxm_passes == cfg.lanes * SERIAL_LANE_CYCLES
+            assert cfg.vxm_latency == cfg.vxm_passes
+        else:
+            assert cfg.vxm_group * cfg.vxm_passes == cfg.lanes
+            assert cfg.vxm_latency == 14 + cfg.vxm_passes  # entry, thirteen stages, the lanes
         assert 0 <= cfg.lut_products <= cfg.lanes ** 2
         # a block RAM's read, then read_registers registers; the read-modify-write alike
         R = 1 + cfg.read_registers
         assert (cfg.sram_read_latency, cfg.acc_read_latency, cfg.acc_update_delay) == (R, R, R)
     # both kinds are built and simulated: the iCEBreaker's without, the others with
     assert {cfg.read_registers for cfg in PRESETS.values()} == {0, 1}
+    # and both VXMs: the iCEBreaker's bit-serial
+    assert {cfg.vxm_serial for cfg in PRESETS.values()} == {False, True}
 
 
 def test_preset_wrong():
@@ -44,8 +50,10 @@ def test_boards_are_built_from_their_presets():
     ("acc_depth", 0, r"'acc_depth' .* = 0 is out of range"),
     ("imem_depth", 2, r"'imem_depth' .* = 2 is out of range"),
     ("param_depth", 8192, r"'param_depth' .* = 8192 is out of range"),
-    ("vxm_passes", 3, r"'vxm_passes' .* = 3 is out of range: must be a power of two in \[1, 64\]"),
-    ("vxm_passes", 16, r"'vxm_passes' .* = 16 is out of range: must be a power of two in \[1, lanes=8\]"),
+    ("vxm_passes", 3, r"'vxm_passes' .* = 3 is out of range: must be a power of two in \[1, 8192\]"),
+    ("vxm_passes", 16, r"'vxm_passes' .* = 16 is out of range: must be a power of two in "
+                       r"\[1, lanes=8\], or lanes\*128=1024$"),
+    ("vxm_passes", 2048, r"'vxm_passes' .* = 2048 is out of range: .* or lanes\*128=1024$"),
     ("lut_products", 65, r"'lut_products' .* = 65 is out of range: must be in \[0, lanes\*\*2=64\]"),
     ("lut_products", -1, r"'lut_products' .* = -1 is out of range: must be in \[0, 4096\]"),
     ("read_registers", 2, r"'read_registers' .* = 2 is out of range: must be in \[0, 1\]"),

@@ -7,7 +7,12 @@ components are built to these numbers, and the scheduling rules that follow from
 
 from dataclasses import dataclass, fields, asdict
 
-__all__ = ["ConfigError", "LpuConfig", "PRESETS", "BOARD_PRESETS", "BOARD_CLOCK_MHZ", "preset"]
+__all__ = ["ConfigError", "LpuConfig", "SERIAL_LANE_CYCLES", "PRESETS", "BOARD_PRESETS", "BOARD_CLOCK_MHZ", "preset"]
+
+
+# cycles the bit-serial VXM spends on one lane (``LpuConfig.vxm_serial``): its longest
+# requantisation (double rounding, shifts 31 left and 31 right) takes 98
+SERIAL_LANE_CYCLES = 128
 
 
 class ConfigError(ValueError):
@@ -26,8 +31,9 @@ _RANGES = {
     "acc_depth":  (2, 65536, True, "int32 vectors in the accumulator memory"),
     "imem_depth": (4, 65536, True, "instructions in the instruction memory"),
     "param_depth": (1, 4096, True, "rows of per-channel VXM parameters"),
-    "vxm_passes": (1, 64, True, "cycles the VXM spends on one vector (lanes / vxm_passes "
-                                "lanes requantised per cycle)"),
+    "vxm_passes": (1, 64 * 128, True, "cycles the VXM spends on one vector (lanes / "
+                                      "vxm_passes lanes requantised per cycle; lanes * 128: "
+                                      "one lane at a time, bit-serially)"),
     "tiles":      (1, 16, False, "tiles in a row on a chip (rtl.chip.LpuChip)"),
     "link_latency": (1, 64, False, "cycles a vector takes on the stream link between two "
                                    "neighbouring tiles"),
@@ -70,10 +76,11 @@ class LpuConfig:
                 rule = f"a power of two in [{lo}, {hi}]" if pow2 else f"in [{lo}, {hi}]"
                 raise ConfigError(f"config field '{f.name}' ({what}) = {value} is out of "
                                   f"range: must be {rule}")
-        if self.vxm_passes > self.lanes:
+        if self.lanes < self.vxm_passes != self.lanes * SERIAL_LANE_CYCLES:
             raise ConfigError(f"config field 'vxm_passes' ({_RANGES['vxm_passes'][3]}) = "
                               f"{self.vxm_passes} is out of range: must be a power of two in "
-                              f"[1, lanes={self.lanes}]")
+                              f"[1, lanes={self.lanes}], or lanes*{SERIAL_LANE_CYCLES}="
+                              f"{self.lanes * SERIAL_LANE_CYCLES}")
         if self.lut_products > self.lanes ** 2:
             raise ConfigError(f"config field 'lut_products' ({_RANGES['lut_products'][3]}) = "
                               f"{self.lut_products} is out of range: must be in [0, "
@@ -104,9 +111,15 @@ class LpuConfig:
         return max(self.acc_depth, self.lanes).bit_length()
 
     @property
+    def vxm_serial(self):
+        """The VXM requantises one lane at a time, bit-serially, ``SERIAL_LANE_CYCLES`` cycles
+        each (``rtl.vector_unit_serial``): for an FPGA with no DSP block to spare for it."""
+        return self.vxm_passes > self.lanes
+
+    @property
     def vxm_group(self):
-        """Lanes the VXM requantises per cycle."""
-        return self.lanes // self.vxm_passes
+        """Lanes the VXM requantises per cycle (the pipelined VXM's)."""
+        return max(1, self.lanes // self.vxm_passes)
 
     @property
     def vxm_pass_bits(self):
@@ -185,8 +198,11 @@ class LpuConfig:
     def vxm_latency(self):
         """Cycles from an int32 vector's first pass entering the vector unit to its int8/int32
         result: the entry register, thirteen pipeline stages and the output lanes
-        (``rtl.vector_unit``), plus one cycle for each further pass."""
-        return 14 + self.vxm_passes
+        (``rtl.vector_unit``), plus one cycle for each further pass. Bit-serially, lane
+        ``j`` is taken in on pass ``j * SERIAL_LANE_CYCLES`` and its result is in place
+        before the next lane's pass: the vector is complete the cycle after its last pass
+        (``rtl.vector_unit_serial``)."""
+        return self.vxm_passes if self.vxm_serial else 14 + self.vxm_passes
 
     # ---- presentation -------------------------------------------------------------------
     def as_dict(self):
@@ -213,7 +229,7 @@ PRESETS = {
     # simulated like the others. iCEBreaker (iCE40 UP5K): the smallest tile, one-lane VXM,
     # small memories, no registers after the block RAMs (12 MHz; cells are what is short)
     "icebreaker": LpuConfig(lanes=4, banks=4, depth=64, acc_depth=16, imem_depth=32,
-                            param_depth=1, vxm_passes=4, read_registers=0),
+                            param_depth=1, vxm_passes=4 * SERIAL_LANE_CYCLES, read_registers=0),
     # ULX3S (ECP5-85F): the default tile with a smaller parameter memory
     "ulx3s": LpuConfig(lanes=8, banks=4, depth=512, acc_depth=256, imem_depth=512, param_depth=16),
 }

@@ -34,7 +34,7 @@ VLT = ROOT / "rtl" / "lint.vlt"
 DESIGNS = {
     "sram": ("rtl.sram_banks", "SramBanks"),
     "mxm": ("rtl.matmul_unit", "MatmulUnit"),
-    "vxm": ("rtl.vector_unit", "VectorUnit"),
+    "vxm": ("rtl.vector_unit_serial", "vector_unit"),    # or the pipelined one
     "tile": ("rtl.tile", "LpuTile"),
     "bridge": ("rtl.board", "LpuBoard"),
     "chip": ("rtl.chip", "LpuChip"),

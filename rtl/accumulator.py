@@ -4,7 +4,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .delay import delay, taps
-from .primitives import replicated_register
+from .primitives import read_first_port, replicated_register
 
 __all__ = ["AccumulatorMemory"]
 
@@ -54,8 +54,8 @@ class AccumulatorMemory(wiring.Component):
         m.submodules.mem = mem = Memory(shape=data.ArrayLayout(signed(32), L),
                                         depth=cfg.acc_depth, init=[])
         wr = mem.write_port()
-        rmw = mem.read_port(transparent_for=())
-        rd = mem.read_port(transparent_for=())
+        rmw = read_first_port(m, mem, "rmw", platform)
+        rd = read_first_port(m, mem, "rd", platform)
         m.d.comb += rmw.addr.eq(self.i_addr)
         # the update through 2D - 1 stages: at stage D its read's word (the block RAM's, then
         # D - 1 registers) is added and written; stages D + 1 .. 2D hold the D writes that

@@ -5,7 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .delay import delay
-from .primitives import registered_product
+from .primitives import registered_products
 from .interfaces import activation_port_signature, vector_layout, weight_port_signature
 
 __all__ = ["MatmulArray", "lut_product"]
@@ -86,7 +86,7 @@ class MatmulArray(wiring.Component):
         for k in range(L):
             a_east[k][0] = delay(m, a.data[k], k, name=f"skew_a{k}")
             s_east[k][0] = delay(m, a.buf, k, name=f"skew_s{k}")
-        p_south = [Const(0, psum_shape)] * L
+        operands = {}               # PE (k, n): its activation and its selected weight
         for k in range(L):
             row_write = w.valid & (w.row == k)
             for n in range(L):
@@ -96,27 +96,31 @@ class MatmulArray(wiring.Component):
                     m.d.sync += w0.eq(w.data[n])
                 with m.If(row_write & (w.buf == 1)):
                     m.d.sync += w1.eq(w.data[n])
-                a_reg = Signal(signed(8), name=f"a_{k}_{n}")
-                s_reg = Signal(name=f"s_{k}_{n}")
-                p_reg = Signal(psum_shape, name=f"p_{k}_{n}")
-                # the multiplier's operands registered (the selected weight buffer and the
-                # activation), and its product, so a DSP block has a flip-flop on each side
-                # (on an ECP5, its own: ``rtl.primitives.registered_product``)
-                weight = Mux(s_east[k][n], w1, w0)
-                if k * L + n >= L * L - self.config.lut_products:
-                    op_a = Signal(signed(8), name=f"opa_{k}_{n}")
-                    op_w = Signal(signed(8), name=f"opw_{k}_{n}")
-                    product = Signal(signed(16), name=f"m_{k}_{n}")
-                    m.d.sync += [op_a.eq(a_east[k][n]), op_w.eq(weight),
-                                 product.eq(lut_product(op_a, op_w))]
-                else:
-                    product = registered_product(m, a_east[k][n], weight, f"m_{k}_{n}", platform)
-                m.d.sync += p_reg.eq(p_south[n] + product)
+                operands[k, n] = (a_east[k][n], Mux(s_east[k][n], w1, w0))
                 if n + 1 < L:           # the last column passes nothing east
+                    a_reg = Signal(signed(8), name=f"a_{k}_{n}")
+                    s_reg = Signal(name=f"s_{k}_{n}")
                     m.d.sync += [a_reg.eq(a_east[k][n]), s_reg.eq(s_east[k][n])]
                     a_east[k][n + 1] = a_reg
                     s_east[k][n + 1] = s_reg
-                p_south[n] = p_reg
+        # each PE's multiplier operands registered (the activation and the weight of the
+        # buffer it selects), and its product, so a DSP block has a flip-flop on each side
+        # (on an ECP5 or an iCE40, its own: ``rtl.primitives.registered_products``)
+        pes = list(operands)                        # in row order
+        dsp = pes[:L * L - self.config.lut_products]
+        products = dict(zip(dsp, registered_products(m, [operands[pe] for pe in dsp],
+                                                     [f"m_{k}_{n}" for k, n in dsp], platform)))
+        for k, n in pes[len(dsp):]:
+            op_a = Signal(signed(8), name=f"opa_{k}_{n}")
+            op_w = Signal(signed(8), name=f"opw_{k}_{n}")
+            products[k, n] = Signal(signed(16), name=f"m_{k}_{n}")
+            m.d.sync += [op_a.eq(operands[k, n][0]), op_w.eq(operands[k, n][1]),
+                         products[k, n].eq(lut_product(op_a, op_w))]
+        p_south = [Const(0, psum_shape)] * L
+        for k, n in pes:
+            p_reg = Signal(psum_shape, name=f"p_{k}_{n}")
+            m.d.sync += p_reg.eq(p_south[n] + products[k, n])
+            p_south[n] = p_reg
         for n in range(L):
             m.d.comb += self.r_data[n].eq(delay(m, p_south[n], L - 1 - n, name=f"deskew{n}"))
         m.d.comb += [

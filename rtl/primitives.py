@@ -1,9 +1,13 @@
 """What the tile asks of an FPGA's primitives by hand, where inference would not give it:
-DSP blocks with their own pipeline registers, and flip-flops synthesis must not merge."""
+DSP blocks with their own pipeline registers, flip-flops synthesis must not merge, and
+read-first block RAM ports without logic."""
+
+from types import SimpleNamespace
 
 from amaranth import *
 
-__all__ = ["Family", "registered_product", "replicated_register"]
+__all__ = ["Family", "registered_product", "registered_products", "replicated_register",
+           "read_first_port"]
 
 
 class Family:
@@ -14,6 +18,11 @@ class Family:
 
     def __init__(self, family):
         self.family = family
+
+def _family(platform):
+    """The FPGA family ``platform`` is of, lower case (Amaranth says ``"iCE40"``)."""
+    return str(getattr(platform, "family", "")).lower()
+
 
 def _ecp5_mult18x18d(m, a, b, name):
     """``a * b`` (each at most 18 bits, signed) in one ``MULT18X18D`` with its input registers
@@ -43,13 +52,58 @@ def registered_product(m, a, b, name, platform=None):
     input and output registers). On an ECP5 (``platform.family``) one ``MULT18X18D`` holds
     both registers (operands of at most 18 bits); elsewhere they are flip-flops that synthesis
     places where it likes (the same cycles, the same values)."""
-    if getattr(platform, "family", None) == "ecp5" and max(len(a), len(b)) <= 18:
+    if _family(platform) == "ecp5" and max(len(a), len(b)) <= 18:
         return _ecp5_mult18x18d(m, a, b, name)
     ra = Signal(a.shape(), name=f"{name}_a", reset_less=True)
     rb = Signal(b.shape(), name=f"{name}_b", reset_less=True)
     p = Signal(signed(len(a) + len(b)), name=f"{name}_p", reset_less=True)
     m.d.sync += [ra.eq(a), rb.eq(b), p.eq(ra * rb)]
     return p
+
+
+def _ice40_mac16_8x8(m, pair, name):
+    """Two independent signed 8 x 8 products in one ``SB_MAC16`` (``MODE_8x8``): the top
+    one of the A and B operands' upper bytes on ``O[31:16]``, the bottom one of their lower
+    bytes on ``O[15:0]``, each with the block's input registers (``A_REG``, ``B_REG``) and
+    its 8 x 8 product register (``TOP/BOT_8x8_MULT_REG``, ``TOP/BOTOUTPUT_SELECT`` = 2): the
+    two registers of :func:`registered_product`, inside the DSP block."""
+    (a0, b0), (a1, b1) = pair
+    o = Signal(32, name=f"{name}_o")
+    one, two = Const(1, 1), Const(2, 2)
+    m.submodules[name] = Instance(
+        "SB_MAC16",
+        p_NEG_TRIGGER=Const(0, 1), p_MODE_8x8=one, p_A_SIGNED=one, p_B_SIGNED=one,
+        p_A_REG=one, p_B_REG=one, p_C_REG=Const(0, 1), p_D_REG=Const(0, 1),
+        p_TOP_8x8_MULT_REG=one, p_BOT_8x8_MULT_REG=one,
+        p_PIPELINE_16x16_MULT_REG1=Const(0, 1), p_PIPELINE_16x16_MULT_REG2=Const(0, 1),
+        p_TOPOUTPUT_SELECT=two, p_BOTOUTPUT_SELECT=two,
+        p_TOPADDSUB_LOWERINPUT=Const(0, 2), p_TOPADDSUB_UPPERINPUT=Const(0, 1),
+        p_TOPADDSUB_CARRYSELECT=Const(0, 2), p_BOTADDSUB_LOWERINPUT=Const(0, 2),
+        p_BOTADDSUB_UPPERINPUT=Const(0, 1), p_BOTADDSUB_CARRYSELECT=Const(0, 2),
+        i_CLK=ClockSignal("sync"), i_CE=1,
+        i_A=Cat(a0.as_signed()[:8], a1.as_signed()[:8]), i_B=Cat(b0.as_signed()[:8], b1.as_signed()[:8]),
+        i_C=C(0, 16), i_D=C(0, 16),
+        **{f"i_{h}HOLD": 0 for h in "ABCD"},
+        **{f"i_{s}{half}": 0 for s in ("IRST", "ORST", "OLOAD", "ADDSUB", "OHOLD")
+           for half in ("TOP", "BOT")},
+        i_CI=0, i_ACCUMCI=0, i_SIGNEXTIN=0, o_O=o)
+    return [o[:16].as_signed(), o[16:].as_signed()]
+
+
+def registered_products(m, operands, names, platform=None):
+    """``[a * b for a, b in operands]``, each two cycles later like :func:`registered_product`
+    (named ``names``). On an iCE40, whose 8 DSP blocks are fewer than a 4 x 4 array's
+    products, two signed 8 x 8 products share each ``SB_MAC16`` (its ``MODE_8x8``, which
+    synthesis does not infer: it maps one product to a block); elsewhere one
+    :func:`registered_product` each."""
+    if _family(platform) == "ice40" and all(max(len(a), len(b)) <= 8 for a, b in operands):
+        out = []
+        for i in range(0, len(operands) - 1, 2):
+            out += _ice40_mac16_8x8(m, operands[i:i + 2], f"{names[i]}_{names[i + 1]}")
+        if len(operands) % 2:
+            out.append(registered_product(m, *operands[-1], names[-1], platform))
+        return out
+    return [registered_product(m, a, b, name, platform) for (a, b), name in zip(operands, names)]
 
 
 def replicated_register(m, value, copies, name, platform=None):
@@ -64,7 +118,7 @@ def replicated_register(m, value, copies, name, platform=None):
     out = []
     for i in range(copies):
         q = Signal(name=f"{name}_{i}")
-        if getattr(platform, "family", None) == "ecp5":
+        if _family(platform) == "ecp5":
             m.submodules[f"{name}_{i}"] = Instance(
                 "TRELLIS_FF", p_GSR="DISABLED", p_CEMUX="1", p_CLKMUX="CLK", p_LSRMUX="LSR",
                 p_REGSET="RESET", p_SRMODE="LSR_OVER_CE",
@@ -73,3 +127,24 @@ def replicated_register(m, value, copies, name, platform=None):
             m.d.sync += q.eq(value)
         out.append(q)
     return out
+
+
+def read_first_port(m, memory, name, platform=None):
+    """A read port of ``memory`` (a submodule of ``m``) whose word appears the cycle after its
+    address, read-first: a read of the address being written in the same cycle (by a port in
+    the sync domain) returns the old word. Returns an object with ``addr`` and ``data``.
+
+    On an iCE40, whose block RAM leaves that read undefined (Yosys then builds read-first
+    from logic: a register of every write and a bypass to the read data; 1,200 of the
+    iCEBreaker tile's 6,500 logic cells), the block RAM reads on the falling edge, half a
+    cycle before the rising edge that writes, and a register on the rising edge holds its
+    word: the same cycles and words, no logic. Elsewhere, an ordinary port."""
+    if _family(platform) != "ice40":
+        return memory.read_port(transparent_for=())
+    domain = f"{name}_neg"
+    m.domains += ClockDomain(domain, clk_edge="neg", reset_less=True, local=True)
+    m.d.comb += ClockSignal(domain).eq(ClockSignal("sync"))
+    port = memory.read_port(domain=domain)
+    data = Signal(memory.shape, name=f"{name}_data", reset_less=True)
+    m.d.sync += data.eq(port.data)
+    return SimpleNamespace(addr=port.addr, data=data)

@@ -5,6 +5,7 @@ from amaranth.lib.wiring import In, Out
 
 from .address_generator import AddressGenerator
 from .delay import delay
+from .primitives import read_first_port
 
 __all__ = ["SramBank", "bank_port_signature"]
 
@@ -58,7 +59,7 @@ class SramBank(wiring.Component):
         m.submodules.agen = agen = AddressGenerator(cfg.addr_bits, cfg.depth.bit_length())
         m.submodules.mem = mem = Memory(shape=unsigned(cfg.word_bits), depth=cfg.depth, init=[])
         wr = mem.write_port(granularity=8)
-        rd = mem.read_port(transparent_for=())  # read-first, see the docstring
+        rd = read_first_port(m, mem, "rd", platform)     # read-first, see the docstring
 
         m.d.comb += [
             agen.start.eq(self.rd_start), agen.base.eq(self.rd_base),

@@ -81,7 +81,9 @@ class SerialVectorUnit(VectorUnit):
         zp, amin, amax = (Signal(signed(8), name=n) for n in ("zp", "amin", "amax"))
 
         # the one adder, one carry chain: hi + operand + carry (MUL: the multiplier, or its
-        # complement plus 1 on the last step; ROUND1 and ROUND2: 0 plus the rounding bit)
+        # complement plus 1 on the last step; ROUND1: the bit below, and -1 for SRDHM's
+        # overflow (2**31 - 1 from 2**31); ROUND2: the round-up bit; otherwise hi itself)
+        mul, rnd1, rnd2 = phase == MUL, phase == ROUND1, phase == ROUND2
         last = step == 31
         bit, half = lo[0], lo[31]
         up = half & (~hi[-1] | (lo[:31] != 0))      # RoundingDivideByPOT's round-up
@@ -89,43 +91,53 @@ class SerialVectorUnit(VectorUnit):
         carry = Signal(name="carry")
         total = Signal(signed(34), name="total")
         m.d.comb += [
-            operand.eq(Mux((phase == MUL) & bit, Mux(last, ~mult, mult), 0)),
-            carry.eq(Mux(phase == MUL, bit & last, Mux(phase == ROUND1, half, up))),
+            operand.eq(Mux(mul & bit, Mux(last, ~mult, mult), Mux(rnd1 & ~single & ovf, -1, 0))),
+            carry.eq(Mux(mul, bit & last, Mux(rnd1, half, rnd2 & up))),
             total.eq((Cat(C(1, 1), hi) + Cat(carry, operand))[1:35]),
         ]
+        # {hi, lo} moves one bit a cycle: left (SHIFT up), or right through the adder (MUL's
+        # step; SHIFT down and RDB, where the adder passes hi); hi takes the adder's sum in
+        # ROUND1 and ROUND2. Every source of hi and lo is one of these few (their logic was
+        # most of the unit's with an assignment per step)
+        left_step = (phase == SHIFT) & shift_left
+        right_step = mul | ((phase == SHIFT) & ~shift_left) | (phase == RDB)
+        with m.If(left_step):
+            m.d.sync += [hi.eq(Cat(lo[31], total[:33])), lo.eq(lo << 1)]
+            with m.If(hi[32] != hi[31]):            # would leave 33 bits: beyond any clamp
+                m.d.sync += lost.eq(1)
+        with m.Elif(right_step):
+            m.d.sync += [hi.eq(total >> 1), lo.eq(Cat(lo[1:], total[0]))]
+        with m.Elif(rnd1 | rnd2):
+            m.d.sync += hi.eq(total)
+        with m.If(phase == SHL):
+            m.d.sync += lo.eq(lo << 1)
+        with m.If(rnd1):
+            m.d.sync += lo.eq(0)                    # RDB's bits shifted out go in here
 
         with m.Switch(phase):
             with m.Case(SHL):                       # x << left, one bit a cycle
-                m.d.sync += [lo.eq(lo << 1), left.eq(left - 1)]
+                m.d.sync += left.eq(left - 1)
                 with m.If(left == 1):
                     m.d.sync += phase.eq(MUL)
             with m.Case(MUL):                       # {hi, lo} = (hi + b*mult) : lo >> 1
-                m.d.sync += [hi.eq(total >> 1), lo.eq(Cat(lo[1:], total[0])),
-                             step.eq(step + 1)]
+                m.d.sync += step.eq(step + 1)
                 with m.If(step == 0):
                     m.d.sync += ovf.eq((lo == (1 << 31)) & (mult == INT32_MIN))
                 with m.If(last):
                     m.d.sync += [neg.eq(total[-1]),
                                  phase.eq(Mux(shift_n == 0, ROUND1, SHIFT))]
             with m.Case(SHIFT):                     # divided by 2**t, the next bit in lo[31]
-                with m.If(shift_left):
-                    m.d.sync += [hi.eq(Cat(lo[31], hi[:33])), lo.eq(lo << 1)]
-                    with m.If(hi[32] != hi[31]):    # would leave 33 bits: beyond any clamp
-                        m.d.sync += lost.eq(1)
-                with m.Else():
-                    m.d.sync += [hi.eq(hi >> 1), lo.eq(Cat(lo[1:], hi[0]))]
                 m.d.sync += shift_n.eq(shift_n - 1)
                 with m.If(shift_n == 1):
                     m.d.sync += phase.eq(ROUND1)
             with m.Case(ROUND1):                    # + the bit below; SRDHM's overflow
-                m.d.sync += [hi.eq(Mux(~single & ovf, INT32_MAX, total)), lo.eq(0),
-                             phase.eq(Mux(single, OUT, Mux(right == 0, ROUND2, RDB)))]
+                m.d.sync += phase.eq(Mux(single, OUT, Mux(right == 0, ROUND2, RDB)))
             with m.Case(RDB):                       # double: >> right, the bits into lo
-                m.d.sync += [hi.eq(hi >> 1), lo.eq(Cat(lo[1:], hi[0])), right.eq(right - 1)]
+                m.d.sync += right.eq(right - 1)
                 with m.If(right == 1):
                     m.d.sync += phase.eq(ROUND2)
             with m.Case(ROUND2):
-                m.d.sync += [hi.eq(total), phase.eq(OUT)]
+                m.d.sync += phase.eq(OUT)
             with m.Case(OUT):                       # 10 bits, + zero point, clamp
                 fits = hi[9:].all() | ~hi[9:].any()
                 sat = Mux(hi[-1], -512, 511)

@@ -1,6 +1,7 @@
 """Gate-level co-simulation (``lpu.tools.netlist``, ``make sim NETLIST=icebreaker``): the
-iCEBreaker's post-synthesis netlist (``synth_ice40 -dsp``: LUTs, carries, flip-flops, block
-RAMs and ``SB_MAC16`` DSPs through Yosys's cell models) passes the tile testbench against
+iCEBreaker's post-synthesis netlist (``synth_ice40``: LUTs, carries, flip-flops, block
+RAMs and its hand-instantiated ``SB_MAC16`` DSPs, two 8 x 8 products each, through Yosys's
+cell models) passes the tile testbench against
 the golden model, bit and cycle exact, and DSPs wired against the model fail the MXM's. The ULX3S's SRAM banks (``synth_ecp5``: ``DP16KD`` block RAMs, through the model of
 them ``lpu.tools.netlist`` supplies) pass the SRAM testbench, and fail it with a byte lane
 of that model miswired. The ULX3S's VXM (its multiplies in hand-instantiated, registered
@@ -25,23 +26,38 @@ def _run(design, verilog, name, testcase=None, board="icebreaker"):
 
 def test_icebreaker_tile_netlist():
     good = netlist_verilog("icebreaker", "tile", log=lambda _m: None)
-    assert len(re.findall(r"^\s*SB_MAC16 #\(", good, re.M)) >= 16     # the products in DSPs
+    # the 16 products in the UP5K's 8 DSPs, two each
+    assert len(re.findall(r"^\s*SB_MAC16 #\(", good, re.M)) == preset("icebreaker").lanes ** 2 // 2
+    assert good.count(".MODE_8x8(1'h1)") == preset("icebreaker").lanes ** 2 // 2
     res = _run("tile", good, "tile", TESTCASE)
     assert res.passed and res.tests == 1, f"gate-level tile failed: {res.message} ({res.log})"
 
 
+def test_icebreaker_sram_netlist_reads_on_the_falling_edge():
+    """The iCE40's block RAM leaves a read of the address being written undefined, so the
+    banks read on the falling edge (``rtl.primitives.read_first_port``: ``SB_RAM40_4KNR``,
+    then a register): the SRAM testbench (read-during-write, lane masks, streams) passes on
+    the netlist. Moved to the rising edge, the same netlist fails it."""
+    good = netlist_verilog("icebreaker", "sram", log=lambda _m: None)
+    n = len(re.findall(r"^\s*SB_RAM40_4KNR #\(", good, re.M))
+    assert n >= preset("icebreaker").banks and "SB_RAM40_4K #(" not in good.split("module SB_")[0]
+    res = _run("sram", good, "icebreaker-sram")
+    assert res.passed and res.tests >= 5, f"gate-level SRAM failed: {res.message} ({res.log})"
+    rising = good.replace("SB_RAM40_4KNR #(", "SB_RAM40_4K #(", n).replace(".RCLKN(", ".RCLK(", n)
+    res = _run("sram", rising, "icebreaker-sram-rising")
+    assert not res.passed and "model" in res.message, res.message
+
+
 def test_miswired_dsp_fails_the_mxm_netlist():
-    """The MXM's netlist (its products in SB_MAC16s) passes its testbench; with the upper
-    byte of every DSP's A operand wired to 0 instead of to the activation's sign bit, the
-    netlist no longer computes the model's int8 products, and the same testbench says so.
-    (Telling the DSPs their operands are unsigned would not do: the array keeps the low 16
-    bits of each product, which signedness does not change.)"""
+    """The MXM's netlist (its products in SB_MAC16s, two 8 x 8 each) passes its testbench;
+    with every DSP told its A operands (the activations) are unsigned, the netlist no longer
+    computes the model's int8 products (in 8 x 8 mode the block extends each byte itself),
+    and the same testbench says so."""
     good = netlist_verilog("icebreaker", "mxm", log=lambda _m: None)
     res = _run("mxm", good, "mxm")
     assert res.passed, f"gate-level MXM failed: {res.message} ({res.log})"
-    sign = re.compile(r"(\.A\(\{ )((?:(\\\S+) \[7\], ){8})")
-    broken, n = sign.subn(lambda g: g.group(1) + "8'h00, ", good)
-    assert n >= preset("icebreaker").lanes ** 2 // 2, n   # the DSPs with an activation on A
+    broken = good.replace(".A_SIGNED(1'h1)", ".A_SIGNED(1'h0)")
+    assert good.count(".A_SIGNED(1'h1)") == preset("icebreaker").lanes ** 2 // 2
     res = _run("mxm", broken, "mxm-unsigned-dsp")
     assert not res.passed and "model" in res.message, res.message
 

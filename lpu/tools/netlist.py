@@ -2,8 +2,8 @@
 testbenches as the RTL (``make sim NETLIST=icebreaker``).
 
 Yosys synthesises the design for the board's FPGA family as ``make bitstream`` does
-(``synth_ice40 -dsp`` for the iCEBreaker, so its products land in ``SB_MAC16`` DSP blocks;
-``synth_ecp5`` for the ULX3S, ``MULT18X18D``) and writes the mapped netlist
+(``synth_ice40`` for the iCEBreaker, its products in hand-instantiated ``SB_MAC16`` DSP
+blocks; ``synth_ecp5`` for the ULX3S, ``MULT18X18D``) and writes the mapped netlist
 (``write_verilog -noattr``). That netlist, with the vendor cell models that ship with Yosys
 (``share/<family>/cells_sim.v``), is what Verilator builds: every LUT, carry, flip-flop, block
 RAM and DSP primitive is simulated through its model, bit- and cycle-exact against the golden
@@ -21,12 +21,14 @@ from .simulation import BUILD, generate_verilog
 __all__ = ["FAMILIES", "netlist_verilog", "NetlistError"]
 
 # board -> Yosys's synthesis, for bitstreams (``lpu.tools.fpga``) and netlists alike: the
-# options of ``synth_<family>`` and what follows it. The iCE40's DSPs are used only when
-# asked for. On the ECP5, LUTs are mapped by ``abc``, not ``synth_ecp5``'s ``abc9``: Yosys
+# options of ``synth_<family>`` and what follows it. The iCE40's DSPs are hand-instantiated
+# (``rtl.primitives``: two 8 x 8 products each), without ``-dsp``: its ``ice40_dsp`` pass
+# rewrites every ``SB_MAC16`` it finds, instantiated or not (measured, Yosys 0.70: the
+# tile's came out as 16 x 16 multipliers with no register, clock tied low). On the ECP5, LUTs are mapped by ``abc``, not ``synth_ecp5``'s ``abc9``: Yosys
 # 0.69's and 0.70's abc9 reintegration asserts on the ULX3S's ``tiny`` tile once its SRAM
 # streams' start is registered (`GetSize(conn.first) == GetSize(conn.second)` in
 # rtlil.cc; with or without LUT RAMs; ``abc9 -dff`` exhausts the WebAssembly stack)
-SYNTH = {"icebreaker": ("-dsp", ""),
+SYNTH = {"icebreaker": ("", ""),
          "ulx3s": ("-run :map_luts", "abc -lut 4 -dress; clean; synth_ecp5 -run map_cells:")}
 # board -> (Yosys's family folder, synthesis commands)
 FAMILIES = {board: (family, f"synth_{family} {SYNTH[board][0]} -top top"

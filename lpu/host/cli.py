@@ -73,11 +73,14 @@ def cmd_sim(args):
         print("lpu sim: this shard has no jobs")
         return 0
     from ..tools.executor import ClusterError
+    from ..tools.netlist import NetlistError
     try:
         failed = run_regression(jobs, sim=args.sim, waves=args.waves, jobs_parallel=args.jobs,
                                 cluster=args.cluster, cluster_builds=args.cluster_builds,
                                 netlist=args.netlist)
     except ClusterError as e:
+        raise UserError(str(e)) from None
+    except NetlistError as e:       # Yosys could not make the netlist: one line, the log
         raise UserError(str(e)) from None
     return 1 if failed else 0
 

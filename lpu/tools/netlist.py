@@ -192,8 +192,12 @@ def netlist_verilog(board, design, log=print, edit=None):
                                               script.replace("netlist.v", "netlist.tmp.v")],
                            cwd=folder, capture_output=True, text=True, timeout=3600)
         if r.returncode != 0:
-            raise NetlistError(f"synthesis of {design} for {board} failed: "
-                               f"{(r.stderr or r.stdout).strip().splitlines()[-1:]}")
+            log_file = folder / "synth.log"
+            errors = [line for line in (log_file.read_text(errors="replace").splitlines()
+                                        if log_file.exists() else []) if "ERROR" in line]
+            why = (errors or (r.stderr or r.stdout).strip().splitlines() or ["no message"])[-1]
+            raise NetlistError(f"synthesis of {design} for {board} failed: {why.strip()} "
+                               f"(log: {log_file})")
         (folder / "netlist.tmp.v").replace(out)
     text = out.read_text()
     if edit is not None:

@@ -29,7 +29,7 @@ class AddressGeneratorHarness(Harness):
         m.d.comb += [dut.start.eq(self.start), dut.base.eq(self.base),
                      dut.stride.eq(self.stride), dut.count.eq(self.count)]
         # reference: the stream's base, stride, length and the index of the address due
-        # this cycle; a start takes effect from the next cycle (``stream_start_latency``)
+        # this cycle; a start takes effect from the next cycle (``bank_start_latency``)
         base, stride = Signal(A), Signal(A)
         n, i = Signal(C), Signal(C)
         running = i < n
@@ -42,4 +42,5 @@ class AddressGeneratorHarness(Harness):
         self.check(m, dut.valid == running, "valid")
         self.check(m, dut.addr == (base + i * stride)[:A], "addr", when=running)
         self.check(m, dut.busy == (i + 1 < n), "busy")
+        self.check(m, dut.busy_next == (i + 2 < n), "busy_next")
         self.cover(m, dut.valid & (dut.addr < base) & (stride != 0) & (i > 1), "wrapped")

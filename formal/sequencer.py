@@ -61,10 +61,12 @@ class SequencerHarness(Harness):
         self.assume(m, ~self.imem_we | ((self.imem_addr < cfg.imem_depth) & self._legal(self.imem_data)))
         for b in range(cfg.banks):
             agen = AddressGenerator(cfg.addr_bits, cfg.count_bits)
-            m.submodules[f"agen{b}"] = agen
+            m.submodules[f"agen{b}"] = Fragment.get(agen, None)    # elaborated: its invariants
+            for name, same in agen.invariants.items():
+                self.check(m, same, f"agen{b}_{name}")
             m.d.comb += [agen.start.eq(seq.bank_start[b]), agen.base.eq(seq.bank_base),
                          agen.stride.eq(seq.bank_stride), agen.count.eq(seq.bank_count),
-                         seq.bank_busy[b].eq(agen.busy),
+                         seq.bank_busy[b].eq(agen.busy), seq.bank_busy_next[b].eq(agen.busy_next),
                          seq.bank_valid[b].eq(delay(m, agen.valid, cfg.sram_read_latency, f"bv{b}"))]
         # the VXM's result leaves vxm_latency after a row's first pass, i.e. after its last
         vx_last = seq.vx_valid & (seq.vx_pass == P - 1)
@@ -85,11 +87,12 @@ class SequencerHarness(Harness):
             activity = Cat(seq.wr_en != 0, seq.weights.valid, seq.activations.valid, acc_write,
                            seq.vx_valid)
             self.check(m, activity == 0, "done_after_writes", when=seq.done)
-        # non-vacuity: a program that writes SRAM runs to done
+        # non-vacuity: a program that writes SRAM runs to done (with a bit-serial VXM, whose
+        # row takes 128 cycles a lane, beyond the cover's depth: one that streams activations)
         wrote = Signal()
         with m.If(self.start & ~seq.busy):
             m.d.sync += wrote.eq(0)
-        with m.Elif(seq.wr_en != 0):
+        with m.Elif((seq.wr_en != 0) if not cfg.vxm_serial else seq.activations.valid):
             m.d.sync += wrote.eq(1)
         self.cover(m, seq.done & wrote, "program_done")
 

@@ -9,7 +9,7 @@ class SramModel:
     """``banks`` x ``depth`` words of ``lanes`` int8, stepped one cycle at a time.
 
     Contract (the RTL's): a stream started on cycle ``c`` with (base, stride, count) issues
-    address ``(base + i*stride) % depth`` on cycle ``c + stream_start_latency + i``; the word
+    address ``(base + i*stride) % depth`` on cycle ``c + bank_start_latency + i``; the word
     read appears on the bank's output ``sram_read_latency`` cycles later. A write on cycle
     ``c`` is visible to reads from cycle ``c + 1`` (read-first). A start cuts off what a
     running stream has left after the start's cycle.
@@ -17,7 +17,7 @@ class SramModel:
 
     def __init__(self, config):
         self.config = config
-        assert config.stream_start_latency == 1, "the model's streams start a cycle late"
+        assert config.bank_start_latency == 1, "the model's streams start a cycle late"
         self.mem = np.zeros((config.banks, config.depth, config.lanes), dtype=np.int8)
         self._stream = [None] * config.banks        # [addr due, stride, addresses left]
         self._pipe = [[] for _ in range(config.banks)]  # per bank: words in flight

@@ -44,7 +44,8 @@ class Sequencer(wiring.Component):
             "imem_we": In(1), "imem_addr": In(16), "imem_data": In(INSN_BITS),
             # banks
             "bank_start": Out(NB), "bank_base": Out(cfg.addr_bits), "bank_stride": Out(cfg.addr_bits),
-            "bank_count": Out(cfg.count_bits), "bank_busy": In(NB), "bank_valid": In(NB),
+            "bank_count": Out(cfg.count_bits), "bank_busy": In(NB), "bank_busy_next": In(NB),
+            "bank_valid": In(NB),
             "bank_data": In(data.ArrayLayout(cfg.word_bits, NB)),
             # MXM
             "weights": Out(weight_port_signature(cfg)),
@@ -243,7 +244,7 @@ class Sequencer(wiring.Component):
     def _issue_rules(self, m, op, field, bank_sel, units):
         """May the instruction at the PC issue this cycle? (``docs/isa.md``'s rules)"""
         rules = Rules(self.config)
-        bank_busy = self.bank_busy.bit_select(bank_sel, 1)
+        bank_busy = self._bank_busy_at_start(m, bank_sel)
         flags = self._flags
         ready = Signal()
         with m.Switch(op):
@@ -285,16 +286,42 @@ class Sequencer(wiring.Component):
                   "accumulate": field["accumulate"]}
         return {name: delay(m, v, lat, f"st_{name}") for name, v in values.items()}
 
+    def _bank_busy_at_start(self, m, bank_sel):
+        """Would a stream started now on ``bank_sel`` cut its running one short, when the
+        start reaches the bank (``stream_start_latency`` - 1 cycles from now)? With the start
+        registered on its way (``stream_start_latency`` 2), that is the bank's ``busy`` of
+        the next cycle: ``busy_next``, or, if the previous start is the one arriving now,
+        whether its count is over 1."""
+        busy = self.bank_busy.bit_select(bank_sel, 1)
+        if self.config.stream_start_latency == 1:
+            return busy
+        self._start_q = Signal(self.config.banks, name="bank_start_q")
+        self._count_q = Signal(self.config.count_bits, name="bank_count_q")
+        return Mux(self._start_q.bit_select(bank_sel, 1), self._count_q > 1,
+                   self.bank_busy_next.bit_select(bank_sel, 1))
+
     def _bank_streams(self, m, issued, field, bank_sel, op, started):
-        """LW and MM start their bank's stream; each bank remembers which unit it feeds."""
-        self._owner_mm = owner_mm = Signal(self.config.banks)   # 1: activations, 0: weights
+        """LW and MM start their bank's stream (through a register each with
+        ``stream_start_latency`` 2: the issue decision reached the four banks' address
+        generators across the chip, the ULX3S's critical path at 71.9 MHz, 11.7 of its 13.9
+        ns routing); each bank remembers which unit it feeds."""
+        cfg = self.config
+        self._owner_mm = owner_mm = Signal(cfg.banks)   # 1: activations, 0: weights
         starting = issued[Opcode.LW] | issued[Opcode.MM]
-        for b in range(self.config.banks):
-            m.d.comb += self.bank_start[b].eq(starting & (bank_sel == b))
+        start = Cat(*[starting & (bank_sel == b) for b in range(cfg.banks)])
+        count = Mux(op == Opcode.LW, cfg.lanes, field["count"])
+        for b in range(cfg.banks):
             with m.If((started["lw"] | started["mm"]) & (started["bank"] == b)):
                 m.d.sync += owner_mm[b].eq(started["mm"])
-        m.d.comb += [self.bank_base.eq(field["base"]), self.bank_stride.eq(field["stride"]),
-                     self.bank_count.eq(Mux(op == Opcode.LW, self.config.lanes, field["count"]))]
+        if cfg.stream_start_latency == 1:
+            m.d.comb += [self.bank_start.eq(start), self.bank_base.eq(field["base"]),
+                         self.bank_stride.eq(field["stride"]), self.bank_count.eq(count)]
+        else:
+            base, stride = Signal.like(self.bank_base), Signal.like(self.bank_stride)
+            m.d.sync += [self._start_q.eq(start), self._count_q.eq(count),
+                         base.eq(field["base"]), stride.eq(field["stride"])]
+            m.d.comb += [self.bank_start.eq(self._start_q), self.bank_base.eq(base),
+                         self.bank_stride.eq(stride), self.bank_count.eq(self._count_q)]
 
     def _receive(self, m, rx_issued, field, bank_sel, units):
         """RX: the next ``count`` vectors arriving on ``link_in`` are written to its bank at

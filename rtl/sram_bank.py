@@ -15,7 +15,7 @@ def bank_port_signature(config):
     return wiring.Signature({
         # streaming read: (base, stride, count <= depth) -> one word per cycle on o_data
         "rd_start": In(1), "rd_base": In(config.addr_bits), "rd_stride": In(config.addr_bits),
-        "rd_count": In(config.depth.bit_length()), "rd_busy": Out(1),
+        "rd_count": In(config.depth.bit_length()), "rd_busy": Out(1), "rd_busy_next": Out(1),
         "o_valid": Out(1), "o_data": Out(config.word_bits),
         # random-access read (used by the host port when no stream runs)
         "rd_addr": In(config.addr_bits),
@@ -32,7 +32,7 @@ class SramBank(wiring.Component):
     ``base + i*stride`` (mod ``depth``) appear on ``o_data`` with ``o_valid`` high,
     ``latency`` cycles after the cycle their address was generated (the block RAM's read,
     then ``read_registers`` registers; the first address one cycle after ``rd_start``:
-    ``stream_start_latency``), one per cycle; ``rd_busy``: a
+    ``bank_start_latency``), one per cycle; ``rd_busy``: a
     start now would cut the running stream short. When no stream runs, the word at
     ``rd_addr`` appears on ``o_data`` ``latency`` cycles later with ``o_valid`` low.
 
@@ -64,7 +64,7 @@ class SramBank(wiring.Component):
         m.d.comb += [
             agen.start.eq(self.rd_start), agen.base.eq(self.rd_base),
             agen.stride.eq(self.rd_stride), agen.count.eq(self.rd_count),
-            self.rd_busy.eq(agen.busy),
+            self.rd_busy.eq(agen.busy), self.rd_busy_next.eq(agen.busy_next),
             rd.addr.eq(Mux(agen.valid, agen.addr, self.rd_addr)),
             wr.addr.eq(self.wr_addr), wr.data.eq(self.wr_data),
             wr.en.eq(Mux(self.wr_en, self.wr_mask, 0)),

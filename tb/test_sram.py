@@ -120,12 +120,12 @@ async def test_strides(dut):
 
 @cocotb.test(**WATCHDOG)
 async def test_read_during_write(dut):
-    """Write the address being streamed on the cycle it is read (``stream_start_latency``
+    """Write the address being streamed on the cycle it is read (``bank_start_latency``
     after the start): the read returns the old word (read-first); the next read of it
     returns the new one."""
     tb, cfg, rng = await filled(dut, "test_read_during_write")
     full = np.ones(cfg.lanes, dtype=bool)
-    lat = cfg.stream_start_latency
+    lat = cfg.bank_start_latency
     sched = []
     for _rep in range(2):
         for a in range(16):

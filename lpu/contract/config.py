@@ -148,11 +148,19 @@ class LpuConfig:
         return 1 + self.read_registers
 
     @property
+    def bank_start_latency(self):
+        """Cycles from a bank's ``rd_start`` to its first read address: its address
+        generator registers the start."""
+        return 1
+
+    @property
     def stream_start_latency(self):
         """Cycles from a stream's start (an LW's or MM's issue) to its first read address:
         the bank's address generator registers the start, so that the block RAM's address
-        comes from flip-flops, not from the issue decision (the ULX3S's critical path)."""
-        return 1
+        comes from flip-flops, not from the issue decision (the ULX3S's critical path); with
+        ``read_registers`` the start is registered once more on its way from the sequencer
+        to the four banks (the ULX3S's critical path at 71.9 MHz)."""
+        return self.bank_start_latency + self.read_registers
 
     @property
     def sram_read_latency(self):
@@ -197,12 +205,12 @@ class LpuConfig:
     @property
     def vxm_latency(self):
         """Cycles from an int32 vector's first pass entering the vector unit to its int8/int32
-        result: the entry register, thirteen pipeline stages and the output lanes
+        result: the entry register, fourteen pipeline stages and the output lanes
         (``rtl.vector_unit``), plus one cycle for each further pass. Bit-serially, lane
         ``j`` is taken in on pass ``j * SERIAL_LANE_CYCLES`` and its result is in place
         before the next lane's pass: the vector is complete the cycle after its last pass
         (``rtl.vector_unit_serial``)."""
-        return self.vxm_passes if self.vxm_serial else 14 + self.vxm_passes
+        return self.vxm_passes if self.vxm_serial else 15 + self.vxm_passes
 
     # ---- presentation -------------------------------------------------------------------
     def as_dict(self):

@@ -55,7 +55,7 @@ TASKS = {
         "formal.accumulator:AccumulatorHarness", "prove", 8, 10,
         "read-modify-write: a read returns the sum/overwrite of every update visible to it"),
     "sequencer_issue": Task(
-        "formal.sequencer:SequencerIssueHarness", "prove", 8, 28,
+        "formal.sequencer:SequencerIssueHarness", "prove", 8, 34,
         "at most one instruction issues per cycle; no stream starts on a busy bank",
         ("flatten", "memory_map", "opt -fast")),
     "sequencer_done": Task(

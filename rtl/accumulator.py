@@ -4,7 +4,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .delay import delay, taps
-from .primitives import read_first_port, replicated_register
+from .primitives import (falling_edge_read_port, falling_edge_reads, read_first_port,
+                         replicated_register)
 
 __all__ = ["AccumulatorMemory"]
 
@@ -54,8 +55,25 @@ class AccumulatorMemory(wiring.Component):
         m.submodules.mem = mem = Memory(shape=data.ArrayLayout(signed(32), L),
                                         depth=cfg.acc_depth, init=[])
         wr = mem.write_port()
-        rmw = read_first_port(m, mem, "rmw", platform)
         rd = read_first_port(m, mem, "rd", platform)
+        m.d.comb += [rd.addr.eq(self.rd_addr),
+                     self.rd_data.eq(delay(m, rd.data, self.latency - 1, "rd_data"))]
+        if D == 1 and falling_edge_reads(platform):
+            # an iCE40 (the iCEBreaker's): the read-modify-write reads on the falling edge of
+            # the cycle it adds in, half a cycle after the previous update was written, so
+            # it sees every earlier update and nothing is forwarded: no read register, no
+            # register of the last sum, no selects (the same sums on the same cycles)
+            rmw = falling_edge_read_port(m, mem, "rmw")
+            valid, addr = delay(m, self.i_valid, 1, "valid"), delay(m, self.i_addr, 1, "addr")
+            accumulate = delay(m, self.i_accumulate, 1, "accumulate")
+            incoming = delay(m, self.i_data, 1, "incoming")
+            total = Signal.like(self.i_data, name="total")
+            m.d.comb += rmw.addr.eq(addr)
+            for n in range(L):
+                m.d.comb += total[n].eq(Mux(accumulate, rmw.data[n], 0) + incoming[n])
+            m.d.comb += [wr.en.eq(valid), wr.addr.eq(addr), wr.data.eq(total)]
+            return m
+        rmw = read_first_port(m, mem, "rmw", platform)
         m.d.comb += rmw.addr.eq(self.i_addr)
         # the update through 2D - 1 stages: at stage D its read's word (the block RAM's, then
         # D - 1 registers) is added and written; stages D + 1 .. 2D hold the D writes that
@@ -83,6 +101,4 @@ class AccumulatorMemory(wiring.Component):
                 old |= Value.cast(sums[k][n]) & use_sum[k][n].replicate(32)
             m.d.comb += total[n].eq(old.as_signed() + incoming[n])
         m.d.comb += [wr.en.eq(valid[D]), wr.addr.eq(addr[D]), wr.data.eq(total)]
-        m.d.comb += [rd.addr.eq(self.rd_addr),
-                     self.rd_data.eq(delay(m, rd.data, self.latency - 1, "rd_data"))]
         return m

@@ -1,0 +1,109 @@
+"""``rtl.primitives``' falling-edge block RAM reads (an iCE40's), in Amaranth's simulator
+against the generic elaboration of the same component: an SRAM bank (read-first reads of the
+word being written, through ``read_first_port``) returns the same words on the same cycles,
+and the accumulator (its read-modify-write reads on the falling edge and forwards nothing)
+the same sums, under seeded random traffic. (The netlists' tests, ``tests/test_netlist.py``,
+check the same through Yosys's cell models.)"""
+
+import numpy as np
+import pytest
+from amaranth.hdl import Fragment
+from amaranth.sim import Simulator
+
+from lpu.contract.config import preset
+from rtl.accumulator import AccumulatorMemory
+from rtl.primitives import Family
+from rtl.sram_bank import SramBank
+
+SEED = 20261130
+
+
+def _run(platform, updates, cfg):
+    """Drive ``updates`` (one per cycle: None or (addr, accumulate, data)) and read row
+    ``cycle % acc_depth`` every cycle; the read port's word late in each cycle (what the
+    next rising edge takes: a falling-edge port's own word has changed by then)."""
+    dut = AccumulatorMemory(cfg)
+    frag = Fragment.get(dut, platform)
+    sim = Simulator(frag)
+    sim.add_clock(1e-6)
+    seen = []
+
+    async def bench(ctx):
+        for c, u in enumerate(updates + [None] * 8):
+            ctx.set(dut.rd_addr, c % cfg.acc_depth)
+            ctx.set(dut.i_valid, u is not None)
+            if u is not None:
+                addr, accumulate, data = u
+                ctx.set(dut.i_addr, addr)
+                ctx.set(dut.i_accumulate, accumulate)
+                for n, v in enumerate(data):
+                    ctx.set(dut.i_data[n], int(v))
+            await ctx.delay(0.9e-6)             # late in the cycle: after the falling edge
+            seen.append([ctx.get(dut.rd_data[n]) for n in range(cfg.lanes)])
+            await ctx.tick()
+
+    sim.add_testbench(bench)
+    sim.run()
+    return seen
+
+
+@pytest.mark.parametrize("name", ["icebreaker"])
+def test_falling_edge_accumulator_equals_the_generic_one(name):
+    cfg = preset(name)
+    assert cfg.acc_update_delay == 1        # the iCE40 datapath is the one for one cycle
+    rng = np.random.default_rng(SEED)
+    updates = []
+    for _ in range(400):
+        if rng.random() < 0.15:
+            updates.append(None)
+            continue
+        # mostly the same few rows, so updates of one row follow each other closely
+        addr = int(rng.integers(0, 3)) if rng.random() < 0.7 else int(rng.integers(0, cfg.acc_depth))
+        updates.append((addr, int(rng.random() < 0.8),
+                        rng.integers(-(1 << 31), 1 << 31, cfg.lanes)))
+    back_to_back = sum(1 for a, b in zip(updates, updates[1:])
+                       if a and b and a[0] == b[0] and b[1])
+    assert back_to_back > 50, back_to_back
+    generic = _run(None, updates, cfg)
+    ice40 = _run(Family("ice40"), updates, cfg)
+    assert any(any(v) for v in generic)
+    for c, (g, i) in enumerate(zip(generic, ice40)):
+        assert g == i, f"cycle {c}: iCE40 {i} != generic {g} (seed {SEED})"
+
+
+def test_falling_edge_bank_reads_first_like_the_generic_one():
+    cfg = preset("icebreaker")
+    rng = np.random.default_rng(SEED)
+    traffic = []
+    for _ in range(400):
+        addr = int(rng.integers(0, 4))          # few words: reads of the word being written
+        traffic.append((int(rng.integers(0, 4)) if rng.random() < 0.5 else addr,
+                        rng.random() < 0.6, addr, int(rng.integers(0, 1 << cfg.word_bits)),
+                        int(rng.integers(0, 1 << cfg.lanes))))
+    assert sum(1 for r, w, a, _d, _m in traffic if w and r == a) > 50
+
+    def run(platform):
+        dut = SramBank(cfg)
+        sim = Simulator(Fragment.get(dut, platform))
+        sim.add_clock(1e-6)
+        seen = []
+
+        async def bench(ctx):
+            for rd, we, addr, data, mask in traffic + [(0, False, 0, 0, 0)] * 4:
+                ctx.set(dut.rd_addr, rd)
+                ctx.set(dut.wr_en, we)
+                ctx.set(dut.wr_addr, addr)
+                ctx.set(dut.wr_data, data)
+                ctx.set(dut.wr_mask, mask)
+                await ctx.delay(0.9e-6)         # late in the cycle: after the falling edge
+                seen.append(ctx.get(dut.o_data))
+                await ctx.tick()
+
+        sim.add_testbench(bench)
+        sim.run()
+        return seen
+
+    generic, ice40 = run(None), run(Family("ice40"))
+    assert len(set(generic)) > 20
+    for c, (g, i) in enumerate(zip(generic, ice40)):
+        assert g == i, f"cycle {c}: iCE40 {i:#x} != generic {g:#x} (seed {SEED})"

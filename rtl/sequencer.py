@@ -446,12 +446,20 @@ class Sequencer(wiring.Component):
 
     def _write_back(self, m):
         """The VXM's result is written to SRAM on the cycle it leaves the unit
-        (``Rules.vx_write_delay`` after its read), where its tag says: int8 as one word to the
-        instruction's bank; int32 as byte plane p of every lane to bank ``(bank + p) %
-        banks``, all four in the same cycle."""
+        (``Rules.vx_write_delay`` after its read): int8 as one word to the instruction's
+        bank; int32 as byte plane p of every lane to bank ``(bank + p) % banks``, all four in
+        the same cycle. Where to is the row's tag, carried beside it through the VXM for a
+        bit-serial one (a delay line of ``vxm_latency`` = 512 cycles would be thousands of
+        the UP5K's cells), through delay lines here otherwise (they keep the write's
+        decision by the banks: from the VXM's far end it was the ULX3S's critical path at
+        71.8 MHz, 12.7 of its 13.9 ns routing)."""
         cfg = self.config
         NB, L = cfg.banks, cfg.lanes
-        tag = self.vx_o_tag
+        if cfg.vxm_serial:
+            tag = self.vx_o_tag
+        else:
+            tag = vx_tag_layout(cfg)(delay(m, Value.cast(self.vx_tag), Rules(cfg).vx_write_delay
+                                           - cfg.acc_read_latency, "vxt_o"))
         out_addr, out_bank, out_link = tag.addr, tag.bank, tag.link
         to_sram = ~out_link | tag.keep                                   # (keep=1: both)
         # each bank has its own write port: a received vector takes its bank's (a VX write

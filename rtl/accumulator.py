@@ -58,47 +58,47 @@ class AccumulatorMemory(wiring.Component):
         rd = read_first_port(m, mem, "rd", platform)
         m.d.comb += [rd.addr.eq(self.rd_addr),
                      self.rd_data.eq(delay(m, rd.data, self.latency - 1, "rd_data"))]
+        # the update through 2D - 1 stages: at stage D the word it adds to is added and
+        # written
+        valid = taps(m, self.i_valid, 2 * D - 1, "valid")
+        addr = taps(m, self.i_addr, 2 * D - 1, "addr")
+        incoming = delay(m, self.i_data, D, "incoming")
+        total = Signal.like(self.i_data, name="total")
+        m.d.comb += [wr.en.eq(valid[D]), wr.addr.eq(addr[D]), wr.data.eq(total)]
         if D == 1 and falling_edge_reads(platform):
             # an iCE40 (the iCEBreaker's): the read-modify-write reads on the falling edge of
             # the cycle it adds in, half a cycle after the previous update was written, so
             # it sees every earlier update and nothing is forwarded: no read register, no
             # register of the last sum, no selects (the same sums on the same cycles)
             rmw = falling_edge_read_port(m, mem, "rmw")
-            valid, addr = delay(m, self.i_valid, 1, "valid"), delay(m, self.i_addr, 1, "addr")
             accumulate = delay(m, self.i_accumulate, 1, "accumulate")
-            incoming = delay(m, self.i_data, 1, "incoming")
-            total = Signal.like(self.i_data, name="total")
-            m.d.comb += rmw.addr.eq(addr)
+            m.d.comb += rmw.addr.eq(addr[1])
+            old = [Mux(accumulate, rmw.data[n], 0) for n in range(L)]
+        else:
+            # the read on the update's arrival, its word through D - 1 registers; stages
+            # D + 1 .. 2D hold the D writes that read did not see (the updates that arrived
+            # in the D cycles before), newest first
+            rmw = read_first_port(m, mem, "rmw", platform)
+            m.d.comb += rmw.addr.eq(self.i_addr)
+            accumulate = taps(m, self.i_accumulate, D - 1, "accumulate")
+            stored = delay(m, rmw.data, D - 1, "stored")
+            sums = taps(m, total, D, "sum")[1:]
+            # which word to add to, decided a stage early and registered (a flip-flop, not an
+            # address compare, drives the wide select): write k (newest first), the read's
+            # word, or none (an overwrite)
+            # (one copy of each select per lane, rtl.primitives.replicated_register)
+            s = D - 1
+            hits = [valid[s + k] & (addr[s] == addr[s + k]) for k in range(1, D + 1)]
+            use_sum = [replicated_register(m, accumulate[s] & hits[k] & ~Cat(*hits[:k]).any(),
+                                           L, f"use_sum{k + 1}", platform) for k in range(D)]
+            use_stored = replicated_register(m, accumulate[s] & ~Cat(*hits).any(), L,
+                                             "use_stored", platform)
+            old = []
             for n in range(L):
-                m.d.comb += total[n].eq(Mux(accumulate, rmw.data[n], 0) + incoming[n])
-            m.d.comb += [wr.en.eq(valid), wr.addr.eq(addr), wr.data.eq(total)]
-            return m
-        rmw = read_first_port(m, mem, "rmw", platform)
-        m.d.comb += rmw.addr.eq(self.i_addr)
-        # the update through 2D - 1 stages: at stage D its read's word (the block RAM's, then
-        # D - 1 registers) is added and written; stages D + 1 .. 2D hold the D writes that
-        # read did not see (the updates that arrived in the D cycles before), newest first
-        valid = taps(m, self.i_valid, 2 * D - 1, "valid")
-        addr = taps(m, self.i_addr, 2 * D - 1, "addr")
-        accumulate = taps(m, self.i_accumulate, D - 1, "accumulate")
-        incoming = delay(m, self.i_data, D, "incoming")
-        stored = delay(m, rmw.data, D - 1, "stored")
-        total = Signal.like(self.i_data, name="total")
-        sums = taps(m, total, D, "sum")[1:]
-        # which word to add to, decided a stage early and registered (a flip-flop, not an
-        # address compare, drives the wide select): write k (newest first), the read's word,
-        # or none (an overwrite)
-        # (one copy of each select per lane, rtl.primitives.replicated_register)
-        s = D - 1
-        hits = [valid[s + k] & (addr[s] == addr[s + k]) for k in range(1, D + 1)]
-        use_sum = [replicated_register(m, accumulate[s] & hits[k] & ~Cat(*hits[:k]).any(), L,
-                                       f"use_sum{k + 1}", platform) for k in range(D)]
-        use_stored = replicated_register(m, accumulate[s] & ~Cat(*hits).any(), L, "use_stored",
-                                         platform)
+                word = Value.cast(stored[n]) & use_stored[n].replicate(32)
+                for k in range(D):
+                    word |= Value.cast(sums[k][n]) & use_sum[k][n].replicate(32)
+                old.append(word)
         for n in range(L):
-            old = Value.cast(stored[n]) & use_stored[n].replicate(32)
-            for k in range(D):
-                old |= Value.cast(sums[k][n]) & use_sum[k][n].replicate(32)
-            m.d.comb += total[n].eq(old.as_signed() + incoming[n])
-        m.d.comb += [wr.en.eq(valid[D]), wr.addr.eq(addr[D]), wr.data.eq(total)]
+            m.d.comb += total[n].eq(old[n].as_signed() + incoming[n])
         return m

@@ -2,7 +2,6 @@ from amaranth import *
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from lpu.contract.isa import param_parts
 from lpu.contract.protocol import CRC, SYNC_REP, SYNC_REQ, Cmd, Status
 
 from .interfaces import host_port_signature
@@ -157,7 +156,7 @@ class BridgeCore(wiring.Component):
                 with m.If(rcrc != crc):
                     reply(Status.BAD_CRC)
                 with m.Else():
-                    parts = param_parts(cfg.lanes, cfg.host_data_bits)
+                    parts = cfg.param_parts
                     info = [cfg.lanes, cfg.banks, cfg.addr_bits, cfg.acc_addr_bits, HB, parts]
 
                     def do_write():

@@ -46,7 +46,8 @@ def host_port_signature(config):
     """The host port, from the host's side. One access per cycle, honoured only while the
     tile is not ``busy``:
 
-    * ``we`` with ``region``/``bank``/``addr``/``part``/``wdata``: a write;
+    * ``we`` with ``region``/``bank``/``addr``/``part``/``wdata``: a write (``part``: which
+      ``config.param_part_bits`` of a parameter row, in ``wdata``'s low bits);
     * ``re`` with the same address: ``rdata`` holds the value ``config.host_read_latency``
       cycles later, with ``rvalid``;
     * ``start``: run the program from address 0; ``busy`` is high from the next cycle until
@@ -55,7 +56,8 @@ def host_port_signature(config):
     hb = config.host_data_bits
     return wiring.Signature({
         "we": Out(1), "re": Out(1), "region": Out(HostRegion), "bank": Out(4),
-        "addr": Out(16), "part": Out(2), "wdata": Out(hb),
+        "addr": Out(16), "part": Out(max(1, (config.param_parts - 1).bit_length())),
+        "wdata": Out(hb),
         "rdata": In(hb), "rvalid": In(1),
         "start": Out(1), "busy": In(1), "done": In(1),
     })

@@ -1,13 +1,14 @@
 """What the tile asks of an FPGA's primitives by hand, where inference would not give it:
-DSP blocks with their own pipeline registers, flip-flops synthesis must not merge, and
-read-first block RAM ports without logic."""
+DSP blocks with their own pipeline registers, flip-flops synthesis must not merge,
+read-first block RAM ports without logic, and the UP5K's single-port RAMs."""
 
 from types import SimpleNamespace
 
 from amaranth import *
 
 __all__ = ["Family", "registered_product", "registered_products", "replicated_register",
-           "read_first_port", "falling_edge_reads", "falling_edge_read_port"]
+           "read_first_port", "falling_edge_reads", "falling_edge_read_port",
+           "single_port_memory"]
 
 
 class Family:
@@ -162,3 +163,39 @@ def falling_edge_read_port(m, memory, name):
     m.domains += ClockDomain(domain, clk_edge="neg", reset_less=True, local=True)
     m.d.comb += ClockSignal(domain).eq(ClockSignal("sync"))
     return memory.read_port(domain=domain)
+
+
+SPRAM_DEPTH, SPRAM_BITS = 16384, 16     # the UP5K's SB_SPRAM256KA: 16 K x 16
+
+
+def single_port_memory(m, width, depth, name, platform=None):
+    """A RAM of ``depth`` words of ``width`` bits with one port: in a cycle with ``we`` it
+    writes ``wdata`` at ``addr`` (at the end of the cycle), otherwise it reads ``addr`` and
+    ``rdata`` holds the word from the next cycle on (after a write, ``rdata`` is undefined
+    until the next read). Returns an object with ``addr``, ``we``, ``wdata`` and ``rdata``.
+
+    On an iCE40 (the UP5K: its DSPs and SPRAMs are what the tile's iCE40 primitives ask
+    for, as :func:`registered_products`), ``ceil(width / 16)`` hand-instantiated
+    ``SB_SPRAM256KA``, which Yosys does not infer and which the iCEBreaker's tile leaves
+    unused otherwise; elsewhere an ordinary memory with a write and a read port on one
+    address."""
+    port = SimpleNamespace(addr=Signal(range(depth), name=f"{name}_addr"),
+                           we=Signal(name=f"{name}_we"),
+                           wdata=Signal(width, name=f"{name}_wdata"),
+                           rdata=Signal(width, name=f"{name}_rdata"))
+    if _family(platform) == "ice40" and depth <= SPRAM_DEPTH:
+        for i in range(-(-width // SPRAM_BITS)):
+            bits = slice(i * SPRAM_BITS, min(width, (i + 1) * SPRAM_BITS))
+            wdata, rdata = Signal(SPRAM_BITS), Signal(SPRAM_BITS)
+            m.d.comb += [wdata.eq(port.wdata[bits]), port.rdata[bits].eq(rdata)]
+            m.submodules[f"{name}_{i}"] = Instance(
+                "SB_SPRAM256KA", i_ADDRESS=Cat(port.addr, C(0, 14 - len(port.addr))), i_DATAIN=wdata, i_MASKWREN=C(0b1111, 4),
+                i_WREN=port.we, i_CHIPSELECT=1, i_CLOCK=ClockSignal("sync"),
+                i_STANDBY=0, i_SLEEP=0, i_POWEROFF=1, o_DATAOUT=rdata)
+        return port
+    from amaranth.lib.memory import Memory
+    m.submodules[name] = mem = Memory(shape=width, depth=depth, init=[])
+    wr, rd = mem.write_port(), mem.read_port(transparent_for=())
+    m.d.comb += [wr.addr.eq(port.addr), wr.data.eq(port.wdata), wr.en.eq(port.we),
+                 rd.addr.eq(port.addr), rd.en.eq(~port.we), port.rdata.eq(rd.data)]
+    return port

@@ -3,7 +3,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from lpu.contract.isa import param_bits, param_parts
+from lpu.contract.isa import param_bits
 from lpu.contract.timing import EVENTS
 
 from .delay import delay
@@ -40,10 +40,6 @@ class LpuTile(wiring.Component):
             "link_in_valid": In(1), "link_in_data": In(config.word_bits),
             "link_out_valid": Out(1), "link_out_data": Out(config.word_bits),
         })
-
-    @property
-    def param_parts(self):
-        return param_parts(self.config.lanes, self.config.host_data_bits)
 
     def elaborate(self, platform):
         cfg = self.config
@@ -96,10 +92,16 @@ class LpuTile(wiring.Component):
                      self.link_out_valid.eq(seq.link_out_valid),
                      self.link_out_data.eq(seq.link_out_data)]
 
-        # ---- parameter memory: rows of vxm_params_layout, written in host-sized parts ----
-        parts = self.param_parts
+        # ---- parameter memory: rows of vxm_params_layout, written in parts ----------------
+        parts = cfg.param_parts
         param_write = host_w & (host.region == HostRegion.PARAM)
-        if cfg.param_depth == 1:
+        if cfg.vxm_serial:
+            # the bit-serial VXM's own memory, which it reads a part at a time; a row's
+            # number comes with its accumulator row
+            m.d.comb += [vxm.param_we.eq(param_write), vxm.param_row.eq(host.addr),
+                         vxm.param_part.eq(host.part), vxm.param_wdata.eq(host.wdata),
+                         vxm.i_prow.eq(delay(m, seq.param_rd_addr, cfg.acc_read_latency, "prow"))]
+        elif cfg.param_depth == 1:
             # one row: a register, read as it is. The host writes it only while the tile is
             # idle and the VXM reads it only while a program runs, so every read in a run
             # sees what the memory's read port (and its register) would: one row of
@@ -119,13 +121,14 @@ class LpuTile(wiring.Component):
                 m.d.comb += pw.en.eq(1 << host.part)
             # a parameter row arrives with its accumulator row: acc_read_latency after the read
             params = delay(m, pr.data[:param_bits(L)], cfg.acc_read_latency - 1, "params")
+        if not cfg.vxm_serial:
+            m.d.comb += vxm.i_params.eq(params)
 
         # ---- VXM -----------------------------------------------------------------------
         m.d.comb += [
             vxm.i_valid.eq(seq.vx_valid), vxm.i_pass.eq(seq.vx_pass), vxm.i_quant.eq(seq.vx_quant),
             vxm.i_tag.eq(seq.vx_tag), seq.vx_o_tag.eq(vxm.o_tag),
             vxm.i_data.eq(mxm.rd_data),
-            vxm.i_params.eq(params),
             seq.vx_o_valid.eq(vxm.o_valid), seq.vx_o_quant.eq(vxm.o_quant),
             seq.vx_o_i8.eq(vxm.o_i8), seq.vx_o_i32.eq(vxm.o_i32),
         ]

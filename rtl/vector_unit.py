@@ -61,8 +61,13 @@ class VectorUnit(wiring.Component):
 
     def __init__(self, config, tag_shape=8):
         self.config = config
+        super().__init__(self.ports(config, tag_shape))
+
+    @staticmethod
+    def ports(config, tag_shape):
+        """The unit's signature members."""
         L = config.lanes
-        super().__init__({
+        return {
             "i_valid": In(1), "i_pass": In(config.vxm_pass_bits), "i_quant": In(1),
             "i_tag": In(tag_shape), "o_tag": Out(tag_shape),
             "i_data": In(data.ArrayLayout(signed(32), L)),
@@ -70,7 +75,7 @@ class VectorUnit(wiring.Component):
             "o_valid": Out(1), "o_quant": Out(1),
             "o_i32": Out(data.ArrayLayout(signed(32), L)),
             "o_i8": Out(data.ArrayLayout(signed(8), L)),
-        })
+        }
 
     @property
     def latency(self):

@@ -15,7 +15,7 @@ from lpu.host.compiler import Quant, assemble, collect, compile_gemm
 from model.gemm import reference_gemm
 from lpu.contract.bits import pack
 from lpu.contract.hostport import load_run
-from lpu.contract.isa import Insn, Op, ProgramError, param_parts
+from lpu.contract.isa import Insn, Op, ProgramError
 from lpu.host.runtime import result_regions
 from lpu.host.trace import build_trace, diff_traces, timing_events
 from model.tile import TileModel
@@ -213,7 +213,7 @@ async def test_host_port_ignored_while_busy(dut):
     plan = compile_gemm(cfg, A, B, None, q)
     model = TileModel(cfg)
     d = dut
-    parts = param_parts(L, cfg.host_data_bits)
+    parts = cfg.param_parts
     for run in plan.runs:
         await load_run(host, run)
         load_run(model, run)

@@ -9,7 +9,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from lpu.contract.isa import ROUNDING, pack_params
+from lpu.contract.isa import ROUNDING, pack_params, param_words
 from model.arith import INT32_MAX, INT32_MIN, wrap32
 from model.vxm import requantize_row
 from tb.coverage import sample_requant
@@ -49,20 +49,36 @@ def vectors_for(config, n, serial):
     return serial if config.vxm_serial else n
 
 
+def strobes(dut, config):
+    """The inputs that are low while nothing happens."""
+    return [dut.i_valid] + ([dut.param_we] if config.vxm_serial else [])
+
+
 async def stream(dut, tb, vectors):
     """``vectors``: list of (acc, params, quant) or None (idle cycle). Each vector is presented
-    for ``vxm_passes`` cycles (pass 0, 1, ...). Checks every output on every cycle."""
+    for ``vxm_passes`` cycles (pass 0, 1, ...), with its parameters (a bit-serial VXM's are in
+    its own memory: written into row ``i % param_rows`` in the idle cycles before vector
+    ``i``, a part a cycle). Checks every output on every cycle."""
     cfg = tb.config
     L, P = cfg.lanes, cfg.vxm_passes
     lat = cfg.vxm_latency
-    cycles = []                      # per cycle: (vector, pass) or None
+    cycles = []                      # per cycle: (vector, pass), a parameter write, or None
     for i, v in enumerate(vectors):
+        if v is not None and cfg.vxm_serial:
+            words = param_words(L, cfg.param_part_bits, pack_params(L, **v[1]))
+            cycles.extend(("write", i % cfg.param_rows, part, w) for part, w in enumerate(words))
         cycles.extend([None] if v is None else [((*v, i), k) for k in range(P)])
     expected = {}
     total = len(cycles) + lat + 1
     checked = 0
     for c in range(total):
         v = cycles[c] if c < len(cycles) else None
+        if cfg.vxm_serial:
+            write = v is not None and v[0] == "write"
+            dut.param_we.value = int(write)
+            if write:
+                _, dut.param_row.value, dut.param_part.value, dut.param_wdata.value = v
+                v = None
         if v is not None:
             (acc, params, quant, i), k = v
             dut.i_valid.value = 1
@@ -71,7 +87,10 @@ async def stream(dut, tb, vectors):
             tag = (i * 37) & 0xFF                   # the vector's number: it must come out
             dut.i_tag.value = tag                   # beside the vector's result
             dut.i_data.value = pack(acc, 32)
-            dut.i_params.value = pack_params(L, **params)
+            if cfg.vxm_serial:
+                dut.i_prow.value = i % cfg.param_rows
+            else:
+                dut.i_params.value = pack_params(L, **params)
             p = params
             if k == 0:
                 expected[c + lat] = (quant, tag, wrap32(acc + p["bias"]),
@@ -104,7 +123,7 @@ async def stream(dut, tb, vectors):
 async def test_requant_random(dut):
     """Back-to-back random vectors with fresh random parameters on every one."""
     tb = TB(dut)
-    await tb.reset([dut.i_valid])
+    await tb.reset(strobes(dut, tb.config))
     rng = rng_for("test_requant_random")
     L = tb.config.lanes
     vecs = [(random_acc(rng, L), random_params(rng, L), bool(rng.random() < 0.8))
@@ -119,7 +138,7 @@ async def test_requant_corners(dut):
     """INT32 extremes, shift -31/30, multiplier 0/2**31-1, rounding ties, narrow clamps,
     with idle cycles between bursts."""
     tb = TB(dut)
-    await tb.reset([dut.i_valid])
+    await tb.reset(strobes(dut, tb.config))
     rng = rng_for("test_requant_corners")
     L = tb.config.lanes
     vecs = []

@@ -11,7 +11,7 @@ import re
 import subprocess
 import sys
 
-from lpu.contract.config import preset
+from lpu.contract.config import PARAM_WORD_BITS, preset
 from lpu.tools.netlist import NETLIST_OPT, netlist_verilog
 from lpu.tools.simulation import BUILD, run_testbench
 
@@ -25,12 +25,20 @@ def _run(design, verilog, name, testcase=None, board="icebreaker"):
 
 
 def test_icebreaker_tile_netlist():
+    """The tile's netlist passes its quantised GEMMs. Its VXM's parameters are in two of the
+    UP5K's SPRAMs (``rtl.primitives.single_port_memory``); with their top nibble's write
+    enable off (``MASKWREN`` 0111), the same GEMMs fail."""
     good = netlist_verilog("icebreaker", "tile", log=lambda _m: None)
     # the 16 products in the UP5K's 8 DSPs, two each
     assert len(re.findall(r"^\s*SB_MAC16 #\(", good, re.M)) == preset("icebreaker").lanes ** 2 // 2
     assert good.count(".MODE_8x8(1'h1)") == preset("icebreaker").lanes ** 2 // 2
     res = _run("tile", good, "tile", TESTCASE)
     assert res.passed and res.tests == 1, f"gate-level tile failed: {res.message} ({res.log})"
+    spram = len(re.findall(r"^\s*SB_SPRAM256KA ", good, re.M))
+    assert spram == PARAM_WORD_BITS // 16 and good.count(".MASKWREN(4'hf)") == spram
+    res = _run("tile", good.replace(".MASKWREN(4'hf)", ".MASKWREN(4'h7)"), "tile-spram-nibble",
+               TESTCASE)
+    assert not res.passed and "model" in res.message, res.message
 
 
 def test_icebreaker_sram_netlist_reads_on_the_falling_edge():

@@ -7,12 +7,15 @@ components are built to these numbers, and the scheduling rules that follow from
 
 from dataclasses import dataclass, fields, asdict
 
-__all__ = ["ConfigError", "LpuConfig", "SERIAL_LANE_CYCLES", "PRESETS", "BOARD_PRESETS", "BOARD_CLOCK_MHZ", "preset"]
+__all__ = ["ConfigError", "LpuConfig", "SERIAL_LANE_CYCLES", "PARAM_WORD_BITS", "PRESETS", "BOARD_PRESETS", "BOARD_CLOCK_MHZ", "preset"]
 
 
 # cycles the bit-serial VXM spends on one lane (``LpuConfig.vxm_serial``): its longest
-# requantisation (double rounding, shifts 31 left and 31 right) takes 98
+# requantisation (the parameters fetched, double rounding, shifts 30 left and 31 right) takes
+# 104 with the cycle that takes the lane in
 SERIAL_LANE_CYCLES = 128
+# the word of the bit-serial VXM's parameter memory, and so of the host's parameter writes
+PARAM_WORD_BITS = 32
 
 
 class ConfigError(ValueError):
@@ -137,6 +140,20 @@ class LpuConfig:
         """Width of the host port's data bus: one int32 vector."""
         return 32 * self.lanes
 
+    @property
+    def param_part_bits(self):
+        """Bits of a parameter row the host writes at once (its ``part``, the low bits of the
+        host word): the whole host bus; with a bit-serial VXM, 32, because its parameters
+        are in a 32-bit single-port memory that it reads a field at a time while it works
+        (``rtl.vector_unit_serial``: the UP5K's SPRAMs, not 340 flip-flops)."""
+        return PARAM_WORD_BITS if self.vxm_serial else self.host_data_bits
+
+    @property
+    def param_parts(self):
+        """Host writes per parameter row (``lpu.contract.isa.param_parts``)."""
+        from .isa import param_parts
+        return param_parts(self.lanes, self.param_part_bits)
+
     # ---- latencies (cycles); the RTL is built to these, the model predicts with them ------
     @property
     def fetch_latency(self):
@@ -234,10 +251,11 @@ PRESETS = {
     "large": LpuConfig(lanes=16, banks=4, depth=1024, acc_depth=512, imem_depth=1024, param_depth=64,
                        vxm_passes=2, lut_products=132),
     # board presets: exactly what `make bitstream BOARD=<name>` builds, so it is linted and
-    # simulated like the others. iCEBreaker (iCE40 UP5K): the smallest tile, one-lane VXM,
-    # small memories, no registers after the block RAMs (12 MHz; cells are what is short)
+    # simulated like the others. iCEBreaker (iCE40 UP5K): the smallest tile, a bit-serial VXM
+    # (its parameters in two SPRAMs: 16 rows cost no more than 1), small memories, no
+    # registers after the block RAMs (12 MHz; cells are what is short)
     "icebreaker": LpuConfig(lanes=4, banks=4, depth=64, acc_depth=16, imem_depth=32,
-                            param_depth=1, vxm_passes=4 * SERIAL_LANE_CYCLES, read_registers=0),
+                            param_depth=16, vxm_passes=4 * SERIAL_LANE_CYCLES, read_registers=0),
     # ULX3S (ECP5-85F): the default tile with a smaller parameter memory
     "ulx3s": LpuConfig(lanes=8, banks=4, depth=512, acc_depth=256, imem_depth=512, param_depth=16),
 }

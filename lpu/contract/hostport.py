@@ -92,7 +92,7 @@ class HostPort:
         cfg = self.config
         packed = pack_params(cfg.lanes, **params)
         return [Access(Region.PARAM, 0, row, part, word)
-                for part, word in enumerate(param_words(cfg.lanes, cfg.host_data_bits, packed))]
+                for part, word in enumerate(param_words(cfg.lanes, cfg.param_part_bits, packed))]
 
     def program_writes(self, program):
         """``program``: instructions, or their encoded words."""

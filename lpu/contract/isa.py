@@ -153,7 +153,7 @@ class Region:
     """Host-port regions (``h_region``)."""
     SRAM = 0      # h_bank, h_addr: one word (lanes int8, low bits of the host data bus)
     IMEM = 1      # h_addr: one instruction
-    PARAM = 2     # h_addr: parameter row, h_part: which host-bus-sized slice of it
+    PARAM = 2     # h_addr: parameter row, h_part: which slice of it (LpuConfig.param_part_bits)
     COUNTER = 3   # h_addr: counter index (read only), in the order of COUNTERS
 
 
@@ -180,16 +180,26 @@ def param_bits(lanes):
     return sum(b * n for _, b, n in param_fields(lanes))
 
 
-def param_parts(lanes, host_data_bits):
-    """How many host-bus words one parameter row takes."""
-    return -(-param_bits(lanes) // host_data_bits)
+def param_parts(lanes, part_bits):
+    """How many ``part_bits`` parts one parameter row takes (``LpuConfig.param_part_bits``)."""
+    return -(-param_bits(lanes) // part_bits)
 
 
-def param_words(lanes, host_data_bits, packed):
-    """A packed parameter row as the host-bus words written to parts 0, 1, ..."""
-    mask = (1 << host_data_bits) - 1
-    return [(packed >> (part * host_data_bits)) & mask
-            for part in range(param_parts(lanes, host_data_bits))]
+def param_offset(lanes, name, index=0):
+    """Where element ``index`` of field ``name`` starts in a packed parameter row (bits)."""
+    pos = 0
+    for field, bits, n in param_fields(lanes):
+        if field == name:
+            return pos + bits * index
+        pos += bits * n
+    raise KeyError(name)
+
+
+def param_words(lanes, part_bits, packed):
+    """A packed parameter row as the parts the host writes: part 0, 1, ..."""
+    mask = (1 << part_bits) - 1
+    return [(packed >> (part * part_bits)) & mask
+            for part in range(param_parts(lanes, part_bits))]
 
 
 def pack_params(lanes, bias, multiplier, shift, zero_point, act_min, act_max,

@@ -310,9 +310,9 @@ def default_clock_mhz():
 def host_port_split(cfg, run):
     """Host-port accesses (one per tile cycle) that load a run and start it, and that read
     back its results and counters."""
-    from ..contract.isa import COUNTERS, param_parts
+    from ..contract.isa import COUNTERS
     words = sum(len(w) for _, w in run.sram.values())
-    params = len(run.params) * param_parts(cfg.lanes, cfg.host_data_bits)
+    params = len(run.params) * cfg.param_parts
     results = sum(n for _, _, n in result_regions(cfg, run))
     return words + params + len(run.program) + 1, results + len(COUNTERS)
 

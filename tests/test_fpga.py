@@ -1,10 +1,11 @@
 """The FPGA flow in CI, short of place and route (the full ULX3S build takes ~20 min): the
 board top (tile + serial bridge on the ULX3S pins) synthesises with the pinned YoWASP Yosys,
-fits the ECP5-85F, and every multiplier of the design lands in a DSP block."""
+fits the ECP5-85F, and every multiplier of the design lands in a DSP block; the iCEBreaker's
+packs into the UP5K (nextpnr's packer counts its logic cells exactly)."""
 
 import pytest
 
-from lpu.contract.config import PRESETS
+from lpu.contract.config import PARAM_WORD_BITS, PRESETS
 from lpu.tools.fpga import BOARDS, BitstreamError, build_bitstream, ecp5_pll
 
 
@@ -25,6 +26,19 @@ def test_ulx3s_synthesis():
     # the reset reaches the flip-flops through a global buffer (nextpnr adds the clock's)
     assert report["dcca"][0] == 1, report
     assert report["bram"][0] > 0 and report["logic"][0] > 0 and report["ff"][0] > 0, report
+
+
+def test_icebreaker_packs_into_the_up5k():
+    """The iCEBreaker's own tile and bridge, synthesised and packed as ``make bitstream``
+    does: its logic cells fit the UP5K's 5,280 (with less than 3 % to spare: a change that
+    adds cells fails here, in seconds, not in a place and route), its 16 products in the 8
+    DSPs, its VXM's parameters in 2 SPRAMs."""
+    cfg = BOARDS["icebreaker"].config
+    report = build_bitstream("icebreaker", out=lambda text: None, synth_only=True)
+    assert report["fits"] and report["logic"][1] == 5280, report
+    assert tuple(report["dsp"]) == (cfg.lanes ** 2 // 2, 8), report
+    assert tuple(report["spram"]) == (PARAM_WORD_BITS // 16, 4), report
+    assert report["bram"][0] <= report["bram"][1], report
 
 
 @pytest.mark.parametrize("mhz", [50, 62.5, 75, 80, 100, 125, 133])

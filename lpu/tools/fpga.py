@@ -35,9 +35,9 @@ BOARDS = {"icebreaker": Board(PRESETS["icebreaker"], 115200),
           "ulx3s": Board(PRESETS["ulx3s"], 115200, pll_mhz=BOARD_CLOCK_MHZ["ulx3s"])}
 assert set(BOARDS) == set(BOARD_PRESETS)
 
-# what each board's FPGA holds, as Yosys names the cells after synthesis (for --synth-only)
+# what an ECP5 board's FPGA holds, as Yosys names the cells after synthesis (for
+# --synth-only; an iCE40's are counted by nextpnr's packer)
 CAPACITY = {
-    "icebreaker": {"logic": 5280, "ff": 5280, "dsp": 8, "bram": 30},       # iCE40 UP5K
     "ulx3s": {"logic": 83640, "ff": 83640, "dsp": 156, "bram": 208, "pll": 4,  # ECP5 LFE5U-85F
               "dcca": 56},      # global buffers: the PLL's clock, the reset
 }
@@ -156,22 +156,37 @@ def _conclude(board, config, build_dir, t0, out, stage, usage, figures, clock=No
     path.write_text(json.dumps(report, indent=2))
     out(json.dumps(report, indent=2))
     if over:
-        after = " after synthesis" if stage == "synthesis" else ""
+        after = f" after {stage}" if stage != "place and route" else ""
         raise BitstreamError(f"the {board} tile does not fit the FPGA{after}: "
                              + ", ".join(f"{k} {u}/{c}" for k, (u, c) in over.items())
                              + f" (report: {path})")
     return report
 
 
-def _synthesise(board, config, plan, build_dir, t0, out, clock):
+def _synthesise(board, config, plan, build_dir, t0, out, clock, platform):
     plan.extract(str(build_dir))
     r = subprocess.run([os.environ["YOSYS"], "-q", "-l", "lpu.rpt", "lpu.ys"], cwd=build_dir,
                        capture_output=True, text=True)
     rpt = build_dir / "lpu.rpt"
     if r.returncode != 0 or not rpt.exists():
         raise BitstreamError(f"{board} synthesis failed (log: {rpt})")
-    usage = _synth_report(board, _synth_cells(rpt.read_text(errors="replace")))
-    return _conclude(board, config, build_dir, t0, out, "synthesis", usage, usage, clock)
+    if board != "icebreaker":
+        usage = _synth_report(board, _synth_cells(rpt.read_text(errors="replace")))
+        return _conclude(board, config, build_dir, t0, out, "synthesis", usage, usage, clock)
+    # an iCE40's logic cells are counted by nextpnr's packer (a LUT, a flip-flop and a carry
+    # share a cell when their wiring lets them): exact, and a second, not placement's minutes
+    log = build_dir / "pack.log"
+    subprocess.run([os.environ["NEXTPNR_ICE40"], "--quiet", "--log", log.name,
+                    f"--{platform.device.lower().removeprefix('ice40')}",
+                    "--package", platform.package.lower(), "--json", "lpu.json",
+                    "--pcf", "lpu.pcf", "--pack-only"], cwd=build_dir, capture_output=True)
+    util = _utilisation(log.read_text(errors="replace")) if log.exists() else {}
+    if "ICESTORM_LC" not in util:
+        raise BitstreamError(f"{board}: nextpnr's packer reported no logic cells (log: {log})")
+    usage = {"logic": util["ICESTORM_LC"], "ff": util["ICESTORM_LC"], "dsp": util["ICESTORM_DSP"],
+             "bram": util["ICESTORM_RAM"], "spram": util["ICESTORM_SPRAM"]}
+    return _conclude(board, config, build_dir, t0, out, "synthesis and packing", util,
+                     {**usage, "all": util}, clock)
 
 
 def _parse_report(board, log, clk_hz):
@@ -198,17 +213,12 @@ def _synth_cells(rpt):
 
 
 def _synth_report(board, cells):
-    """Resources after synthesis: a lower bound on what placement needs (an iCE40 logic cell
-    holds one LUT4; an ECP5 CCU2C carry cell takes two LUT4 sites)."""
-    if board == "icebreaker":
-        use = {"logic": cells.get("SB_LUT4", 0),
-               "ff": sum(n for k, n in cells.items() if k.startswith("SB_DFF")),
-               "dsp": cells.get("SB_MAC16", 0), "bram": cells.get("SB_RAM40_4K", 0)}
-    else:
-        use = {"logic": cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0),
-               "ff": cells.get("TRELLIS_FF", 0), "dsp": cells.get("MULT18X18D", 0),
-               "bram": cells.get("DP16KD", 0), "pll": cells.get("EHXPLLL", 0),
-               "dcca": cells.get("DCCA", 0)}
+    """Resources of an ECP5 after synthesis: a lower bound on what placement needs (a CCU2C
+    carry cell takes two LUT4 sites)."""
+    use = {"logic": cells.get("LUT4", 0) + 2 * cells.get("CCU2C", 0),
+           "ff": cells.get("TRELLIS_FF", 0), "dsp": cells.get("MULT18X18D", 0),
+           "bram": cells.get("DP16KD", 0), "pll": cells.get("EHXPLLL", 0),
+           "dcca": cells.get("DCCA", 0)}
     return {k: [n, CAPACITY[board][k]] for k, n in use.items()}
 
 
@@ -259,7 +269,7 @@ def build_bitstream(board, out=print, synth_only=False, mhz=None, config=None, p
     plan = platform.build(_top(board, config, clk_hz, baud, pll), name="lpu", build_dir=str(build_dir),
                           do_program=False, do_build=False, **opts)
     if synth_only:
-        return _synthesise(board, config, plan, build_dir, t0, out, clock)
+        return _synthesise(board, config, plan, build_dir, t0, out, clock, platform)
     failure = None
     try:
         plan.execute_local(str(build_dir))

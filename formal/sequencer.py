@@ -71,7 +71,6 @@ class SequencerHarness(Harness):
         # the VXM's result leaves vxm_latency after a row's first pass, i.e. after its last
         vx_last = seq.vx_valid & (seq.vx_pass == P - 1)
         m.d.comb += [seq.vx_o_valid.eq(delay(m, vx_last, cfg.vxm_latency - (P - 1), "vxo")),
-                     seq.vx_o_quant.eq(delay(m, seq.vx_quant, cfg.vxm_latency - (P - 1), "vxq")),
                      seq.vx_o_tag.eq(delay(m, Value.cast(seq.vx_tag), cfg.vxm_latency - (P - 1),
                                            "vxt"))]
         # an activation entering the array on t updates its accumulator on t + A + update_delay

@@ -79,10 +79,10 @@ def acc_tag_layout(config):
 
 def vx_tag_layout(config):
     """What a VX row carries through the VXM to its write-back: the SRAM word it goes to
-    (address, bank), and whether it goes east on the chip's link (``link``) and to SRAM
-    as well (``keep``)."""
-    return data.StructLayout({"addr": config.addr_bits, "bank": config.bank_bits, "link": 1,
-                              "keep": 1})
+    (address, bank), which result (``quant``: int8, or int32 as four byte planes), and
+    whether it goes east on the chip's link (``link``) and to SRAM as well (``keep``)."""
+    return data.StructLayout({"addr": config.addr_bits, "bank": config.bank_bits, "quant": 1,
+                              "link": 1, "keep": 1})
 
 
 def activation_port_signature(config, tag_shape):

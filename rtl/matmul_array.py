@@ -5,7 +5,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .delay import delay
-from .primitives import registered_products
+from .primitives import registered_product, registered_products
 from .interfaces import activation_port_signature, vector_layout, weight_port_signature
 
 __all__ = ["MatmulArray", "lut_product"]
@@ -111,11 +111,8 @@ class MatmulArray(wiring.Component):
         products = dict(zip(dsp, registered_products(m, [operands[pe] for pe in dsp],
                                                      [f"m_{k}_{n}" for k, n in dsp], platform)))
         for k, n in pes[len(dsp):]:
-            op_a = Signal(signed(8), name=f"opa_{k}_{n}")
-            op_w = Signal(signed(8), name=f"opw_{k}_{n}")
-            products[k, n] = Signal(signed(16), name=f"m_{k}_{n}")
-            m.d.sync += [op_a.eq(operands[k, n][0]), op_w.eq(operands[k, n][1]),
-                         products[k, n].eq(lut_product(op_a, op_w))]
+            products[k, n] = registered_product(m, *operands[k, n], f"m_{k}_{n}", platform,
+                                                multiply=lut_product)
         p_south = [Const(0, psum_shape)] * L
         for k, n in pes:
             p_reg = Signal(psum_shape, name=f"p_{k}_{n}")

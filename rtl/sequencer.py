@@ -52,9 +52,9 @@ class Sequencer(wiring.Component):
             "activations": Out(activation_port_signature(cfg, acc_tag_layout(cfg))),
             # VXM: accumulator and parameter reads, and the unit's input/outputs
             "acc_rd_addr": Out(cfg.acc_addr_bits), "param_rd_addr": Out(range(cfg.param_rows)),
-            "vx_valid": Out(1), "vx_pass": Out(cfg.vxm_pass_bits), "vx_quant": Out(1),
+            "vx_valid": Out(1), "vx_pass": Out(cfg.vxm_pass_bits),
             "vx_tag": Out(vx_tag_layout(cfg)), "vx_o_tag": In(vx_tag_layout(cfg)),
-            "vx_o_valid": In(1), "vx_o_quant": In(1), "vx_o_i8": In(cfg.word_bits), "vx_o_i32": In(32 * L),
+            "vx_o_valid": In(1), "vx_o_i8": In(cfg.word_bits), "vx_o_i32": In(32 * L),
             # SRAM writes of results
             "wr_en": Out(NB), "wr_addr": Out(data.ArrayLayout(cfg.addr_bits, NB)),
             "wr_data": Out(data.ArrayLayout(cfg.word_bits, NB)),
@@ -291,13 +291,12 @@ class Sequencer(wiring.Component):
         start reaches the bank (``stream_start_latency`` - 1 cycles from now)? With the start
         registered on its way (``stream_start_latency`` 2), that is the bank's ``busy`` of
         the next cycle: ``busy_next``, or, if the previous start is the one arriving now,
-        whether its count is over 1."""
+        whether its count is over 1 (the start and count on their way: the ports
+        :meth:`_bank_streams` drives from its registers)."""
         busy = self.bank_busy.bit_select(bank_sel, 1)
         if self.config.stream_start_latency == 1:
             return busy
-        self._start_q = Signal(self.config.banks, name="bank_start_q")
-        self._count_q = Signal(self.config.count_bits, name="bank_count_q")
-        return Mux(self._start_q.bit_select(bank_sel, 1), self._count_q > 1,
+        return Mux(self.bank_start.bit_select(bank_sel, 1), self.bank_count > 1,
                    self.bank_busy_next.bit_select(bank_sel, 1))
 
     def _bank_streams(self, m, issued, field, bank_sel, op, started):
@@ -317,11 +316,12 @@ class Sequencer(wiring.Component):
             m.d.comb += [self.bank_start.eq(start), self.bank_base.eq(field["base"]),
                          self.bank_stride.eq(field["stride"]), self.bank_count.eq(count)]
         else:
-            base, stride = Signal.like(self.bank_base), Signal.like(self.bank_stride)
-            m.d.sync += [self._start_q.eq(start), self._count_q.eq(count),
-                         base.eq(field["base"]), stride.eq(field["stride"])]
-            m.d.comb += [self.bank_start.eq(self._start_q), self.bank_base.eq(base),
-                         self.bank_stride.eq(stride), self.bank_count.eq(self._count_q)]
+            regs = [Signal.like(port, name=f"{port.name}_q") for port in
+                    (self.bank_start, self.bank_base, self.bank_stride, self.bank_count)]
+            m.d.sync += [r.eq(v) for r, v in zip(regs, (start, field["base"], field["stride"],
+                                                        count))]
+            m.d.comb += [self.bank_start.eq(regs[0]), self.bank_base.eq(regs[1]),
+                         self.bank_stride.eq(regs[2]), self.bank_count.eq(regs[3])]
 
     def _receive(self, m, rx_issued, field, bank_sel, units):
         """RX: the next ``count`` vectors arriving on ``link_in`` are written to its bank at
@@ -438,10 +438,9 @@ class Sequencer(wiring.Component):
         lat = cfg.acc_read_latency
         m.d.comb += [self.vx_valid.eq(delay(m, reading, lat, "vxv")),
                      self.vx_pass.eq(delay(m, vx_pass, lat, "vxp")),
-                     self.vx_quant.eq(delay(m, quant, lat, "vxq")),
                      # where the row's result goes, carried through the VXM beside it
-                     self.vx_tag.eq(delay(m, Cat(self._vx_out, self._vx_bank, self._vx_link,
-                                                 self._vx_keep), lat, "vxt"))]
+                     self.vx_tag.eq(delay(m, Cat(self._vx_out, self._vx_bank, quant,
+                                                 self._vx_link, self._vx_keep), lat, "vxt"))]
         return reading & units["last_pass"]
 
     def _write_back(self, m):
@@ -484,9 +483,9 @@ class Sequencer(wiring.Component):
                              self.wr_data[b].eq(self.link_in_data)]
             with m.Elif(self.vx_o_valid & to_sram):
                 m.d.comb += [
-                    self.wr_en[b].eq(Mux(self.vx_o_quant, hit8, hit32)),
+                    self.wr_en[b].eq(Mux(tag.quant, hit8, hit32)),
                     self.wr_addr[b].eq(out_addr),
-                    self.wr_data[b].eq(Mux(self.vx_o_quant, self.vx_o_i8, i32_bytes)),
+                    self.wr_data[b].eq(Mux(tag.quant, self.vx_o_i8, i32_bytes)),
                 ]
 
     def _counters(self, m, busy, issue, *, w_valid, a_valid, vx_row_done):

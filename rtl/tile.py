@@ -126,10 +126,10 @@ class LpuTile(wiring.Component):
 
         # ---- VXM -----------------------------------------------------------------------
         m.d.comb += [
-            vxm.i_valid.eq(seq.vx_valid), vxm.i_pass.eq(seq.vx_pass), vxm.i_quant.eq(seq.vx_quant),
+            vxm.i_valid.eq(seq.vx_valid), vxm.i_pass.eq(seq.vx_pass),
             vxm.i_tag.eq(seq.vx_tag), seq.vx_o_tag.eq(vxm.o_tag),
             vxm.i_data.eq(mxm.rd_data),
-            seq.vx_o_valid.eq(vxm.o_valid), seq.vx_o_quant.eq(vxm.o_quant),
+            seq.vx_o_valid.eq(vxm.o_valid),
             seq.vx_o_i8.eq(vxm.o_i8), seq.vx_o_i32.eq(vxm.o_i32),
         ]
 

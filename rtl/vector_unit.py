@@ -22,8 +22,8 @@ class VectorUnit(wiring.Component):
     """Per-lane bias add and TFLite int8 requantisation (or int32 pass-through).
 
     A vector is presented for ``vxm_passes`` consecutive cycles, pass ``i_pass`` = 0, 1, ...,
-    with its parameters (``i_params``, a row of :func:`vxm_params_layout`) and its mode
-    (``i_quant``) and a tag it carries to the result (``i_tag``); each pass requantises ``vxm_group`` lanes (pass ``k``: lanes ``k*G`` to
+    with its parameters (``i_params``, a row of :func:`vxm_params_layout`) and a tag it
+    carries to the result (``i_tag``: where the result goes, and which of the two); each pass requantises ``vxm_group`` lanes (pass ``k``: lanes ``k*G`` to
     ``k*G + G - 1``), so one ``32 x 32`` multiplier serves ``vxm_passes`` lanes. ``latency``
     cycles after pass 0 (``o_valid``):
 
@@ -68,11 +68,11 @@ class VectorUnit(wiring.Component):
         """The unit's signature members."""
         L = config.lanes
         return {
-            "i_valid": In(1), "i_pass": In(config.vxm_pass_bits), "i_quant": In(1),
+            "i_valid": In(1), "i_pass": In(config.vxm_pass_bits),
             "i_tag": In(tag_shape), "o_tag": Out(tag_shape),
             "i_data": In(data.ArrayLayout(signed(32), L)),
             "i_params": In(vxm_params_layout(L)),
-            "o_valid": Out(1), "o_quant": Out(1),
+            "o_valid": Out(1),
             "o_i32": Out(data.ArrayLayout(signed(32), L)),
             "o_i8": Out(data.ArrayLayout(signed(8), L)),
         }
@@ -110,8 +110,7 @@ class VectorUnit(wiring.Component):
         # carried beside the data: pass number, mode, the row's shared parameters
         valid = stage(self.i_valid, "valid", N)
         k = stage(self.i_pass, "pass", N)
-        m.d.comb += [self.o_quant.eq(stage(self.i_quant, "quant", N + 1)),
-                     self.o_tag.eq(stage(Value.cast(self.i_tag), "tag", N + 1))]
+        m.d.comb += self.o_tag.eq(stage(Value.cast(self.i_tag), "tag", N + 1))
         zp = stage(p.zero_point, "zp", N - 2)
         lo = stage(p.act_min, "amin", N - 1)        # compared on stage 14
         hi = stage(p.act_max, "amax", N - 1)

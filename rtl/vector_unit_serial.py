@@ -84,7 +84,7 @@ class SerialVectorUnit(VectorUnit):
 
         # the outputs: whole when the vector's last pass has been presented
         m.d.sync += [self.o_valid.eq(self.i_valid & (self.i_pass == P - 1)),
-                     self.o_quant.eq(self.i_quant), self.o_tag.eq(self.i_tag)]
+                     self.o_tag.eq(self.i_tag)]
 
         phase = Signal(range(9), name="phase")
         lane = Signal(range(L), name="lane")

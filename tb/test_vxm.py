@@ -55,7 +55,7 @@ def strobes(dut, config):
 
 
 async def stream(dut, tb, vectors):
-    """``vectors``: list of (acc, params, quant) or None (idle cycle). Each vector is presented
+    """``vectors``: list of (acc, params) or None (idle cycle). Each vector is presented
     for ``vxm_passes`` cycles (pass 0, 1, ...), with its parameters (a bit-serial VXM's are in
     its own memory: written into row ``i % param_rows`` in the idle cycles before vector
     ``i``, a part a cycle). Checks every output on every cycle."""
@@ -80,10 +80,9 @@ async def stream(dut, tb, vectors):
                 _, dut.param_row.value, dut.param_part.value, dut.param_wdata.value = v
                 v = None
         if v is not None:
-            (acc, params, quant, i), k = v
+            (acc, params, i), k = v
             dut.i_valid.value = 1
             dut.i_pass.value = k
-            dut.i_quant.value = int(quant)
             tag = (i * 37) & 0xFF                   # the vector's number: it must come out
             dut.i_tag.value = tag                   # beside the vector's result
             dut.i_data.value = pack(acc, 32)
@@ -93,26 +92,22 @@ async def stream(dut, tb, vectors):
                 dut.i_params.value = pack_params(L, **params)
             p = params
             if k == 0:
-                expected[c + lat] = (quant, tag, wrap32(acc + p["bias"]),
-                                     requantize_row(acc, p))
-                if quant:
-                    sample_requant(cfg, np.asarray(acc, np.int64) + p["bias"], p)
+                expected[c + lat] = (tag, wrap32(acc + p["bias"]), requantize_row(acc, p))
+                sample_requant(cfg, np.asarray(acc, np.int64) + p["bias"], p)
         else:
             dut.i_valid.value = 0
         await ReadOnly()
         valid = int(dut.o_valid.value)
         assert valid == (c in expected), f"cycle {c}: o_valid={valid}, model disagrees"
         if valid:
-            quant, tag, x, q8 = expected[c]
-            assert int(dut.o_quant.value) == quant
+            tag, x, q8 = expected[c]
             assert int(dut.o_tag.value) == tag, f"cycle {c}: tag {int(dut.o_tag.value)} != {tag}"
             got32 = unpack(dut.o_i32.value.to_unsigned(), 32, L)
             got8 = unpack(dut.o_i8.value.to_unsigned(), 8, L)
             assert np.array_equal(got32, x), f"cycle {c}: int32 {got32.tolist()} != model {x.tolist()}"
-            if quant:
-                assert np.array_equal(got8, q8), (
-                    f"cycle {c}: int8 {got8.tolist()} != model {q8.tolist()} "
-                    f"for acc+bias {x.tolist()}")
+            assert np.array_equal(got8, q8), (
+                f"cycle {c}: int8 {got8.tolist()} != model {q8.tolist()} "
+                f"for acc+bias {x.tolist()}")
             checked += 1
         await RisingEdge(dut.clk)
     tb.cycle += total
@@ -126,8 +121,7 @@ async def test_requant_random(dut):
     await tb.reset(strobes(dut, tb.config))
     rng = rng_for("test_requant_random")
     L = tb.config.lanes
-    vecs = [(random_acc(rng, L), random_params(rng, L), bool(rng.random() < 0.8))
-            for _ in range(vectors_for(tb.config, 2000, 125))]
+    vecs = [(random_acc(rng, L), random_params(rng, L)) for _ in range(vectors_for(tb.config, 2000, 125))]
     n = await stream(dut, tb, vecs)
     assert n == len(vecs)
     record_stats("test_requant_random", tb.cycle, vectors=n)
@@ -160,7 +154,7 @@ async def test_requant_corners(dut):
             p["shift"][lane] = int(rng.integers(-31, 1))
             p["bias"][lane] = int(rng.choice([0, 8, -8]))
             acc[lane] = INT32_MIN
-        vecs.append((acc, p, True))
+        vecs.append((acc, p))
     n = await stream(dut, tb, vecs)
     assert n == sum(v is not None for v in vecs)
     record_stats("test_requant_corners", tb.cycle, vectors=n)

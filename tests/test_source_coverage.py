@@ -70,7 +70,7 @@ def test_vxm_testbench_coverage(tmp_path):
     assert d["points"] > 1000 and d["hit"] / d["points"] > 0.9
     assert set(s["files"]) <= {"rtl/vector_unit.py", "rtl/interfaces.py", "rtl/delay.py",
                              "rtl/primitives.py"}
-    params = _line((ROOT / "rtl/vector_unit.py").read_text(), "super().__init__({")
+    params = _line((ROOT / "rtl/vector_unit.py").read_text(), "super().__init__(self.ports(")
     missed = {u["line"]: u for u in s["uncovered"]}
     entry = missed[f"rtl/vector_unit.py:{params}"]
     bits = [int(b) for m in entry["missed"] for b in re.findall(r"i_params\.rounding\[(\d+)\]:0->1", m)]

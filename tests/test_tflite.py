@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lpu.contract.config import PRESETS, preset
+from lpu.contract.config import BOARD_CLOCK_MHZ, PRESETS, preset
 from lpu.host.cli import main
 from lpu.host.network import SHAPE_OPS, load_model, run_network, tile_gemm
 from lpu.host.runtime import network_gemm
@@ -166,3 +166,19 @@ def test_sim_backend_every_layer_equals_litert(name):
     model, model_records = run_network(net, x, network_gemm(preset("tiny"), "model"), "single")
     for r, m in zip(records, model_records):     # and cycle for cycle with the model
         assert r.get("counters") == m.get("counters"), r["layer"]
+
+
+def test_the_icebreaker_preset_runs_a_network(tmp_path, capsys):
+    """The digits CNN on the iCEBreaker's tile (bit-serial VXM, 4 lanes, 64-word banks, its
+    parameters written in 32-bit parts) gives LiteRT's bytes, and its report is at the
+    board's own 12 MHz clock unless told otherwise (another preset's: the ULX3S's)."""
+    model, x = MODELS / "digits_cnn.tflite", MODELS / "digits_cnn.inputs.npy"
+    for name in ("icebreaker", "tiny"):
+        out, rep = tmp_path / f"{name}.npy", tmp_path / f"{name}.json"
+        assert main(["run", str(model), str(x), "-o", str(out), "--report", str(rep),
+                     "--config", name]) == 0
+        clock = json.loads(rep.read_text())["total"]["clock_mhz"]
+        assert clock == BOARD_CLOCK_MHZ.get(name, BOARD_CLOCK_MHZ["ulx3s"]), (name, clock)
+    capsys.readouterr()
+    np.testing.assert_array_equal(np.load(tmp_path / "icebreaker.npy"),
+                                  litert_invoke(model, np.load(x))[0])

@@ -348,7 +348,8 @@ def build_parser():
                    help="requantisation rounding: single (LiteRT today, default) or double "
                         "(gemmlowp)")
     s.add_argument("--clock-mhz", type=float, default=None,
-                   help="clock for latency and inferences/s (default: the ULX3S build's PLL clock)")
+                   help="clock for latency and inferences/s (default: a board preset's clock, "
+                        "12 MHz for icebreaker; otherwise the ULX3S build's PLL clock, 65 MHz)")
     s.add_argument("--report", default=None, metavar="REPORT.json")
     s.add_argument("--tiles", type=int, default=1,
                    help="run on a chip of N tiles, one FULLY_CONNECTED layer per tile (default 1)")

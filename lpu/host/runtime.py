@@ -302,9 +302,11 @@ def gemm_command(args):
 
 
 # ---- real networks: lpu run ------------------------------------------------------------
-# the default --clock-mhz: the ULX3S build's tile clock (its PLL's)
-def default_clock_mhz():
-    return BOARD_CLOCK_MHZ["ulx3s"]
+def default_clock_mhz(preset_name):
+    """The default --clock-mhz: a board preset's clock (the iCEBreaker's 12 MHz oscillator),
+    or, for any other preset, the ULX3S build's tile clock (its PLL's)."""
+    board = preset_name.partition("*")[0]
+    return BOARD_CLOCK_MHZ.get(board, BOARD_CLOCK_MHZ["ulx3s"])
 
 
 def host_port_split(cfg, run):
@@ -468,7 +470,7 @@ def run_command(args):
         values, records = run_network(net, x, gemm, args.rounding)
     except (QuantError, ConfigError, CompileError, DeviceError, NetworkError) as e:
         raise UserError(str(e)) from None
-    report = network_report(cfg, records, x.shape[0], args.clock_mhz or default_clock_mhz())
+    report = network_report(cfg, records, x.shape[0], args.clock_mhz or default_clock_mhz(args.config))
 
     def trace():
         from .trace import build_trace
@@ -523,7 +525,7 @@ def _run_on_chip(args):
     except (QuantError, ConfigError, CompileError, DeviceError, NetworkError) as e:
         raise UserError(str(e)) from None
     report = chip_report(cfg, layers, counters, chains, x.shape[0],
-                         args.clock_mhz or default_clock_mhz())
+                         args.clock_mhz or default_clock_mhz(args.config))
 
     def trace():
         from .trace import build_chip_trace

@@ -191,9 +191,10 @@ def single_port_memory(m, width, depth, name, platform=None):
             wdata, rdata = Signal(SPRAM_BITS), Signal(SPRAM_BITS)
             m.d.comb += [wdata.eq(port.wdata[bits]), port.rdata[bits].eq(rdata)]
             m.submodules[f"{name}_{i}"] = Instance(
-                "SB_SPRAM256KA", i_ADDRESS=Cat(port.addr, C(0, 14 - len(port.addr))), i_DATAIN=wdata, i_MASKWREN=C(0b1111, 4),
-                i_WREN=port.we, i_CHIPSELECT=1, i_CLOCK=ClockSignal("sync"),
-                i_STANDBY=0, i_SLEEP=0, i_POWEROFF=1, o_DATAOUT=rdata)
+                "SB_SPRAM256KA", i_ADDRESS=Cat(port.addr, C(0, 14 - len(port.addr))),
+                i_DATAIN=wdata, i_MASKWREN=C(0b1111, 4), i_WREN=port.we, i_CHIPSELECT=1,
+                i_CLOCK=ClockSignal("sync"), i_STANDBY=0, i_SLEEP=0, i_POWEROFF=1,  # on, awake
+                o_DATAOUT=rdata)
         return port
     from amaranth.lib.memory import Memory
     m.submodules[name] = mem = Memory(shape=width, depth=depth, init=[])

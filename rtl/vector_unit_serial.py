@@ -3,7 +3,7 @@ from amaranth import *
 from amaranth.lib.wiring import In
 
 from lpu.contract.config import PARAM_WORD_BITS, SERIAL_LANE_CYCLES
-from lpu.contract.isa import ROUNDING, param_offset
+from lpu.contract.isa import ROUNDING, param_fields, param_offset
 
 from .primitives import single_port_memory
 from .vector_unit import VectorUnit
@@ -104,11 +104,13 @@ class SerialVectorUnit(VectorUnit):
         mem = single_port_memory(m, W, cfg.param_rows << kb, "params", platform)
         word = Signal(kb, name="word")              # the part FETCH reads
 
-        def where(name, per_lane=True):
-            """The part and the byte in it where the lane's (or the row's) ``name`` is."""
-            off = Const(param_offset(L, name)) + (lane * (W if name in ("bias", "multiplier")
-                                                          else 8) if per_lane else 0)
-            return off[5:], off[3:5]
+        bits = {name: b for name, b, _ in param_fields(L)}
+        wb = W.bit_length() - 1                     # W = 2**wb
+
+        def where(name):
+            """The part, and the byte in it, where the lane's ``name`` is."""
+            off = Const(param_offset(L, name)) + lane * bits[name]      # in bits
+            return off[wb:], off[3:wb]
         assert all(param_offset(L, f) % 8 == 0 for f in ("shift", "zero_point", "rounding"))
         zp_word, zp_byte = divmod(param_offset(L, "zero_point") // 8, W // 8)
         assert zp_byte + 2 < W // 8                 # zero point and clamp: one word
@@ -222,6 +224,6 @@ class SerialVectorUnit(VectorUnit):
         # taking in a lane (any engine step in flight is over by then): its accumulator into
         # hi, for FETCH to add the bias to
         with m.If(load):
-            m.d.sync += [lane.eq(lane_in), hi.eq(self.i_data.as_value().word_select(lane_in, 32).as_signed()),
-                         step.eq(0), lost.eq(0), phase.eq(FETCH)]
+            acc = self.i_data.as_value().word_select(lane_in, 32).as_signed()
+            m.d.sync += [lane.eq(lane_in), hi.eq(acc), step.eq(0), lost.eq(0), phase.eq(FETCH)]
         return m

@@ -243,15 +243,18 @@ class Sequencer(wiring.Component):
 
     def _load_count(self, m, counter, name, rule, count):
         """Load a rule counter with ``rule(count) - 1``, where the rule is ``count`` plus a
-        constant (an MM's), and its flags ``count <= k - constant``: a compare of the
-        instruction's field, not of the sum (the sum's carry chain, then the compare's, was
-        the critical path of the ``tiny`` tile on the ULX3S at a 100 MHz target, 11.7 ns, 4.5
-        of it logic). The same values for every legal count, which no load wraps
-        (``counter_widths``; ``formal.sequencer`` proves the flags)."""
+        constant ``c`` (an MM's), and its flags from the instruction's field, not from the
+        sum: the counter holds ``(count + c) mod 2**w``, which is ``<= k`` exactly when the
+        low ``w`` bits of ``count`` are one of ``(i - c) mod 2**w``, ``i <= k``: a few
+        equality compares, no carry chain (the sum's, then the compare's, were the critical
+        path of the ``tiny`` tile on the ULX3S at a 100 MHz target, 11.7 ns, 4.5 of it
+        logic). The same flags as the compare for every count, legal or not."""
         c = rule(0) - 1
         assert all(rule(n) - 1 == n + c for n in (1, 2, self.config.acc_depth))
+        w = len(counter)
+        low = Cat(count, C(0, w))[:w]
         self._load(m, counter, name, count + c,
-                   flags={k: (count <= k - c) if k >= c else Const(0)
+                   flags={k: Cat(*[low == (i - c) % (1 << w) for i in range(k + 1)]).any()
                           for k in self._flags[name]})
 
     def _issue_rules(self, m, op, field, bank_sel, units):

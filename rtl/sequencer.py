@@ -102,7 +102,7 @@ class Sequencer(wiring.Component):
         a_valid = self._stream_activations(m, issued[Opcode.MM], field, units, started)
         vx_row_done = self._vector_reads(m, issued[Opcode.VX], field, bank_sel, units)
         self._write_back(m)
-        self._counters(m, busy, issue, w_valid=w_valid, a_valid=a_valid, vx_row_done=vx_row_done)
+        self._counters(m, busy, w_valid=w_valid, a_valid=a_valid, vx_row_done=vx_row_done)
         return m
 
     def _wait_compare(self, m, busy, op, field, issue, since, wait_ok):
@@ -505,13 +505,20 @@ class Sequencer(wiring.Component):
                     self.wr_data[b].eq(Mux(tag.quant, self.vx_o_i8, i32_bytes)),
                 ]
 
-    def _counters(self, m, busy, issue, *, w_valid, a_valid, vx_row_done):
-        """Performance counters (``lpu.contract.isa.COUNTERS``), cleared by ``start``."""
-        cnt = {name: Signal(32, name=f"count_{name}") for name in COUNTERS}
-        events = {"cycles": 1, "mxm_busy": a_valid, "lw_rows": w_valid,
-                  "vx_rows": vx_row_done, "stalls": ~issue, "insns": issue}
+    def _counters(self, m, busy, *, w_valid, a_valid, vx_row_done):
+        """Performance counters (``lpu.contract.isa.COUNTERS``), cleared by ``start``.
+        ``insns`` is the program counter (cleared by ``start``, advanced by each issue, HALT's
+        included: the same count), and ``stalls`` is ``cycles - insns``: no counter adds the
+        issue decision (its 32-bit adders, behind the decision's LUT levels, were the ULX3S
+        tiles' critical path at a 100 MHz target: ``tiny`` 93.0 MHz, the board preset's
+        73.9)."""
+        counted = {"cycles": 1, "mxm_busy": a_valid, "lw_rows": w_valid,
+                   "vx_rows": vx_row_done}
+        cnt = {name: Signal(32, name=f"count_{name}") for name in counted}
         with m.If(self.start & ~busy):
             m.d.sync += [c.eq(0) for c in cnt.values()]
         with m.Elif(busy):
-            m.d.sync += [cnt[name].eq(cnt[name] + events[name]) for name in COUNTERS]
+            m.d.sync += [cnt[name].eq(cnt[name] + event) for name, event in counted.items()]
+        cnt["insns"] = self._pc
+        cnt["stalls"] = (cnt["cycles"] - self._pc)[:32]
         m.d.comb += [self.counters[i].eq(cnt[name]) for i, name in enumerate(COUNTERS)]

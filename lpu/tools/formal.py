@@ -60,7 +60,8 @@ TASKS = {
         ("flatten", "memory_map", "opt -fast")),
     "sequencer_done": Task(
         "formal.sequencer:SequencerDoneHarness", "bmc", 34, 34,
-        "done never rises before the last SRAM, weight, activation or accumulator write",
+        "while idle (done, or before the first start) no SRAM, weight, activation or "
+        "accumulator write: done never rises before the last",
         ("flatten", "memory_map", "opt -fast"), quick_depth=20),
     "bridge": Task(
         "formal.host_bridge:BridgeHarness", "bmc", 30, 34,

@@ -43,4 +43,5 @@ class AddressGeneratorHarness(Harness):
         self.check(m, dut.addr == (base + i * stride)[:A], "addr", when=running)
         self.check(m, dut.busy == (i + 1 < n), "busy")
         self.check(m, dut.busy_next == (i + 2 < n), "busy_next")
+        self.check(m, dut.busy_next2 == (i + 3 < n), "busy_next2")
         self.cover(m, dut.valid & (dut.addr < base) & (stride != 0) & (i > 1), "wrapped")

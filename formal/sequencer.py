@@ -67,6 +67,7 @@ class SequencerHarness(Harness):
             m.d.comb += [agen.start.eq(seq.bank_start[b]), agen.base.eq(seq.bank_base),
                          agen.stride.eq(seq.bank_stride), agen.count.eq(seq.bank_count),
                          seq.bank_busy[b].eq(agen.busy), seq.bank_busy_next[b].eq(agen.busy_next),
+                         seq.bank_busy_next2[b].eq(agen.busy_next2),
                          seq.bank_valid[b].eq(delay(m, agen.valid, cfg.sram_read_latency, f"bv{b}"))]
         # the VXM's result leaves vxm_latency after a row's first pass, i.e. after its last
         vx_last = seq.vx_valid & (seq.vx_pass == P - 1)

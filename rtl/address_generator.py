@@ -27,8 +27,11 @@ class AddressGenerator(wiring.Component):
     busy_next : Out(1)
         The stream has an address due two cycles from now: ``busy`` next cycle, if no start
         comes this cycle (for a start that is registered once more on its way here).
+    busy_next2 : Out(1)
+        An address due three cycles from now: ``busy_next`` next cycle, if no start comes
+        this cycle (for the sequencer's issue rule, computed a cycle ahead).
 
-    ``addr``, ``valid``, ``busy`` and ``busy_next`` are flip-flops.
+    ``addr``, ``valid``, ``busy``, ``busy_next`` and ``busy_next2`` are flip-flops.
     """
 
     def __init__(self, addr_bits, count_bits=16):
@@ -37,6 +40,7 @@ class AddressGenerator(wiring.Component):
             "start": In(1), "base": In(addr_bits), "stride": In(addr_bits),
             "count": In(count_bits),
             "addr": Out(addr_bits), "valid": Out(1), "busy": Out(1), "busy_next": Out(1),
+            "busy_next2": Out(1),
         })
 
     def elaborate(self, platform):
@@ -48,13 +52,14 @@ class AddressGenerator(wiring.Component):
         # what the flags stand for, on every cycle (``formal.sequencer`` checks them, so that
         # its induction knows them)
         self.invariants = {"valid": self.valid == (left != 0), "busy": self.busy == (left > 1),
-                           "busy_next": self.busy_next == (left > 2)}
+                           "busy_next": self.busy_next == (left > 2),
+                           "busy_next2": self.busy_next2 == (left > 3)}
         with m.If(self.start):
             m.d.sync += [nxt.eq(self.base), stride.eq(self.stride), left.eq(self.count),
                          self.valid.eq(self.count != 0), self.busy.eq(self.count > 1),
-                         self.busy_next.eq(self.count > 2)]
+                         self.busy_next.eq(self.count > 2), self.busy_next2.eq(self.count > 3)]
         with m.Elif(self.valid):
             m.d.sync += [nxt.eq(nxt + stride), left.eq(left - 1),
                          self.valid.eq(left > 1), self.busy.eq(left > 2),
-                         self.busy_next.eq(left > 3)]
+                         self.busy_next.eq(left > 3), self.busy_next2.eq(left > 4)]
         return m

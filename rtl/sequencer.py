@@ -45,7 +45,7 @@ class Sequencer(wiring.Component):
             # banks
             "bank_start": Out(NB), "bank_base": Out(cfg.addr_bits), "bank_stride": Out(cfg.addr_bits),
             "bank_count": Out(cfg.count_bits), "bank_busy": In(NB), "bank_busy_next": In(NB),
-            "bank_valid": In(NB),
+            "bank_busy_next2": In(NB), "bank_valid": In(NB),
             "bank_data": In(data.ArrayLayout(cfg.word_bits, NB)),
             # MXM
             "weights": Out(weight_port_signature(cfg)),
@@ -207,6 +207,8 @@ class Sequencer(wiring.Component):
             "rx_left": Signal(self.config.depth.bit_length()),  # RX: vectors still to come
             "rx_early": Signal(name="rx_early"),    # RX: LW and MM need not wait for them
             "received": Signal(name="received", init=1),    # rx_left == 0, a flip-flop
+            # vx_left == 0 and vx_left == 1, flip-flops (``_vector_reads`` loads them)
+            "vx_left0": Signal(name="vx_left0", init=1), "vx_left1": Signal(name="vx_left1"),
         }
         # WAIT: cycles since the previous WAIT issued (or the run started), saturating at
         # the largest count a WAIT can hold
@@ -279,8 +281,7 @@ class Sequencer(wiring.Component):
             with m.Case(Opcode.VX):
                 # the previous VX is on its last read (rules.vx_next)
                 m.d.comb += ready.eq(flags["vx_wait"][0] &
-                                     ((units["vx_left"] == 0) |
-                                      ((units["vx_left"] == 1) & units["last_pass"])))
+                                     (units["vx_left0"] | (units["vx_left1"] & units["last_pass"])))
             with m.Case(Opcode.WAIT):
                 m.d.comb += ready.eq(units["wait_ok"] &
                                      (received | ~field["fence"]))
@@ -308,12 +309,33 @@ class Sequencer(wiring.Component):
         registered on its way (``stream_start_latency`` 2), that is the bank's ``busy`` of
         the next cycle: ``busy_next``, or, if the previous start is the one arriving now,
         whether its count is over 1 (the start and count on their way: the ports
-        :meth:`_bank_streams` drives from its registers)."""
+        :meth:`_bank_streams` drives from its registers). That answer is a flip-flop,
+        ``bank_blocked``, computed the cycle before by :meth:`_bank_blocked` (the select of
+        the bank and its compares were the head of the ULX3S's critical path at 79.2 MHz:
+        five LUTs and the banks' flags across the chip before the issue decision)."""
         busy = self.bank_busy.bit_select(bank_sel, 1)
         if self.config.stream_start_latency == 1:
             return busy
-        return Mux(self.bank_start.bit_select(bank_sel, 1), self.bank_count > 1,
-                   self.bank_busy_next.bit_select(bank_sel, 1))
+        self._blocked = blocked = Signal(name="bank_blocked")
+        self.flag_invariants["bank_blocked"] = (
+            blocked == Mux(self.bank_start.bit_select(bank_sel, 1), self.bank_count > 1,
+                           self.bank_busy_next.bit_select(bank_sel, 1)),
+            self.busy & self._fetched)
+        return blocked
+
+    def _bank_blocked(self, m, start, count, bank_sel):
+        """``bank_blocked`` of the next cycle, for the instruction decoded then: the one
+        being loaded (``_loading``: the current one issued, or the first), whose bank's start
+        may be the one this cycle's issue sends (``start``, ``count``), or the same one
+        (no issue, so no start on its way). Each bank's ``busy_next`` of the next cycle is
+        ``bank_count > 2`` for a start arriving now, else its ``busy_next2``: from
+        flip-flops; the issue decision selects between the two outcomes at the end."""
+        lsb, width = FIELDS["bank"]
+        next_bank = self._next_insn[lsb:lsb + width][:self.config.bank_bits]
+        busy_next = Cat(*[Mux(self.bank_start[b], self.bank_count > 2, self.bank_busy_next2[b])
+                          for b in range(self.config.banks)])
+        loaded = Mux(start.bit_select(next_bank, 1), count > 1, busy_next.bit_select(next_bank, 1))
+        m.d.sync += self._blocked.eq(Mux(self._loading, loaded, busy_next.bit_select(bank_sel, 1)))
 
     def _bank_streams(self, m, issued, field, bank_sel, op, started):
         """LW and MM start their bank's stream (through a register each with
@@ -338,6 +360,7 @@ class Sequencer(wiring.Component):
                                                         count))]
             m.d.comb += [self.bank_start.eq(regs[0]), self.bank_base.eq(regs[1]),
                          self.bank_stride.eq(regs[2]), self.bank_count.eq(regs[3])]
+            self._bank_blocked(m, start, count, bank_sel)
 
     def _receive(self, m, rx_issued, field, bank_sel, units):
         """RX: the next ``count`` vectors arriving on ``link_in`` are written to its bank at
@@ -424,7 +447,12 @@ class Sequencer(wiring.Component):
         self._vx_keep = Signal(name="vx_keep")
         stride = Signal(cfg.addr_bits, name="vx_stride")
         reading = Signal()
-        m.d.comb += [reading.eq((wait == 0) & (left != 0)),
+        # the compares of ``left`` are flip-flops, loaded with it (each of the two was three
+        # LUTs of the VX's issue rule)
+        left0, left1 = units["vx_left0"], units["vx_left1"]
+        for flag, k in ((left0, 0), (left1, 1)):
+            self.flag_invariants[flag.name] = (flag == (left == k), 1)
+        m.d.comb += [reading.eq(self._flags["vx_wait"][0] & ~left0),
                      self.acc_rd_addr.eq(acc), self.param_rd_addr.eq(prow)]
         with m.If(wait != 0):
             m.d.sync += wait.eq(wait - 1)
@@ -432,7 +460,8 @@ class Sequencer(wiring.Component):
             m.d.sync += vx_pass.eq(vx_pass + 1)
             with m.If(units["last_pass"]):
                 m.d.sync += [vx_pass.eq(0), left.eq(left - 1), acc.eq(acc + 1),
-                             self._vx_out.eq(self._vx_out + stride)]
+                             self._vx_out.eq(self._vx_out + stride),
+                             left0.eq(left1), left1.eq(left == 2)]
         # cycles from issue to the first read: the acc counter is (acc_ready - now). From
         # the acc counter's ``<= 1`` flag, not a compare, and the new counters' flags without
         # one: the first read is 1 cycle away exactly when acc <= 1, and every VX loads ``vx``
@@ -448,6 +477,7 @@ class Sequencer(wiring.Component):
                 prow.eq(field["prow"]), quant.eq(field["quant"]), self._vx_bank.eq(bank_sel),
                 self._vx_link.eq(field["link"]), self._vx_keep.eq(field["keep"]),
                 self._vx_out.eq(field["base"]), stride.eq(field["stride"]), vx_pass.eq(0),
+                left0.eq(count == 0), left1.eq(count == 1),
             ]
             self._load(m, wait, "vx_wait", first - 1, flags={0: acc_le1})
             self._load(m, units["vx"], "vx", first + rules.vx_done(count) - 1, flags={0: 0})

@@ -16,6 +16,7 @@ def bank_port_signature(config):
         # streaming read: (base, stride, count <= depth) -> one word per cycle on o_data
         "rd_start": In(1), "rd_base": In(config.addr_bits), "rd_stride": In(config.addr_bits),
         "rd_count": In(config.depth.bit_length()), "rd_busy": Out(1), "rd_busy_next": Out(1),
+        "rd_busy_next2": Out(1),
         "o_valid": Out(1), "o_data": Out(config.word_bits),
         # random-access read (used by the host port when no stream runs)
         "rd_addr": In(config.addr_bits),
@@ -65,6 +66,7 @@ class SramBank(wiring.Component):
             agen.start.eq(self.rd_start), agen.base.eq(self.rd_base),
             agen.stride.eq(self.rd_stride), agen.count.eq(self.rd_count),
             self.rd_busy.eq(agen.busy), self.rd_busy_next.eq(agen.busy_next),
+            self.rd_busy_next2.eq(agen.busy_next2),
             rd.addr.eq(Mux(agen.valid, agen.addr, self.rd_addr)),
             wr.addr.eq(self.wr_addr), wr.data.eq(self.wr_data),
             wr.en.eq(Mux(self.wr_en, self.wr_mask, 0)),

@@ -64,6 +64,7 @@ class LpuTile(wiring.Component):
                 bank.rd_stride.eq(seq.bank_stride), bank.rd_count.eq(seq.bank_count),
                 bank.rd_addr.eq(host.addr),
                 seq.bank_busy[b].eq(bank.rd_busy), seq.bank_busy_next[b].eq(bank.rd_busy_next),
+                seq.bank_busy_next2[b].eq(bank.rd_busy_next2),
                 seq.bank_valid[b].eq(bank.o_valid),
                 seq.bank_data[b].eq(bank.o_data), bank.wr_mask.eq(-1),
             ]

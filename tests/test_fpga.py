@@ -6,7 +6,7 @@ packs into the UP5K (nextpnr's packer counts its logic cells exactly)."""
 import pytest
 
 from lpu.contract.config import PARAM_WORD_BITS, PRESETS
-from lpu.tools.fpga import BOARDS, BitstreamError, build_bitstream, ecp5_pll
+from lpu.tools.fpga import BOARDS, BitstreamError, build_bitstream, ecp5_pll, late_endpoints
 
 
 def test_ulx3s_synthesis():
@@ -56,3 +56,25 @@ def test_ecp5_pll_out_of_range():
     with pytest.raises(BitstreamError, match=r"^no ECP5 PLL setting for 2000 MHz from 25 MHz "
                                              r"\(ecppll: Output frequency .* not in range .*\)$"):
         ecp5_pll(25, 2000)
+
+
+def test_late_endpoints_by_unit():
+    """The report's ``late_endpoints``: nextpnr's detailed timing report (the format of
+    nextpnr-ecp5's ``--report`` with ``--detailed-timing-report``: each net's endpoints with
+    their [earliest, latest] arrival) counted by the unit of each endpoint's cell, where the
+    latest arrival is past the period."""
+    period = 10.0
+    ends = {"board.tile.seq.insn_TRELLIS_FF_Q_56": [period - 5, period + 2.7],
+            "board.tile.seq.vx_out_TRELLIS_FF_Q_1": [period - 5, period + 0.5],
+            "board.tile.mxm.acc.stored_3_TRELLIS_FF_Q": [period - 5, period + 1.3],
+            "board.tile.mem.bank2.wr__data_TRELLIS_FF_Q_4": [period - 5, period],
+            "board.bridge.core.buf_TRELLIS_FF_Q_17": [period - 5, period - 0.1]}
+    timing = {"detailed_net_timings": [
+        {"driver": f"d{i}", "endpoints": [{"cell": cell, "delay": delay, "port": "DI",
+                                           "event": "posedge clk"}]}
+        for i, (cell, delay) in enumerate(ends.items())]}
+    late = late_endpoints(timing, 1e3 / period)
+    assert late == {"tile.seq": [2, round(period + 2.7, 2)],
+                    "tile.mxm.acc": [1, round(period + 1.3, 2)]}
+    assert list(late) == ["tile.seq", "tile.mxm.acc"]      # the latest first
+    assert late_endpoints(timing, 1e3 / (period + 3)) == {}

@@ -17,7 +17,8 @@ from ..contract.config import BOARD_CLOCK_MHZ, BOARD_PRESETS, PRESETS
 from .netlist import SYNTH
 from .simulation import BUILD
 
-__all__ = ["BOARDS", "CAPACITY", "build_bitstream", "ecp5_pll", "overfull", "BitstreamError"]
+__all__ = ["BOARDS", "CAPACITY", "build_bitstream", "ecp5_pll", "late_endpoints", "overfull",
+           "BitstreamError"]
 
 
 class BitstreamError(RuntimeError):
@@ -206,6 +207,33 @@ def _parse_report(board, log, clk_hz):
     }
 
 
+TIMING_JSON = "timing.json"     # nextpnr's --report, written in the build directory
+
+
+def late_endpoints(timing, clock_mhz):
+    """Where timing fails, by unit: from nextpnr's ``--report`` with
+    ``--detailed-timing-report`` (``timing``, its JSON), every endpoint whose latest arrival
+    is past the clock's period (its setup time not counted: a lower bound), grouped by the
+    hierarchy of its cell, three levels below the top (``tile.seq``, ``tile.mxm.acc``,
+    ``tile.mem.bank2``). Returns ``{unit: [endpoints, latest arrival in ns]}``, the latest
+    first: which units a faster clock has to change, and how many of their paths."""
+    period = 1e3 / clock_mhz
+    units = {}
+    for net in timing.get("detailed_net_timings", []):
+        for end in net["endpoints"]:
+            delay = end["delay"]
+            arrival = max(delay) if isinstance(delay, list) else delay
+            if arrival <= period:
+                continue
+            path = end["cell"].split(".")[:-1]
+            path = path[1:] if path[:1] == ["board"] and len(path) > 1 else path
+            unit = ".".join(path[:3]) or "(top)"
+            n, latest = units.get(unit, (0, 0.0))
+            units[unit] = (n + 1, max(latest, arrival))
+    return {unit: [n, round(latest, 2)]
+            for unit, (n, latest) in sorted(units.items(), key=lambda kv: -kv[1][1])}
+
+
 def _synth_cells(rpt):
     """Cell counts of the last 'Printing statistics' block of a Yosys log."""
     block = rpt[rpt.rfind("Printing statistics"):]
@@ -260,7 +288,8 @@ def build_bitstream(board, out=print, synth_only=False, mhz=None, config=None, p
     t0 = time.monotonic()
     # nextpnr goes on when timing fails, so that the report gives the Fmax reached (and then
     # this raises)
-    opts = {"nextpnr_opts": "--timing-allow-fail", "synth_opts": SYNTH[board][0],
+    opts = {"nextpnr_opts": f"--timing-allow-fail --report {TIMING_JSON} --detailed-timing-report",
+            "synth_opts": SYNTH[board][0],
             "script_after_synth": SYNTH[board][1]}
     if board != "icebreaker":   # router1 did not converge on the 8-lane tile with registered DSP operands
         opts["nextpnr_opts"] += " --router router2"
@@ -290,6 +319,10 @@ def build_bitstream(board, out=print, synth_only=False, mhz=None, config=None, p
         peak_gops=round(2 * config.lanes ** 2 * min(figures["fmax_mhz"], figures["target_mhz"]) / 1e3, 3),
         timing_met=figures["fmax_mhz"] >= figures["target_mhz"])
     figures["nextpnr_opts"] = opts["nextpnr_opts"]
+    timing = build_dir / TIMING_JSON
+    if timing.exists():
+        figures["late_endpoints"] = late_endpoints(json.loads(timing.read_text()),
+                                                   figures["target_mhz"])
     report = _conclude(board, config, build_dir, t0, out, "place and route", figures["all"],
                        figures, clock)
     if not report["timing_met"]:

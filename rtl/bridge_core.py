@@ -45,7 +45,13 @@ class BridgeCore(wiring.Component):
         rcrc = Signal(16)
         quiet = Signal(range(self.timeout + 1))     # cycles since the last byte
         status = Signal(8)
-        rlen = Signal(16)
+        # INFO's reply: the tile's shape
+        info = [cfg.lanes, cfg.banks, cfg.addr_bits, cfg.acc_addr_bits, HB, cfg.param_parts]
+        # a reply's payload length (16 bits on the wire) and its byte counter are as wide as
+        # the longest reply needs, not 16 bits: the counter's compares with ``4 + rlen``
+        # chose the byte into the reply's CRC (the ULX3S's bridge paths at 100 MHz)
+        longest = max(HB, len(info), 2)
+        rlen = Signal(range(longest + 1))
         rbuf = Signal(HB * 8)
         byte = self.i.payload
         got = self.i.valid
@@ -68,7 +74,7 @@ class BridgeCore(wiring.Component):
                      host.wdata.eq(buf[40:40 + 8 * HB])]
 
         # reply transmitter: 0xA5, status, len, payload, crc
-        tx_idx = Signal(16)
+        tx_idx = Signal(range(longest + 6))
         tx_byte = Signal(8)
         m.submodules.tx_crc = tx_crc_unit = CRC(data_width=8).create()
         m.d.comb += tx_crc_unit.data.eq(tx_byte)
@@ -156,9 +162,6 @@ class BridgeCore(wiring.Component):
                 with m.If(rcrc != crc):
                     reply(Status.BAD_CRC)
                 with m.Else():
-                    parts = cfg.param_parts
-                    info = [cfg.lanes, cfg.banks, cfg.addr_bits, cfg.acc_addr_bits, HB, parts]
-
                     def do_write():
                         m.d.comb += host.we.eq(1)
                         reply(Status.OK)

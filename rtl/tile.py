@@ -48,10 +48,7 @@ class LpuTile(wiring.Component):
         m = Module()
         m.submodules.seq = seq = Sequencer(cfg)
         m.submodules.mxm = mxm = MatmulUnit(cfg)
-        # a bit-serial VXM carries each row's write-back tag; with a pipelined one the
-        # sequencer's delay lines do, by the banks (``Sequencer._write_back``), and the
-        # VXM carries none
-        m.submodules.vxm = vxm = vector_unit(cfg, vx_tag_layout(cfg) if cfg.vxm_serial else 0)
+        m.submodules.vxm = vxm = vector_unit(cfg, vx_tag_layout(cfg))
         m.submodules.mem = mem = SramBanks(cfg)
 
         idle = ~seq.busy
@@ -144,8 +141,7 @@ class LpuTile(wiring.Component):
         # ---- VXM -----------------------------------------------------------------------
         m.d.comb += [
             vxm.i_valid.eq(seq.vx_valid), vxm.i_pass.eq(seq.vx_pass),
-            vxm.i_tag.eq(seq.vx_tag if cfg.vxm_serial else 0),
-            seq.vx_o_tag.eq(vxm.o_tag if cfg.vxm_serial else 0),
+            vxm.i_tag.eq(seq.vx_tag), seq.vx_o_tag.eq(vxm.o_tag),
             vxm.i_data.eq(mxm.rd_data),
             seq.vx_o_valid.eq(vxm.o_valid),
             seq.vx_o_i8.eq(vxm.o_i8), seq.vx_o_i32.eq(vxm.o_i32),

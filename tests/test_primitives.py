@@ -3,7 +3,9 @@ against the generic elaboration of the same component: an SRAM bank (read-first 
 word being written, through ``read_first_port``) returns the same words on the same cycles,
 and the accumulator (its read-modify-write reads on the falling edge and forwards nothing)
 the same sums, under seeded random traffic. (The netlists' tests, ``tests/test_netlist.py``,
-check the same through Yosys's cell models.)"""
+check the same through Yosys's cell models.) And the sequencer's instruction memory, whose
+read port is not transparent: a write of instruction 0 with the start is passed on by a
+register."""
 
 import numpy as np
 import pytest
@@ -107,3 +109,55 @@ def test_falling_edge_bank_reads_first_like_the_generic_one():
     assert len(set(generic)) > 20
     for c, (g, i) in enumerate(zip(generic, ice40)):
         assert g == i, f"cycle {c}: iCE40 {i:#x} != generic {g:#x} (seed {SEED})"
+
+
+@pytest.mark.parametrize("name", ["tiny", "icebreaker"])
+def test_instruction_written_with_the_start_is_the_one_run(name):
+    """The host writes instruction 0 on the cycle it starts the tile (or on the cycle
+    before): the run decodes the new word, not the one the instruction memory's read of that
+    cycle returned (``Sequencer._fetch``'s register of a write of instruction 0, which stands
+    in for the read port's transparency). The old word is HALT, the new one a WAIT of 40
+    cycles, so the run takes 40 cycles more with the new word."""
+    from lpu.contract.isa import Insn, Op, encode
+    from rtl.sequencer import Sequencer
+    cfg = preset(name)
+    wait = 40
+
+    def run(gap):
+        dut = Sequencer(cfg)
+        sim = Simulator(Fragment.get(dut, None))
+        sim.add_clock(1e-6)
+        cycles = []
+
+        async def bench(ctx):
+            for addr, insn in ((0, Insn(Op.HALT)), (1, Insn(Op.HALT))):
+                ctx.set(dut.imem_we, 1)
+                ctx.set(dut.imem_addr, addr)
+                ctx.set(dut.imem_data, encode(insn))
+                await ctx.tick()
+            ctx.set(dut.imem_we, 0)
+            for _ in range(4):
+                await ctx.tick()
+            ctx.set(dut.imem_we, 1)
+            ctx.set(dut.imem_addr, 0)
+            ctx.set(dut.imem_data, encode(Insn(Op.WAIT, count=wait)))
+            for _ in range(gap):
+                await ctx.tick()
+                ctx.set(dut.imem_we, 0)
+            ctx.set(dut.start, 1)
+            await ctx.tick()
+            ctx.set(dut.imem_we, 0)
+            ctx.set(dut.start, 0)
+            for c in range(4 * wait):
+                if ctx.get(dut.done):
+                    cycles.append(c)
+                    return
+                await ctx.tick()
+
+        sim.add_testbench(bench)
+        sim.run()
+        assert cycles, f"{name}: the run did not finish"
+        return cycles[0]
+
+    same_cycle, cycle_before = run(0), run(1)
+    assert same_cycle == cycle_before >= wait, (same_cycle, cycle_before)

@@ -159,18 +159,24 @@ class Sequencer(wiring.Component):
         cfg = self.config
         m.submodules.imem = imem = Memory(shape=INSN_BITS, depth=cfg.imem_depth, init=[])
         iw = imem.write_port()
-        ir = imem.read_port(transparent_for=())
         m.d.comb += [iw.en.eq(self.imem_we & ~self.busy), iw.addr.eq(self.imem_addr),
                      iw.data.eq(self.imem_data)]
-        # the host writes only while the tile is idle, when the read port reads instruction
-        # 0 (below): the one write a read can meet in its own cycle is a write of
-        # instruction 0, whose word a register passes on instead of the read's. Not the read
-        # port's transparency, for which Yosys compares the read address (the issue
-        # decision's) with the write's, three LUTs behind ``issue``: the worst path of the
-        # ULX3S's ``tiny`` tile at 100 MHz, 10.9 ns (the 8-lane tile's, 12.5 ns)
-        wrote0, word0 = Signal(name="imem_wrote0"), Signal(INSN_BITS, name="imem_word0")
-        m.d.sync += [wrote0.eq(iw.en & (iw.addr == 0)), word0.eq(iw.data)]
-        read = Mux(wrote0, word0, ir.data)
+        if cfg.read_registers:
+            # the host writes only while the tile is idle, when the read port reads
+            # instruction 0 (below): the one write a read can meet in its own cycle is a
+            # write of instruction 0, whose word a register passes on instead of the read's.
+            # Not the read port's transparency, for which Yosys compares the read address
+            # (the issue decision's) with the write's, three LUTs behind ``issue``: the worst
+            # path of the ULX3S's ``tiny`` tile at 100 MHz, 10.9 ns (the 8-lane tile's, 12.5
+            # ns). Without ``read_registers`` (the UP5K, where cells count, not time: the
+            # register took 203 of its cells) the port is transparent
+            ir = imem.read_port(transparent_for=())
+            wrote0, word0 = Signal(name="imem_wrote0"), Signal(INSN_BITS, name="imem_word0")
+            m.d.sync += [wrote0.eq(iw.en & (iw.addr == 0)), word0.eq(iw.data)]
+            read = Mux(wrote0, word0, ir.data)
+        else:
+            ir = imem.read_port(transparent_for=(iw,))
+            read = ir.data
         self._pc = pc = Signal(range(cfg.imem_depth + 1))   # HALT's issue leaves it past the end
         busy = Signal()
         self._done = Signal()

@@ -20,14 +20,20 @@ from rtl.sram_bank import SramBank
 SEED = 20261130
 
 
+def _simulate(dut, platform, bench):
+    """Run ``bench`` (an async testbench) against ``dut`` elaborated for ``platform``, on a
+    1 MHz clock."""
+    sim = Simulator(Fragment.get(dut, platform))
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+
 def _run(platform, updates, cfg):
     """Drive ``updates`` (one per cycle: None or (addr, accumulate, data)) and read row
     ``cycle % acc_depth`` every cycle; the read port's word late in each cycle (what the
     next rising edge takes: a falling-edge port's own word has changed by then)."""
     dut = AccumulatorMemory(cfg)
-    frag = Fragment.get(dut, platform)
-    sim = Simulator(frag)
-    sim.add_clock(1e-6)
     seen = []
 
     async def bench(ctx):
@@ -44,8 +50,7 @@ def _run(platform, updates, cfg):
             seen.append([ctx.get(dut.rd_data[n]) for n in range(cfg.lanes)])
             await ctx.tick()
 
-    sim.add_testbench(bench)
-    sim.run()
+    _simulate(dut, platform, bench)
     return seen
 
 
@@ -86,8 +91,6 @@ def test_falling_edge_bank_reads_first_like_the_generic_one():
 
     def run(platform):
         dut = SramBank(cfg)
-        sim = Simulator(Fragment.get(dut, platform))
-        sim.add_clock(1e-6)
         seen = []
 
         async def bench(ctx):
@@ -101,8 +104,7 @@ def test_falling_edge_bank_reads_first_like_the_generic_one():
                 seen.append(ctx.get(dut.o_data))
                 await ctx.tick()
 
-        sim.add_testbench(bench)
-        sim.run()
+        _simulate(dut, platform, bench)
         return seen
 
     generic, ice40 = run(None), run(Family("ice40"))
@@ -125,8 +127,6 @@ def test_instruction_written_with_the_start_is_the_one_run(name):
 
     def run(gap):
         dut = Sequencer(cfg)
-        sim = Simulator(Fragment.get(dut, None))
-        sim.add_clock(1e-6)
         cycles = []
 
         async def bench(ctx):
@@ -154,8 +154,7 @@ def test_instruction_written_with_the_start_is_the_one_run(name):
                     return
                 await ctx.tick()
 
-        sim.add_testbench(bench)
-        sim.run()
+        _simulate(dut, None, bench)
         assert cycles, f"{name}: the run did not finish"
         return cycles[0]
 

@@ -340,15 +340,20 @@ class Sequencer(wiring.Component):
         ``bank_blocked``, computed the cycle before by :meth:`_bank_blocked` (the select of
         the bank and its compares were the head of the ULX3S's critical path at 79.2 MHz:
         five LUTs and the banks' flags across the chip before the issue decision)."""
-        busy = self.bank_busy.bit_select(bank_sel, 1)
         if self.config.stream_start_latency == 1:
-            return busy
+            return self.bank_busy.bit_select(bank_sel, 1)
         self._blocked = blocked = Signal(name="bank_blocked")
         self.flag_invariants["bank_blocked"] = (
-            blocked == Mux(self.bank_start.bit_select(bank_sel, 1), self.bank_count > 1,
-                           self.bank_busy_next.bit_select(bank_sel, 1)),
+            blocked == self._still_busy(self.bank_start, self.bank_count, self.bank_busy_next,
+                                        bank_sel, 1),
             self.busy & self._fetched)
         return blocked
+
+    @staticmethod
+    def _still_busy(arriving, count, busy_later, bank, k):
+        """Will ``bank`` stream ``k`` cycles from now? ``count > k`` if a start reaches it
+        now (``arriving``, one bit a bank, with ``count``), else its flag ``busy_later``."""
+        return Mux(arriving.bit_select(bank, 1), count > k, busy_later.bit_select(bank, 1))
 
     def _bank_blocked(self, m, start, count, bank_sel):
         """``bank_blocked`` of the next cycle, for the instruction decoded then: the one
@@ -359,9 +364,9 @@ class Sequencer(wiring.Component):
         flip-flops; the issue decision selects between the two outcomes at the end."""
         lsb, width = FIELDS["bank"]
         next_bank = self._next_insn[lsb:lsb + width][:self.config.bank_bits]
-        busy_next = Cat(*[Mux(self.bank_start[b], self.bank_count > 2, self.bank_busy_next2[b])
-                          for b in range(self.config.banks)])
-        loaded = Mux(start.bit_select(next_bank, 1), count > 1, busy_next.bit_select(next_bank, 1))
+        busy_next = Cat(*[self._still_busy(self.bank_start, self.bank_count, self.bank_busy_next2,
+                                           b, 2) for b in range(self.config.banks)])
+        loaded = self._still_busy(start, count, busy_next, next_bank, 1)
         m.d.sync += self._blocked.eq(Mux(self._loading, loaded, busy_next.bit_select(bank_sel, 1)))
 
     def _bank_streams(self, m, issued, field, bank_sel, op, started):

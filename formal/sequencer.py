@@ -44,7 +44,7 @@ class SequencerHarness(Harness):
         op = f["op"]
         common = (f["bank"] < cfg.banks) & (f["base"] < cfg.depth) & (f["stride"] < cfg.depth)
         counted = (f["count"] >= 1) & (f["count"] <= cfg.acc_depth) & (f["acc_base"] < cfg.acc_depth)
-        return ((op == Op.HALT) |
+        return ((op == Op.HALT) | (op == Op.WAIT) |
                 ((op == Op.LW) & common) |
                 ((op == Op.MM) & common & counted) |
                 ((op == Op.VX) & common & counted & (f["prow"] < cfg.param_depth)))

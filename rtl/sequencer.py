@@ -74,7 +74,7 @@ class Sequencer(wiring.Component):
         # ``formal.sequencer`` proves they always do
         self.flag_invariants = {}
         busy, op, field, issue = self._fetch(m)
-        bank_sel = field["bank"][:self.config.bank_bits]
+        bank_sel = field["bank"]
         units = self._unit_state(m)
         ready = self._issue_rules(m, op, field, bank_sel, units)
         m.d.comb += [issue.eq(busy & self._fetched & ready), self.issue.eq(issue)]
@@ -135,8 +135,7 @@ class Sequencer(wiring.Component):
         self.flag_invariants["since_inc"] = (since_inc == Mux(since == top, top, since + 1), 1)
         self.flag_invariants["wait_ok"] = (wait_ok == (since >= field["wait"]),
                                            busy & self._fetched)
-        lsb, width = FIELDS["count"]
-        next_wait = self._next_insn[lsb:lsb + width]     # the instruction being loaded
+        next_wait = self._fields(self._next_insn)["wait"]     # the instruction being loaded
         with m.If(self._loading):
             m.d.sync += wait_ok.eq(Mux(issue & (op == Opcode.WAIT), next_wait <= 1,
                                        since_inc >= next_wait))
@@ -192,10 +191,7 @@ class Sequencer(wiring.Component):
         self._done = Signal()
         m.d.comb += self.done.eq(self._done)
         insn = Signal(INSN_BITS, name="insn")
-        field = {name: insn[lsb:lsb + width] for name, (lsb, width) in FIELDS.items()}
-        field["rx_count"] = field["count"][:cfg.depth.bit_length()]   # RX: up to a bank
-        field["wait"] = field["count"]                                 # WAIT: all 16 bits
-        field["count"] = field["count"][:cfg.count_bits]     # legal counts fit
+        field = self._fields(insn)
         issue = Signal()
         # the PC's instruction is decoded from a register (``fetch_latency``: it is loaded on
         # the run's first cycle), not from the block RAM's output; the read port runs one
@@ -227,6 +223,16 @@ class Sequencer(wiring.Component):
         m.d.comb += ir.addr.eq(Mux(busy, Mux(issue, pc + 2 + ahead,
                                              Mux(filled, pc + 1 + ahead, pc + 1)), 0))
         return busy, Opcode(field["op"]), field, issue
+
+    def _fields(self, word):
+        """The fields of an instruction word (``lpu.contract.isa.FIELDS``), each as wide as
+        the instructions that use it need."""
+        field = {name: word[lsb:lsb + width] for name, (lsb, width) in FIELDS.items()}
+        field["rx_count"] = field["count"][:self.config.depth.bit_length()]  # RX: up to a bank
+        field["wait"] = field["count"]                                 # WAIT: all 16 bits
+        field["count"] = field["count"][:self.config.count_bits]     # legal counts fit
+        field["bank"] = field["bank"][:self.config.bank_bits]        # and banks
+        return field
 
     def _unit_state(self, m):
         """The down-counters of the rules (``lpu.contract.timing``), named by what they wait
@@ -373,8 +379,7 @@ class Sequencer(wiring.Component):
         (no issue, so no start on its way). Each bank's ``busy_next`` of the next cycle is
         ``bank_count > 2`` for a start arriving now, else its ``busy_next2``: from
         flip-flops; the issue decision selects between the two outcomes at the end."""
-        lsb, width = FIELDS["bank"]
-        next_bank = self._next_insn[lsb:lsb + width][:self.config.bank_bits]
+        next_bank = self._fields(self._next_insn)["bank"]
         busy_next = Cat(*[self._still_busy(self.bank_start, self.bank_count, self.bank_busy_next2,
                                            b, 2) for b in range(self.config.banks)])
         loaded = self._still_busy(start, count, busy_next, next_bank, 1)

@@ -166,7 +166,10 @@ class Sequencer(wiring.Component):
         """Instruction memory, program counter and decode. Returns (busy, opcode, fields,
         issue): ``issue`` is driven by the caller."""
         cfg = self.config
-        m.submodules.imem = imem = Memory(shape=INSN_BITS, depth=cfg.imem_depth, init=[])
+        # with ``read_registers``, a read that meets a write of its address is don't-care to
+        # synthesis (below)
+        m.submodules.imem = imem = Memory(shape=INSN_BITS, depth=cfg.imem_depth, init=[],
+                                          attrs={"no_rw_check": 1} if cfg.read_registers else None)
         iw = imem.write_port()
         m.d.comb += [iw.en.eq(self.imem_we & ~self.busy), iw.addr.eq(self.imem_addr),
                      iw.data.eq(self.imem_data)]
@@ -174,15 +177,22 @@ class Sequencer(wiring.Component):
             # the host writes only while the tile is idle, when the read port reads
             # instruction 0 (below): the one write a read can meet in its own cycle is a
             # write of instruction 0, whose word a register passes on instead of the read's.
-            # Not the read port's transparency, for which Yosys compares the read address
-            # (the issue decision's) with the write's, three LUTs behind ``issue``: the worst
-            # path of the ULX3S's ``tiny`` tile at 100 MHz, 10.9 ns (the 8-lane tile's, 12.5
-            # ns). Without ``read_registers`` (the UP5K, where cells count, not time: the
-            # register took 203 of its cells) the port is transparent
-            ir = imem.read_port(transparent_for=())
+            # So the read need not be defined when it meets a write: the port is an
+            # asynchronous read and a register, which Yosys's ``memory_dff`` merges into a
+            # block RAM port with don't-care collisions (the memory's ``no_rw_check``). A
+            # synchronous read port reads the old word, for which Yosys built a copy of every
+            # write (96 flip-flops) and a compare of the read address (the issue decision's)
+            # with the write's, behind ``issue`` and before the read's register: the worst
+            # path of the ULX3S's 8-lane tile at 100 MHz, 13.5 ns (with the port transparent,
+            # of the ``tiny`` tile, 10.9 ns). Without ``read_registers`` (the UP5K, where cells
+            # count, not time: the register of instruction 0 took 203 of its cells) the port
+            # is transparent
+            ir = imem.read_port(domain="comb")
+            data = Signal(INSN_BITS, name="imem_data", reset_less=True)
+            m.d.sync += data.eq(ir.data)
             wrote0, word0 = Signal(name="imem_wrote0"), Signal(INSN_BITS, name="imem_word0")
             m.d.sync += [wrote0.eq(iw.en & (iw.addr == 0)), word0.eq(iw.data)]
-            read = Mux(wrote0, word0, ir.data)
+            read = Mux(wrote0, word0, data)
         else:
             ir = imem.read_port(transparent_for=(iw,))
             read = ir.data

@@ -85,7 +85,7 @@ class Sequencer(wiring.Component):
             m.d.sync += [self._done.eq(0), self._pc.eq(0)]
         with m.Elif(issue):
             m.d.sync += self._pc.eq(self._pc + 1)
-            with m.If(op == Opcode.HALT):
+            with m.If(op[Opcode.HALT]):
                 m.d.comb += busy_next.eq(0)
                 m.d.sync += self._done.eq(1)
         m.d.sync += busy.eq(busy_next)
@@ -97,7 +97,7 @@ class Sequencer(wiring.Component):
         self.flag_invariants["busy_port"] = (self.busy == busy, 1)
         self._wait_compare(m, busy, op, field, issue, units)
         self.flag_invariants["received"] = (units["received"] == (units["rx_left"] == 0), 1)
-        issued = {o: issue & (op == o) for o in (Opcode.LW, Opcode.MM, Opcode.VX, Opcode.RX)}
+        issued = {o: issue & op[o] for o in (Opcode.LW, Opcode.MM, Opcode.VX, Opcode.RX)}
         started = self._stream_starts(m, issued, field, bank_sel)
         self._bank_streams(m, issued, field, bank_sel, op, started)
         self._receive(m, issued[Opcode.RX], field, bank_sel, units)
@@ -125,7 +125,7 @@ class Sequencer(wiring.Component):
         top = (1 << len(since)) - 1
         with m.If(self.start & ~busy):
             m.d.sync += [since.eq(0), since_inc.eq(1)]
-        with m.Elif(issue & (op == Opcode.WAIT)):
+        with m.Elif(issue & op[Opcode.WAIT]):
             m.d.sync += [since.eq(1), since_inc.eq(2)]
         with m.Else():
             with m.If(since != top):
@@ -137,7 +137,7 @@ class Sequencer(wiring.Component):
                                            busy & self._fetched)
         next_wait = self._fields(self._next_insn)["wait"]     # the instruction being loaded
         with m.If(self._loading):
-            m.d.sync += wait_ok.eq(Mux(issue & (op == Opcode.WAIT), next_wait <= 1,
+            m.d.sync += wait_ok.eq(Mux(issue & op[Opcode.WAIT], next_wait <= 1,
                                        since_inc >= next_wait))
         with m.Else():
             m.d.sync += wait_ok.eq(since_inc >= field["wait"])
@@ -163,8 +163,8 @@ class Sequencer(wiring.Component):
         return widths
 
     def _fetch(self, m):
-        """Instruction memory, program counter and decode. Returns (busy, opcode, fields,
-        issue): ``issue`` is driven by the caller."""
+        """Instruction memory, program counter and decode. Returns (busy, a flag for each
+        opcode, fields, issue): ``issue`` is driven by the caller."""
         cfg = self.config
         # with ``read_registers``, a read that meets a write of its address is don't-care to
         # synthesis (below)
@@ -224,15 +224,23 @@ class Sequencer(wiring.Component):
         else:
             self._loading = busy & (~fetched | issue)
             self._next_insn = read
+        # the opcode is decoded as it is loaded: a flag an opcode, so that the issue rules
+        # and what issue does start at flip-flops, not at a compare of ``op`` (a LUT level of
+        # the ULX3S's critical path)
+        next_op = self._fields(self._next_insn)["op"]
+        is_op = {o: Signal(name=f"is_{o.name.lower()}") for o in Opcode}
+        for o, flag in is_op.items():
+            self.flag_invariants[flag.name] = (flag == (field["op"] == o.value), 1)
         with m.If(~busy):
             m.d.sync += fetched.eq(0)
         with m.Elif(self._loading):
-            m.d.sync += [insn.eq(self._next_insn), fetched.eq(1)]
+            m.d.sync += [insn.eq(self._next_insn), fetched.eq(1),
+                         *[flag.eq(next_op == o.value) for o, flag in is_op.items()]]
         # the read address: the instruction after the one waiting (while filling: the next)
         filled = nxt_ok if ahead else 1
         m.d.comb += ir.addr.eq(Mux(busy, Mux(issue, pc + 2 + ahead,
                                              Mux(filled, pc + 1 + ahead, pc + 1)), 0))
-        return busy, Opcode(field["op"]), field, issue
+        return busy, is_op, field, issue
 
     def _fields(self, word):
         """The fields of an instruction word (``lpu.contract.isa.FIELDS``), each as wide as
@@ -318,32 +326,27 @@ class Sequencer(wiring.Component):
         rules = Rules(self.config)
         bank_busy = self._bank_busy_at_start(m, bank_sel)
         flags = self._flags
+        # LW, MM and HALT wait until every received vector has landed (rx_done); LW and MM
+        # not for an early RX's
+        received = units["received"]
+        landed = received | units["rx_early"]
+        rule = {
+            Opcode.LW: ~bank_busy & flags["lw"][rules.lw_done - rules.lw_stream] &
+                       Mux(field["wbuf"], flags["guard1"][0], flags["guard0"][0]) & landed,
+            Opcode.MM: ~bank_busy & flags["mm"][0] & landed,
+            Opcode.RX: received,                       # one receive stream at a time
+            # the previous VX is on its last read (rules.vx_next)
+            Opcode.VX: flags["vx_wait"][0] &
+                       (units["vx_left0"] | (units["vx_left1"] & units["last_pass"])),
+            Opcode.WAIT: units["wait_ok"] & (received | ~field["fence"]),
+            Opcode.HALT: flags["lw"][0] & flags["mm"][0] & flags["acc"][0] & flags["vx"][0] &
+                         received,
+        }
+        assert rule.keys() == op.keys()
+        # unknown opcodes (rejected by the assembler) issue at once
         ready = Signal()
-        with m.Switch(op):
-            # LW, MM and HALT wait until every received vector has landed (rx_done); LW and
-            # MM not for an early RX's
-            received = units["received"]
-            landed = received | units["rx_early"]
-            with m.Case(Opcode.LW):
-                m.d.comb += ready.eq(~bank_busy & flags["lw"][rules.lw_done - rules.lw_stream] &
-                                     Mux(field["wbuf"], flags["guard1"][0], flags["guard0"][0]) &
-                                     landed)
-            with m.Case(Opcode.MM):
-                m.d.comb += ready.eq(~bank_busy & flags["mm"][0] & landed)
-            with m.Case(Opcode.RX):
-                m.d.comb += ready.eq(received)          # one receive stream at a time
-            with m.Case(Opcode.VX):
-                # the previous VX is on its last read (rules.vx_next)
-                m.d.comb += ready.eq(flags["vx_wait"][0] &
-                                     (units["vx_left0"] | (units["vx_left1"] & units["last_pass"])))
-            with m.Case(Opcode.WAIT):
-                m.d.comb += ready.eq(units["wait_ok"] &
-                                     (received | ~field["fence"]))
-            with m.Case(Opcode.HALT):
-                m.d.comb += ready.eq(flags["lw"][0] & flags["mm"][0] & flags["acc"][0] &
-                                     flags["vx"][0] & received)
-            with m.Default():
-                m.d.comb += ready.eq(1)    # unknown opcodes are rejected by the assembler
+        m.d.comb += ready.eq(Cat(*[op[o] & r for o, r in rule.items()]).any() |
+                             ~Cat(*op.values()).any())
         return ready
 
     def _stream_starts(self, m, issued, field, bank_sel):
@@ -404,7 +407,7 @@ class Sequencer(wiring.Component):
         self._owner_mm = owner_mm = Signal(cfg.banks)   # 1: activations, 0: weights
         starting = issued[Opcode.LW] | issued[Opcode.MM]
         start = Cat(*[starting & (bank_sel == b) for b in range(cfg.banks)])
-        count = Mux(op == Opcode.LW, cfg.lanes, field["count"])
+        count = Mux(op[Opcode.LW], cfg.lanes, field["count"])
         for b in range(cfg.banks):
             with m.If((started["lw"] | started["mm"]) & (started["bank"] == b)):
                 m.d.sync += owner_mm[b].eq(started["mm"])

@@ -48,19 +48,29 @@ def _ecp5_mult18x18d(m, a, b, name):
         **{f"o_P{i}": p[i] for i in range(36)})
     return p[:width].as_signed()
 
-def registered_product(m, a, b, name, platform=None, multiply=None):
+def registered_product(m, a, b, name, platform=None, halves=None):
     """``a * b`` two cycles later: the operands registered, then their product (a DSP block's
     input and output registers). On an ECP5 (``platform.family``) one ``MULT18X18D`` holds
     both registers (operands of at most 18 bits); elsewhere they are flip-flops that synthesis
-    places where it likes (the same cycles, the same values). ``multiply(a, b)``: the
-    product from logic of the caller's choosing (``rtl.matmul_array.lut_product``), between
-    the same registers, on every FPGA."""
-    if multiply is None and _family(platform) == "ecp5" and max(len(a), len(b)) <= 18:
+    places where it likes (the same cycles, the same values). ``halves``, ``(first, rest)``:
+    the product from logic of the caller's choosing, ``rest(first(a, b))``
+    (``rtl.matmul_array.LUT_PRODUCT``), on every FPGA, with the register between the halves
+    (``first``'s values) in place of the operands': the same cycles and values, and the
+    logic split between the two."""
+    p = Signal(signed(len(a) + len(b)), name=f"{name}_p", reset_less=True)
+    if halves is not None:
+        first, rest = halves
+        terms = []
+        for i, value in enumerate(first(a, b)):
+            terms.append(Signal(value.shape(), name=f"{name}_t{i}", reset_less=True))
+            m.d.sync += terms[-1].eq(value)
+        m.d.sync += p.eq(rest(terms))
+        return p
+    if _family(platform) == "ecp5" and max(len(a), len(b)) <= 18:
         return _ecp5_mult18x18d(m, a, b, name)
     ra = Signal(a.shape(), name=f"{name}_a", reset_less=True)
     rb = Signal(b.shape(), name=f"{name}_b", reset_less=True)
-    p = Signal(signed(len(a) + len(b)), name=f"{name}_p", reset_less=True)
-    m.d.sync += [ra.eq(a), rb.eq(b), p.eq((multiply or (lambda x, y: x * y))(ra, rb))]
+    m.d.sync += [ra.eq(a), rb.eq(b), p.eq(ra * rb)]
     return p
 
 

@@ -181,8 +181,8 @@ class Sequencer(wiring.Component):
             # asynchronous read and a register, which Yosys's ``memory_dff`` merges into a
             # block RAM port with don't-care collisions (the memory's ``no_rw_check``). A
             # synchronous read port reads the old word, for which Yosys built a copy of every
-            # write (96 flip-flops) and a compare of the read address (the issue decision's)
-            # with the write's, behind ``issue`` and before the read's register: the worst
+            # write (96 flip-flops) and a compare of the read address (then the issue
+            # decision's) with the write's, behind ``issue`` and before the read's register: the worst
             # path of the ULX3S's 8-lane tile at 100 MHz, 13.5 ns (with the port transparent,
             # of the ``tiny`` tile, 10.9 ns). Without ``read_registers`` (the UP5K, where cells
             # count, not time: the register of instruction 0 took 203 of its cells) the port
@@ -203,44 +203,75 @@ class Sequencer(wiring.Component):
         insn = Signal(INSN_BITS, name="insn")
         field = self._fields(insn)
         issue = Signal()
-        # the PC's instruction is decoded from a register (``fetch_latency``: it is loaded on
-        # the run's first cycle), not from the block RAM's output; the read port runs one
-        # instruction ahead (while idle it reads instruction 0). With ``read_registers`` the
-        # next instruction waits in a register too (``nxt``, loaded on the run's first cycle,
-        # the read port two ahead), so no logic starts at the block RAM's output: the WAIT
-        # compare of the instruction about to be decoded did, the ULX3S's critical path at
-        # 76.8 MHz (5.6 ns of clock-to-output)
         self._fetched = fetched = Signal(name="fetched")
-        ahead = cfg.read_registers
-        if ahead:
-            nxt = Signal(INSN_BITS, name="insn_next")
-            nxt_ok = Signal(name="insn_next_ok")
-            with m.If(~busy):
-                m.d.sync += nxt_ok.eq(0)
-            with m.Elif(~nxt_ok | ~fetched | issue):
-                m.d.sync += [nxt.eq(read), nxt_ok.eq(1)]
-            self._loading = busy & nxt_ok & (~fetched | issue)
-            self._next_insn = nxt
+        if cfg.read_registers:
+            self._instruction_queue(m, busy, insn, issue, ir, read)
         else:
+            # the PC's instruction is decoded from a register (``fetch_latency``: it is
+            # loaded on the run's first cycle), not from the block RAM's output; the read
+            # port runs one instruction ahead (while idle it reads instruction 0)
             self._loading = busy & (~fetched | issue)
             self._next_insn = read
-        # the opcode is decoded as it is loaded: a flag an opcode, so that the issue rules
-        # and what issue does start at flip-flops, not at a compare of ``op`` (a LUT level of
-        # the ULX3S's critical path)
-        next_op = self._fields(self._next_insn)["op"]
-        is_op = {o: Signal(name=f"is_{o.name.lower()}") for o in Opcode}
-        for o, flag in is_op.items():
-            self.flag_invariants[flag.name] = (flag == (field["op"] == o.value), 1)
+            with m.If(self._loading):
+                m.d.sync += insn.eq(read)
+            m.d.comb += ir.addr.eq(Mux(busy, Mux(issue, pc + 2, pc + 1), 0))
         with m.If(~busy):
             m.d.sync += fetched.eq(0)
         with m.Elif(self._loading):
-            m.d.sync += [insn.eq(self._next_insn), fetched.eq(1),
-                         *[flag.eq(next_op == o.value) for o, flag in is_op.items()]]
-        # the read address: the instruction after the one waiting (while filling: the next)
-        filled = nxt_ok if ahead else 1
-        m.d.comb += ir.addr.eq(Mux(busy, Mux(issue, pc + 2 + ahead,
-                                             Mux(filled, pc + 1 + ahead, pc + 1)), 0))
+            m.d.sync += fetched.eq(1)
+        # the opcode and the two fields the issue rules read are decoded as the instruction
+        # is loaded: a flag an opcode, so that the rules and what issue does start at
+        # flip-flops, not at a compare of ``op`` (a LUT level of the ULX3S's critical path)
+        nxt = self._fields(self._next_insn)
+        is_op = {o: Signal(name=f"is_{o.name.lower()}") for o in Opcode}
+        self._early = {name: Signal(name=f"early_{name}") for name in ("wbuf", "fence")}
+        decoded = [(flag, nxt["op"] == o.value, field["op"] == o.value)
+                   for o, flag in is_op.items()]
+        decoded += [(flag, nxt[name], field[name]) for name, flag in self._early.items()]
+        for flag, _, now in decoded:
+            self.flag_invariants[flag.name] = (flag == now, fetched)
+        with m.If(self._loading):
+            m.d.sync += [flag.eq(value) for flag, value, _ in decoded]
         return busy, is_op, field, issue
+
+    IQ_DEPTH = 4    # the instruction queue's slots: the one decoded, and three more
+
+    def _instruction_queue(self, m, busy, insn, issue, ir, read):
+        """With ``read_registers``: the instruction memory fills a queue of the next
+        instructions in program order whenever it has room, and the decoded instruction is
+        the queue's slot ``rd`` (``insn``); issue only moves ``rd`` on. Neither the read
+        address nor a queue slot waits for the issue decision (their clock enables, and the
+        read address, were the ULX3S's 8-lane critical paths at 100 MHz: 96 flip-flops of
+        the next instruction, 11.9 to 13.3 ns). The queue is never empty when an instruction
+        is loaded, so the timing is the same as a register of the next instruction's:
+        ``fetch_latency`` 2 (the first instruction arrives on the run's first cycle, read
+        while idle; it is loaded on the second; three slots ahead and the read in flight
+        keep it ahead of one issue a cycle; ``formal.sequencer`` proves it)."""
+        cfg, N = self.config, self.IQ_DEPTH
+        slots = Array(Signal(INSN_BITS, name=f"iq{i}") for i in range(N))
+        rd = Signal(range(N), name="iq_rd", init=N - 1)   # the decoded instruction's slot
+        wr = Signal(range(N), name="iq_wr")     # where the next one read is written
+        level = Signal(range(N), name="iq_level")   # instructions queued after the decoded
+        inflight = Signal(name="iq_inflight")   # one read last cycle: its word is ``read``
+        fpc = Signal(range(cfg.imem_depth), name="fetch_pc")    # the address of the next read
+        second = delay(m, delay(m, self.start & ~busy, 1, "iq_first"), 1, "iq_second")
+        self._loading = second | (self._fetched & issue)
+        self._next_insn = slots[(rd + 1)[:len(rd)]]
+        m.d.comb += insn.eq(slots[rd])
+        arriving = busy & inflight
+        reading = busy & (level + inflight < N - 1)    # room for it when its word arrives
+        with m.If(self.start & ~busy):
+            # the port reads instruction 0 while idle: it arrives on the run's first cycle
+            m.d.sync += [inflight.eq(1), fpc.eq(1), level.eq(0), rd.eq(N - 1), wr.eq(0)]
+        with m.Else():
+            m.d.sync += [inflight.eq(reading), fpc.eq(fpc + reading),
+                         level.eq(level + arriving - self._loading), rd.eq(rd + self._loading)]
+            with m.If(arriving):
+                m.d.sync += [slots[wr].eq(read), wr.eq(wr + 1)]
+        m.d.comb += ir.addr.eq(Mux(busy, fpc, 0))
+        self.flag_invariants["iq_ahead"] = (level != 0, self._loading & busy)
+        self.flag_invariants["iq_room"] = (level + inflight <= N - 1, busy)
+        self.flag_invariants["iq_write"] = (wr == (rd + 1 + level)[:len(wr)], busy)
 
     def _fields(self, word):
         """The fields of an instruction word (``lpu.contract.isa.FIELDS``), each as wide as
@@ -332,13 +363,13 @@ class Sequencer(wiring.Component):
         landed = received | units["rx_early"]
         rule = {
             Opcode.LW: ~bank_busy & flags["lw"][rules.lw_done - rules.lw_stream] &
-                       Mux(field["wbuf"], flags["guard1"][0], flags["guard0"][0]) & landed,
+                       Mux(self._early["wbuf"], flags["guard1"][0], flags["guard0"][0]) & landed,
             Opcode.MM: ~bank_busy & flags["mm"][0] & landed,
             Opcode.RX: received,                       # one receive stream at a time
             # the previous VX is on its last read (rules.vx_next)
             Opcode.VX: flags["vx_wait"][0] &
                        (units["vx_left0"] | (units["vx_left1"] & units["last_pass"])),
-            Opcode.WAIT: units["wait_ok"] & (received | ~field["fence"]),
+            Opcode.WAIT: units["wait_ok"] & (received | ~self._early["fence"]),
             Opcode.HALT: flags["lw"][0] & flags["mm"][0] & flags["acc"][0] & flags["vx"][0] &
                          received,
         }

@@ -42,7 +42,8 @@ class BridgeCore(wiring.Component):
         length = Signal(16)
         idx = Signal(16)
         buf = Signal(MAXP * 8)
-        rcrc = Signal(16)
+        rcrc = Signal(8)                # the frame's CRC, its first byte
+        crc_ok = Signal()               # and whether all of it matched
         quiet = Signal(range(self.timeout + 1))     # cycles since the last byte
         status = Signal(8)
         # INFO's reply: the tile's shape
@@ -140,13 +141,16 @@ class BridgeCore(wiring.Component):
                     reply(Status.TIMEOUT)
             with m.State("CRC0"):
                 with m.If(got):
-                    m.d.sync += rcrc[:8].eq(byte)
+                    m.d.sync += rcrc.eq(byte)
                     m.next = "CRC1"
                 with m.Elif(timed_out):
                     reply(Status.TIMEOUT)
             with m.State("CRC1"):
                 with m.If(got):
-                    m.d.sync += rcrc[8:].eq(byte)
+                    # the frame's CRC checked here, into a flip-flop: in CHECK the 16-bit
+                    # compare was ahead of the command's decode and the reply register's
+                    # clock enables (the ULX3S 8-lane tile's bridge paths at 100 MHz)
+                    m.d.sync += crc_ok.eq(Cat(rcrc, byte) == crc)
                     m.next = "CHECK"
                 with m.Elif(timed_out):
                     reply(Status.TIMEOUT)
@@ -154,7 +158,7 @@ class BridgeCore(wiring.Component):
                 with m.If(timed_out):
                     reply(Status.BAD_LENGTH)
             with m.State("CHECK"):
-                with m.If(rcrc != crc):
+                with m.If(~crc_ok):
                     reply(Status.BAD_CRC)
                 with m.Else():
                     def do_write():

@@ -88,7 +88,15 @@ class AccumulatorMemory(wiring.Component):
             # word, or none (an overwrite)
             # (one copy of each select per lane, rtl.primitives.replicated_register)
             s = D - 1
-            hits = [valid[s + k] & (addr[s] == addr[s + k]) for k in range(1, D + 1)]
+            if s:
+                # the address compares a stage earlier still, into flip-flops (the taps
+                # shift every cycle): the selects' copies are each a LUT of flip-flops (the
+                # compares ahead of them were the ULX3S 8-lane tile's paths at 100 MHz)
+                same = [delay(m, addr[s - 1] == addr[s - 1 + k], 1, f"same{k}")
+                        for k in range(1, D + 1)]
+            else:
+                same = [addr[s] == addr[s + k] for k in range(1, D + 1)]
+            hits = [valid[s + k] & same[k - 1] for k in range(1, D + 1)]
             use_sum = [replicated_register(m, accumulate[s] & hits[k] & ~Cat(*hits[:k]).any(),
                                            L, f"use_sum{k + 1}", platform) for k in range(D)]
             use_stored = replicated_register(m, accumulate[s] & ~Cat(*hits).any(), L,

@@ -159,9 +159,9 @@ class LpuConfig:
     def fetch_latency(self):
         """Cycles from the run's first cycle to the first cycle an instruction can issue: the
         sequencer decodes from an instruction register, loaded on the run's first cycle, or,
-        with ``read_registers``, on its second (the next instruction waits in a register
-        of its own, loaded on the first, so the instruction memory's output feeds only
-        flip-flops)."""
+        with ``read_registers``, from a queue of the next instructions, from its third
+        (the first arrives in the queue on the first, so the instruction memory's output
+        feeds only flip-flops)."""
         return 1 + self.read_registers
 
     @property

@@ -227,7 +227,8 @@ class Sequencer(wiring.Component):
         nxt = self._fields(self._next_insn)
         is_op = {o: Signal(name=f"is_{o.name.lower()}") for o in Opcode}
         early = {"wbuf": lambda f: f["wbuf"], "fence": lambda f: f["fence"],
-                 "vx_done": lambda f: Rules(cfg).vx_done(f["count"])}
+                 "vx_done": lambda f: Rules(cfg).vx_done(f["count"]),
+                 "stream_long": lambda f: self._stream_count(f) > 1}
         self._early = {name: Signal(Value.cast(value(field)).shape(), name=f"early_{name}")
                        for name, value in early.items()}
         decoded = [(flag, nxt["op"] == o.value, field["op"] == o.value)
@@ -411,28 +412,35 @@ class Sequencer(wiring.Component):
             return self.bank_busy.bit_select(bank_sel, 1)
         self._blocked = blocked = Signal(name="bank_blocked")
         self.flag_invariants["bank_blocked"] = (
-            blocked == self._still_busy(self.bank_start, self.bank_count, self.bank_busy_next,
-                                        bank_sel, 1),
+            blocked == self._still_busy(self.bank_start, self.bank_count > 1, self.bank_busy_next,
+                                        bank_sel),
             self.busy & self._fetched)
         return blocked
 
     @staticmethod
-    def _still_busy(arriving, count, busy_later, bank, k):
-        """Will ``bank`` stream ``k`` cycles from now? ``count > k`` if a start reaches it
-        now (``arriving``, one bit a bank, with ``count``), else its flag ``busy_later``."""
-        return Mux(arriving.bit_select(bank, 1), count > k, busy_later.bit_select(bank, 1))
+    def _still_busy(arriving, longer, busy_later, bank):
+        """Will ``bank`` stream ``k`` cycles from now? ``longer`` (its count ``> k``) if a
+        start reaches it now (``arriving``, one bit a bank), else its flag ``busy_later``."""
+        return Mux(arriving.bit_select(bank, 1), longer, busy_later.bit_select(bank, 1))
 
-    def _bank_blocked(self, m, start, count, bank_sel):
+    def _stream_count(self, field, is_lw=None):
+        """The words of the bank stream an LW (``lanes``) or MM (its count) starts."""
+        is_lw = field["op"] == Opcode.LW.value if is_lw is None else is_lw
+        return Mux(is_lw, self.config.lanes, field["count"])
+
+    def _bank_blocked(self, m, start, bank_sel):
         """``bank_blocked`` of the next cycle, for the instruction decoded then: the one
         being loaded (``_loading``: the current one issued, or the first), whose bank's start
-        may be the one this cycle's issue sends (``start``, ``count``), or the same one
-        (no issue, so no start on its way). Each bank's ``busy_next`` of the next cycle is
+        may be the one this cycle's issue sends (``start``; whether its count is over 1 is
+        decoded as the instruction loads, ``stream_long``), or the same one (no issue, so
+        no start on its way). Each bank's ``busy_next`` of the next cycle is
         ``bank_count > 2`` for a start arriving now, else its ``busy_next2``: from
         flip-flops; the issue decision selects between the two outcomes at the end."""
         next_bank = self._fields(self._next_insn)["bank"]
-        busy_next = Cat(*[self._still_busy(self.bank_start, self.bank_count, self.bank_busy_next2,
-                                           b, 2) for b in range(self.config.banks)])
-        loaded = self._still_busy(start, count, busy_next, next_bank, 1)
+        busy_next = Cat(*[self._still_busy(self.bank_start, self.bank_count > 2,
+                                           self.bank_busy_next2, b)
+                          for b in range(self.config.banks)])
+        loaded = self._still_busy(start, self._early["stream_long"], busy_next, next_bank)
         m.d.sync += self._blocked.eq(Mux(self._loading, loaded, busy_next.bit_select(bank_sel, 1)))
 
     def _bank_streams(self, m, issued, field, bank_sel, op, started):
@@ -444,7 +452,7 @@ class Sequencer(wiring.Component):
         self._owner_mm = owner_mm = Signal(cfg.banks)   # 1: activations, 0: weights
         starting = issued[Opcode.LW] | issued[Opcode.MM]
         start = Cat(*[starting & (bank_sel == b) for b in range(cfg.banks)])
-        count = Mux(op[Opcode.LW], cfg.lanes, field["count"])
+        count = self._stream_count(field, op[Opcode.LW])
         for b in range(cfg.banks):
             with m.If((started["lw"] | started["mm"]) & (started["bank"] == b)):
                 m.d.sync += owner_mm[b].eq(started["mm"])
@@ -458,7 +466,7 @@ class Sequencer(wiring.Component):
                                                         count))]
             m.d.comb += [self.bank_start.eq(regs[0]), self.bank_base.eq(regs[1]),
                          self.bank_stride.eq(regs[2]), self.bank_count.eq(regs[3])]
-            self._bank_blocked(m, start, count, bank_sel)
+            self._bank_blocked(m, start, bank_sel)
 
     def _receive(self, m, rx_issued, field, bank_sel, units):
         """RX: the next ``count`` vectors arriving on ``link_in`` are written to its bank at

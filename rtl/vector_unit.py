@@ -94,6 +94,11 @@ class VectorUnit(wiring.Component):
             return [group[bits * j:bits * (j + 1)].as_signed() for j in range(G)]
 
         N = self.latency - P               # register stages before the output lanes
+        # with ``read_registers``, the DSP blocks' products pass a register in the fabric
+        # before their first add (from a block placed across the chip, the route alone took
+        # 9.6 of the ULX3S 8-lane tile's 12.4 ns at 100 MHz): every stage from 5 on is
+        # ``d`` later
+        d = cfg.read_registers
 
         def stage(value, name, i=1):
             """``value`` registered ``i`` times: the same thing ``i`` stages later."""
@@ -122,22 +127,22 @@ class VectorUnit(wiring.Component):
             # lane sees it, from the lane's own copy (a chain per lane: no flip-flop drives
             # more than one lane)
             single = [None, stage(rounding_in[j] == ROUNDING["single"], f"single{j}_1")]
-            for s in range(2, 12):
+            for s in range(2, 12 + d):
                 single.append(stage(single[-1], f"single{j}_{s}"))
             shift = shift_in[j]
             # 1: x = acc + bias; the shift amounts (double: left, right; single: t, t - 1)
             x = stage((data_in[j] + bias_in[j])[:32].as_signed(), f"x{j}")
             mult = stage(mult_in[j], f"mult{j}", 2)
             left = stage(Mux(shift > 0, shift, 0)[:5], f"left{j}")
-            right10 = stage(Mux(shift < 0, -shift, 0)[:5], f"right{j}", 10)
+            right10 = stage(Mux(shift < 0, -shift, 0)[:5], f"right{j}", 10 + d)
             right = stage(right10, f"right{j}_11")
             # stage 9's shift amount, chosen a stage ahead: the barrel shifter starts at
             # flip-flops (the rounding flag's select of it, fanned out to its 66 bits, was
             # the ULX3S's VXM path at 100 MHz, 11.8 ns)
-            total = stage((31 - shift)[:6], f"total{j}", 7)
+            total = stage((31 - shift)[:6], f"total{j}", 7 + d)
             # single's addend 2**(t-1), decoded a stage ahead (its one-hot decode of t - 1
             # before the add of stage 8 was the ULX3S's 8-lane VXM path at 100 MHz, 12.1 ns)
-            half = stage((Const(1, 63) << stage((30 - shift)[:6], f"half{j}", 6))[:63],
+            half = stage((Const(1, 63) << stage((30 - shift)[:6], f"half{j}", 6 + d))[:63],
                          f"addend_bit{j}")
             # 2: the multiplier's operand
             xs = stage(Mux(single[1], x, (x << left)[:32].as_signed()), f"xs{j}")
@@ -149,23 +154,23 @@ class VectorUnit(wiring.Component):
             # path at 69.2 MHz when the multiply and both routes were one cycle)
             xh, xl = xs[16:].as_signed(), Cat(xs[:16], C(0, 1)).as_signed()
             mh, ml = mult[16:].as_signed(), Cat(mult[:16], C(0, 1)).as_signed()
-            hh, hl = (registered_product(m, xh, mh, f"hh{j}", platform),
-                      registered_product(m, xh, ml, f"hl{j}", platform))
-            lh, ll = (registered_product(m, xl, mh, f"lh{j}", platform),
-                      registered_product(m, xl, ml, f"ll{j}", platform))
-            ovf = stage((xs == -(1 << 31)) & (mult == -(1 << 31)), f"ovf{j}", 8)
+            hh, hl, lh, ll = [stage(registered_product(m, a, b, f"{name}{j}", platform),
+                                    f"{name}{j}_f", d)
+                              for name, a, b in (("hh", xh, mh), ("hl", xh, ml),
+                                                 ("lh", xl, mh), ("ll", xl, ml))]
+            ovf = stage((xs == -(1 << 31)) & (mult == -(1 << 31)), f"ovf{j}", 8 + d)
             # 5-7: the exact 64-bit product
             mid = stage(hl + lh, f"mid{j}")
             low = stage(stage(ll, f"ll{j}_5") + (mid << 16), f"low{j}")
             prod = stage((stage(hh, f"hh{j}_6", 2) << 32) + low, f"prod{j}")
             # 8: + the rounding's addend (single: 2**(t-1); double: ties away from zero)
-            addend = Mux(single[7], half,
+            addend = Mux(single[7 + d], half,
                          Mux(prod >= 0, 1 << 30, 1 - (1 << 30)))
             n = stage((prod + addend)[:66].as_signed(), f"n{j}")
             # 9: >> t (single) or >> 31 (double); double's correction toward zero (C division)
-            amount = stage(Mux(single[7], total, 31), f"amount{j}")
+            amount = stage(Mux(single[7 + d], total, 31), f"amount{j}")
             sh = stage(n >> amount, f"sh{j}")
-            corr = stage(~single[8] & (n < 0) & (n[:31] != 0), f"corr{j}")
+            corr = stage(~single[8 + d] & (n < 0) & (n[:31] != 0), f"corr{j}")
             # 10: + the correction
             q = stage((sh + corr)[:66].as_signed(), f"q{j}")
             # 11: single saturates to 34 bits (anything beyond clamps the same way after the
@@ -176,7 +181,7 @@ class VectorUnit(wiring.Component):
             sat = Mux(fits, q[:34].as_signed(), Mux(q[-1], -lim, lim - 1))
             high = Mux(ovf, (1 << 31) - 1, q[:32].as_signed())
             r = Signal(signed(34), name=f"r{j}")
-            m.d.sync += r.eq(Mux(single[10], sat, high))
+            m.d.sync += r.eq(Mux(single[10 + d], sat, high))
             # 12: double's rounding right shift by `right` (single passes): round up when the
             # remainder ``r mod 2**right`` is past half the mask (``2**(right-1) - 1``), or past
             # one more for a negative value: when its top bit (``2**(right-1)``) is set, and
@@ -187,8 +192,8 @@ class VectorUnit(wiring.Component):
             ones = ((Const(1, 33) << right10) - 1)[:32]
             below_half = stage(ones >> 1, f"below_half{j}")
             half_bit = stage(ones ^ (ones >> 1), f"half_bit{j}")
-            shifted = stage(Mux(single[11], r, r >> right), f"shifted{j}")
-            up = stage(~single[11] & (r[:32] & half_bit).any() &
+            shifted = stage(Mux(single[11 + d], r, r >> right), f"shifted{j}")
+            up = stage(~single[11 + d] & (r[:32] & half_bit).any() &
                        (~r[-1] | (r[:32] & below_half).any()), f"up{j}")
             # 13: + the round-up bit + the zero point
             rounded = stage((shifted + up + zp)[:36].as_signed(), f"rounded{j}")

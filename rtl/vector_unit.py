@@ -33,8 +33,9 @@ class VectorUnit(wiring.Component):
       double, ``lpu.contract.isa.ROUNDING``), exactly as ``model.vxm.requantize``.
 
     An entry register, fourteen register stages, each with at most one carry chain, barrel
-    shifter or DSP multiply between registers (so the tile keeps a fast clock), then the
-    output lanes:
+    shifter or DSP multiply between registers (so the tile keeps a fast clock; with
+    ``read_registers`` the DSP blocks' products pass one more register, after stage 4, and
+    the stages from 5 on are each a cycle later), then the output lanes:
 
     0. the entry register: this pass's lanes of the vector and its parameters (the
        accumulator and parameter memories sit far from the unit on a large FPGA: their

@@ -5,7 +5,8 @@ cell models) passes the tile testbench against
 the golden model, bit and cycle exact, and DSPs wired against the model fail the MXM's. The ULX3S's SRAM banks (``synth_ecp5``: ``DP16KD`` block RAMs, through the model of
 them ``lpu.tools.netlist`` supplies) pass the SRAM testbench, and fail it with a byte lane
 of that model miswired. The ULX3S's VXM (its multiplies in hand-instantiated, registered
-``MULT18X18D``s) passes the VXM testbench, and fails it with the DSPs' signedness miswired."""
+``MULT18X18D``s) passes the VXM testbench, and fails it with the DSPs' signedness miswired.
+The ULX3S's whole tile passes the tile testbench's quantised GEMMs."""
 
 import re
 import subprocess
@@ -104,6 +105,19 @@ def test_ulx3s_vxm_netlist_registered_dsps_and_a_miswired_one():
     assert n == len(dsps), n
     res = _run("vxm", broken, "ulx3s-vxm-unsigned", board="ulx3s")
     assert not res.passed and "model" in res.message, res.message
+
+
+def test_ulx3s_tile_netlist():
+    """The ULX3S tile's netlist (``synth_ecp5``) passes its quantised GEMMs, every event on
+    its cycle: its sequencer's instruction queue, and the instruction memory Yosys maps with
+    don't-care read-during-write collisions (``no_rw_check``: only a write of instruction 0
+    while idle meets a read, and a register passes that word on), against the model."""
+    cfg = preset("ulx3s")
+    good = netlist_verilog("ulx3s", "tile", log=lambda _m: None)
+    assert len(re.findall(r"^\s*MULT18X18D #\(", good, re.M)) == \
+        cfg.lanes ** 2 - cfg.lut_products + 4 * cfg.vxm_group
+    res = _run("tile", good, "ulx3s-tile", TESTCASE, board="ulx3s")
+    assert res.passed and res.tests == 1, f"gate-level ULX3S tile failed: {res.message} ({res.log})"
 
 
 def test_ulx3s_mxm_netlist_registered_dsps():

@@ -257,7 +257,6 @@ class Sequencer(wiring.Component):
         cfg, N = self.config, self.IQ_DEPTH
         slots = Array(Signal(INSN_BITS, name=f"iq{i}") for i in range(N))
         rd = Signal(range(N), name="iq_rd", init=N - 1)   # the decoded instruction's slot
-        wr = Signal(range(N), name="iq_wr")     # where the next one read is written
         level = Signal(range(N), name="iq_level")   # instructions queued after the decoded
         inflight = Signal(name="iq_inflight")   # one read last cycle: its word is ``read``
         fpc = Signal(range(cfg.imem_depth), name="fetch_pc")    # the address of the next read
@@ -266,19 +265,19 @@ class Sequencer(wiring.Component):
         self._next_insn = slots[(rd + 1)[:len(rd)]]
         m.d.comb += insn.eq(slots[rd])
         arriving = busy & inflight
+        wr = (rd + 1 + level)[:len(rd)]     # where the word arriving is written: after the queued
         reading = busy & (level + inflight < N - 1)    # room for it when its word arrives
         with m.If(self.start & ~busy):
             # the port reads instruction 0 while idle: it arrives on the run's first cycle
-            m.d.sync += [inflight.eq(1), fpc.eq(1), level.eq(0), rd.eq(N - 1), wr.eq(0)]
+            m.d.sync += [inflight.eq(1), fpc.eq(1), level.eq(0), rd.eq(N - 1)]
         with m.Else():
             m.d.sync += [inflight.eq(reading), fpc.eq(fpc + reading),
                          level.eq(level + arriving - self._loading), rd.eq(rd + self._loading)]
             with m.If(arriving):
-                m.d.sync += [slots[wr].eq(read), wr.eq(wr + 1)]
+                m.d.sync += slots[wr].eq(read)
         m.d.comb += ir.addr.eq(Mux(busy, fpc, 0))
         self.flag_invariants["iq_ahead"] = (level != 0, self._loading & busy)
         self.flag_invariants["iq_room"] = (level + inflight <= N - 1, busy)
-        self.flag_invariants["iq_write"] = (wr == (rd + 1 + level)[:len(wr)], busy)
 
     def _fields(self, word):
         """The fields of an instruction word (``lpu.contract.isa.FIELDS``), each as wide as
@@ -419,7 +418,7 @@ class Sequencer(wiring.Component):
 
     @staticmethod
     def _still_busy(arriving, longer, busy_later, bank):
-        """Will ``bank`` stream ``k`` cycles from now? ``longer`` (its count ``> k``) if a
+        """Will ``bank`` stream ``k`` cycles from now (``k`` the caller's)? ``longer`` (its count ``> k``) if a
         start reaches it now (``arriving``, one bit a bank), else its flag ``busy_later``."""
         return Mux(arriving.bit_select(bank, 1), longer, busy_later.bit_select(bank, 1))
 

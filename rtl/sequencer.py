@@ -174,25 +174,20 @@ class Sequencer(wiring.Component):
         m.d.comb += [iw.en.eq(self.imem_we & ~self.busy), iw.addr.eq(self.imem_addr),
                      iw.data.eq(self.imem_data)]
         if cfg.read_registers:
-            # the host writes only while the tile is idle, when the read port reads
-            # instruction 0 (below): the one write a read can meet in its own cycle is a
-            # write of instruction 0, whose word a register passes on instead of the read's.
-            # So the read need not be defined when it meets a write: the port is an
-            # asynchronous read and a register, which Yosys's ``memory_dff`` merges into a
-            # block RAM port with don't-care collisions (the memory's ``no_rw_check``). A
-            # synchronous read port reads the old word, for which Yosys built a copy of every
-            # write (96 flip-flops) and a compare of the read address (then the issue
-            # decision's) with the write's, behind ``issue`` and before the read's register: the worst
-            # path of the ULX3S's 8-lane tile at 100 MHz, 13.5 ns (with the port transparent,
-            # of the ``tiny`` tile, 10.9 ns). Without ``read_registers`` (the UP5K, where cells
-            # count, not time: the register of instruction 0 took 203 of its cells) the port
-            # is transparent
+            # the host writes only while the tile is idle, and the queue's first read is on
+            # the run's first cycle (``_instruction_queue``), after every write: a read never
+            # meets a write of its address. So the port is an asynchronous read and a
+            # register, which Yosys's ``memory_dff`` merges into a block RAM port with
+            # don't-care collisions (the memory's ``no_rw_check``). A synchronous read port
+            # reads the old word, for which Yosys built a copy of every write (96 flip-flops)
+            # and a compare of the read address (then the issue decision's) with the
+            # write's, behind ``issue`` and before the read's register: the worst path of the
+            # ULX3S's 8-lane tile at 100 MHz, 13.5 ns (with the port transparent, of the
+            # ``tiny`` tile, 10.9 ns). Without ``read_registers`` (the UP5K, where cells
+            # count, not time) the port is transparent
             ir = imem.read_port(domain="comb")
-            data = Signal(INSN_BITS, name="imem_data", reset_less=True)
-            m.d.sync += data.eq(ir.data)
-            wrote0, word0 = Signal(name="imem_wrote0"), Signal(INSN_BITS, name="imem_word0")
-            m.d.sync += [wrote0.eq(iw.en & (iw.addr == 0)), word0.eq(iw.data)]
-            read = Mux(wrote0, word0, data)
+            read = Signal(INSN_BITS, name="imem_data", reset_less=True)
+            m.d.sync += read.eq(ir.data)
         else:
             ir = imem.read_port(transparent_for=(iw,))
             read = ir.data
@@ -249,33 +244,38 @@ class Sequencer(wiring.Component):
         the queue's slot ``rd`` (``insn``); issue only moves ``rd`` on. Neither the read
         address nor a queue slot waits for the issue decision (their clock enables, and the
         read address, were the ULX3S's 8-lane critical paths at 100 MHz: 96 flip-flops of
-        the next instruction, 11.9 to 13.3 ns). The queue is never empty when an instruction
-        is loaded, so the timing is the same as a register of the next instruction's:
-        ``fetch_latency`` 2 (the first instruction arrives on the run's first cycle, read
-        while idle; it is loaded on the second; three slots ahead and the read in flight
-        keep it ahead of one issue a cycle; ``formal.sequencer`` proves it)."""
+        the next instruction, 11.9 to 13.3 ns). The first read is on the run's first cycle,
+        so it follows any write of the host's (while idle, up to the start's cycle) and the
+        block RAM's word goes straight into a slot (a register of a write of instruction 0
+        with the start, and its select before the slots, stood in for the read's
+        transparency: the ULX3S ``tiny`` tile's and the 8-lane tile's paths at 100 MHz, the
+        block RAM's 5.6 ns clock-to-output and the select, 10.0 to 10.8 ns). The queue is
+        never empty when an instruction is loaded, so the timing is that of a register of
+        the next instruction's: ``fetch_latency`` 3 (the first instruction is read on the
+        run's first cycle, arrives on the second and is loaded on the third; three slots
+        ahead and the read in flight keep it ahead of one issue a cycle; ``formal.sequencer``
+        proves it)."""
         cfg, N = self.config, self.IQ_DEPTH
         slots = Array(Signal(INSN_BITS, name=f"iq{i}") for i in range(N))
         rd = Signal(range(N), name="iq_rd", init=N - 1)   # the decoded instruction's slot
         level = Signal(range(N), name="iq_level")   # instructions queued after the decoded
         inflight = Signal(name="iq_inflight")   # one read last cycle: its word is ``read``
         fpc = Signal(range(cfg.imem_depth), name="fetch_pc")    # the address of the next read
-        second = delay(m, delay(m, self.start & ~busy, 1, "iq_first"), 1, "iq_second")
-        self._loading = second | (self._fetched & issue)
+        first = delay(m, self.start & ~busy, cfg.fetch_latency, "iq_first")
+        self._loading = first | (self._fetched & issue)
         self._next_insn = slots[(rd + 1)[:len(rd)]]
         m.d.comb += insn.eq(slots[rd])
         arriving = busy & inflight
         wr = (rd + 1 + level)[:len(rd)]     # where the word arriving is written: after the queued
         reading = busy & (level + inflight < N - 1)    # room for it when its word arrives
         with m.If(self.start & ~busy):
-            # the port reads instruction 0 while idle: it arrives on the run's first cycle
-            m.d.sync += [inflight.eq(1), fpc.eq(1), level.eq(0), rd.eq(N - 1)]
+            m.d.sync += [inflight.eq(0), fpc.eq(0), level.eq(0), rd.eq(N - 1)]
         with m.Else():
             m.d.sync += [inflight.eq(reading), fpc.eq(fpc + reading),
                          level.eq(level + arriving - self._loading), rd.eq(rd + self._loading)]
             with m.If(arriving):
                 m.d.sync += slots[wr].eq(read)
-        m.d.comb += ir.addr.eq(Mux(busy, fpc, 0))
+        m.d.comb += ir.addr.eq(fpc)
         self.flag_invariants["iq_ahead"] = (level != 0, self._loading & busy)
         self.flag_invariants["iq_room"] = (level + inflight <= N - 1, busy)
 

@@ -159,10 +159,10 @@ class LpuConfig:
     def fetch_latency(self):
         """Cycles from the run's first cycle to the first cycle an instruction can issue: the
         sequencer decodes from an instruction register, loaded on the run's first cycle, or,
-        with ``read_registers``, from a queue of the next instructions, from its third
-        (the first arrives in the queue on the first, so the instruction memory's output
-        feeds only flip-flops)."""
-        return 1 + self.read_registers
+        with ``read_registers``, from a queue of the next instructions, from its fourth (the
+        first is read on the first, after any write of the host's, and arrives in the queue
+        on the second, so the instruction memory's output feeds only flip-flops)."""
+        return 1 + 2 * self.read_registers
 
     @property
     def bank_start_latency(self):

@@ -40,7 +40,11 @@ class BridgeCore(wiring.Component):
 
         cmd = Signal(8)
         length = Signal(16)
-        idx = Signal(16)
+        idx = Signal(range(MAXP + 1))   # payload bytes so far (a payload is at most MAXP)
+        # the payload byte's position, one-hot: each byte's clock enable is one flip-flop and
+        # the arrival (a 16-bit compare of ``idx`` with each position chose them: the ULX3S
+        # 8-lane tile's bridge paths at 100 MHz, 57 endpoints to 11.1 ns)
+        at = Signal(MAXP)
         buf = Signal(MAXP * 8)
         rcrc = Signal(8)                # the frame's CRC, its first byte
         crc_ok = Signal()               # and whether all of it matched
@@ -100,7 +104,7 @@ class BridgeCore(wiring.Component):
             with m.State("IDLE"):
                 with m.If(got & (byte == SYNC_REQ)):
                     m.d.comb += rx_crc.start.eq(1)
-                    m.d.sync += idx.eq(0)
+                    m.d.sync += [idx.eq(0), at.eq(1)]
                     m.next = "CMD"
             with m.State("CMD"):
                 with m.If(got):
@@ -131,11 +135,11 @@ class BridgeCore(wiring.Component):
             with m.State("PAYLOAD"):
                 with m.If(got):
                     for i in range(MAXP):              # one byte enable per position
-                        with m.If(idx == i):
+                        with m.If(at[i]):
                             m.d.sync += buf[8 * i:8 * i + 8].eq(byte)
-                    m.d.sync += idx.eq(idx + 1)
+                    m.d.sync += [idx.eq(idx + 1), at.eq(at << 1)]
                     m.d.comb += rx_crc.valid.eq(1)
-                    with m.If(idx + 1 == length):
+                    with m.If(idx + 1 == length[:len(idx)]):     # length <= MAXP here
                         m.next = "CRC0"
                 with m.Elif(timed_out):
                     reply(Status.TIMEOUT)

@@ -73,6 +73,7 @@ class Sequencer(wiring.Component):
         # each registered flag and the compare it stands for, with when they must agree:
         # ``formal.sequencer`` proves they always do
         self.flag_invariants = {}
+        self._platform = platform
         busy, op, field, issue = self._fetch(m)
         bank_sel = field["bank"]
         units = self._unit_state(m)
@@ -270,7 +271,15 @@ class Sequencer(wiring.Component):
         proves it)."""
         cfg, N = self.config, self.IQ_DEPTH
         slots = Array(Signal(INSN_BITS, name=f"iq{i}") for i in range(N))
-        rd = Signal(range(N), name="iq_rd", init=N - 1)   # the decoded instruction's slot
+        # the decoded instruction's slot, in copies (``rtl.primitives.replicated_register``):
+        # one for each quarter of the decoded instruction's select, one for the rest (one
+        # pair of flip-flops driving every select was routed 2.0 to 5.5 ns on the ULX3S
+        # ``tiny`` tile at 100 MHz). Each is 0 after reset: ``start`` sets them, before any
+        # use
+        rd_next = Signal(range(N))
+        rd_bits = [replicated_register(m, rd_next[b], 5, f"iq_rd{b}", self._platform)
+                   for b in range(len(rd_next))]
+        rd, *rd_insn = [Cat(*bits) for bits in zip(*rd_bits)]
         level = Signal(range(N), name="iq_level")   # instructions queued after the decoded
         inflight = Signal(name="iq_inflight")   # one read last cycle: its word is ``read``
         fpc = Signal(range(cfg.imem_depth), name="fetch_pc")    # the address of the next read
@@ -278,15 +287,18 @@ class Sequencer(wiring.Component):
         self._loading = first | (self._fetched & issue)
         self._next_slots = [[slots[(i + a) % N] for i in range(N)] for a in (0, 1)]
         self._next_select = rd
-        m.d.comb += insn.eq(slots[rd])
+        quarter = -(-INSN_BITS // len(rd_insn))
+        m.d.comb += insn.eq(Cat(*[Array(slot[q * quarter:(q + 1) * quarter] for slot in slots)[r]
+                                  for q, r in enumerate(rd_insn)]))
         arriving = busy & inflight
         wr = (rd + 1 + level)[:len(rd)]     # where the word arriving is written: after the queued
         reading = busy & (level + inflight < N - 1)    # room for it when its word arrives
+        m.d.comb += rd_next.eq(Mux(self.start & ~busy, N - 1, rd + self._loading))
         with m.If(self.start & ~busy):
-            m.d.sync += [inflight.eq(0), fpc.eq(0), level.eq(0), rd.eq(N - 1)]
+            m.d.sync += [inflight.eq(0), fpc.eq(0), level.eq(0)]
         with m.Else():
             m.d.sync += [inflight.eq(reading), fpc.eq(fpc + reading),
-                         level.eq(level + arriving - self._loading), rd.eq(rd + self._loading)]
+                         level.eq(level + arriving - self._loading)]
             with m.If(arriving):
                 m.d.sync += slots[wr].eq(read)
         m.d.comb += ir.addr.eq(fpc)

@@ -3,9 +3,8 @@ against the generic elaboration of the same component: an SRAM bank (read-first 
 word being written, through ``read_first_port``) returns the same words on the same cycles,
 and the accumulator (its read-modify-write reads on the falling edge and forwards nothing)
 the same sums, under seeded random traffic. (The netlists' tests, ``tests/test_netlist.py``,
-check the same through Yosys's cell models.) And the sequencer's instruction memory, whose
-read port is not transparent: a write of instruction 0 with the start is passed on by a
-register."""
+check the same through Yosys's cell models.) And the sequencer's instruction memory: a
+write of instruction 0 with the start is the word the run decodes."""
 
 import numpy as np
 import pytest
@@ -116,9 +115,9 @@ def test_falling_edge_bank_reads_first_like_the_generic_one():
 @pytest.mark.parametrize("name", ["tiny", "icebreaker"])
 def test_instruction_written_with_the_start_is_the_one_run(name):
     """The host writes instruction 0 on the cycle it starts the tile (or on the cycle
-    before): the run decodes the new word, not the one the instruction memory's read of that
-    cycle returned (``Sequencer._fetch``'s register of a write of instruction 0, which stands
-    in for the read port's transparency). The old word is HALT, the new one a WAIT of 40
+    before): the run decodes the new word, not the one the instruction memory held (with
+    ``read_registers`` the queue's first read is on the run's first cycle, after the write;
+    without, the read port is transparent). The old word is HALT, the new one a WAIT of 40
     cycles, so the run takes 40 cycles more with the new word."""
     from lpu.contract.isa import Insn, Op, encode
     from rtl.sequencer import Sequencer

@@ -119,8 +119,8 @@ class Sequencer(wiring.Component):
         the compare, was the ``tiny`` tile's critical path at a 100 MHz target, 10.8 ns;
         ``since_wait`` itself is left to the invariants, and synthesis removes it). The
         outcomes are computed from flip-flops or the instruction memory's output (for the
-        instruction about to be loaded); issue only selects one (the next instruction from
-        the read port, or the instruction queue's next slot with ``read_registers``). Cycle
+        instruction about to be loaded); issue only selects one (``_next``: from the read
+        port, or with ``read_registers`` one compare for every queue slot). Cycle
         for cycle the same as comparing directly."""
         since, since_inc, wait_ok = units["since_wait"], units["since_inc"], units["wait_ok"]
         top = (1 << len(since)) - 1

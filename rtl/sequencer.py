@@ -621,28 +621,30 @@ class Sequencer(wiring.Component):
         return reading & units["last_pass"]
 
     def _write_back(self, m):
-        """The VXM's result is written to SRAM on the cycle it leaves the unit
+        """The VXM's result is written to SRAM ``vx_write_latency`` after it leaves the unit
         (``Rules.vx_write_delay`` after its read): int8 as one word to the instruction's
         bank; int32 as byte plane p of every lane to bank ``(bank + p) % banks``, all four in
         the same cycle. Where to is the row's tag, carried beside it through the VXM for a
         bit-serial one (a delay line of ``vxm_latency`` = 512 cycles would be thousands of
         the UP5K's cells), through delay lines here otherwise (they keep the write's
         decision by the banks: from the VXM's far end it was the ULX3S's critical path at
-        71.8 MHz, 12.7 of its 13.9 ns routing)."""
+        71.8 MHz, 12.7 of its 13.9 ns routing). With ``vx_write_latency`` each bank's VX
+        write (enable, address, its word) and the link's send are registered once more,
+        after the decision, so that the VXM's output crosses the chip into flip-flops and
+        only the received vector's select is in front of the block RAM."""
         cfg = self.config
-        NB, L = cfg.banks, cfg.lanes
+        NB, L, W = cfg.banks, cfg.lanes, cfg.vx_write_latency
         if cfg.vxm_serial:
             tag = self.vx_o_tag
         else:
-            tag = vx_tag_layout(cfg)(delay(m, Value.cast(self.vx_tag), Rules(cfg).vx_write_delay
-                                           - cfg.acc_read_latency, "vxt_o"))
+            tag = vx_tag_layout(cfg)(delay(m, Value.cast(self.vx_tag), cfg.vxm_latency, "vxt_o"))
         out_addr, out_bank, out_link = tag.addr, tag.bank, tag.link
-        to_sram = ~out_link | tag.keep                                   # (keep=1: both)
+        to_sram = self.vx_o_valid & (~out_link | tag.keep)               # (keep=1: both)
         # each bank has its own write port: a received vector takes its bank's (a VX write
         # to the same bank on the same cycle is a race), a VX writes the others
-        m.d.comb += [self.link_out_valid.eq(self.vx_o_valid & out_link),
-                     self.link_out_data.eq(self.vx_o_i8),
-                     self.sram_write.eq(self.vx_o_valid & to_sram)]
+        m.d.comb += [self.link_out_valid.eq(delay(m, self.vx_o_valid & out_link, W, "send")),
+                     self.link_out_data.eq(delay(m, self.vx_o_i8, W, "send_data")),
+                     self.sram_write.eq(delay(m, to_sram, W, "vx_write"))]
         for b in range(NB):
             plane = Signal(2, name=f"plane{b}")
             hit8 = out_bank == b
@@ -655,15 +657,15 @@ class Sequencer(wiring.Component):
                     m.d.comb += plane.eq(p)
             i32_bytes = Cat(*[self.vx_o_i32.word_select(n, 32).word_select(plane, 8)
                               for n in range(L)])
+            vx_en = delay(m, to_sram & Mux(tag.quant, hit8, hit32), W, f"vx_en{b}")
+            vx_addr = delay(m, out_addr, W, f"vx_addr{b}")
+            vx_data = delay(m, Mux(tag.quant, self.vx_o_i8, i32_bytes), W, f"vx_data{b}")
             with m.If(self._rx_writing & (self._rx_bank == b)):
                 m.d.comb += [self.wr_en[b].eq(1), self.wr_addr[b].eq(self._rx_addr),
                              self.wr_data[b].eq(self.link_in_data)]
-            with m.Elif(self.vx_o_valid & to_sram):
-                m.d.comb += [
-                    self.wr_en[b].eq(Mux(tag.quant, hit8, hit32)),
-                    self.wr_addr[b].eq(out_addr),
-                    self.wr_data[b].eq(Mux(tag.quant, self.vx_o_i8, i32_bytes)),
-                ]
+            with m.Elif(vx_en):
+                m.d.comb += [self.wr_en[b].eq(1), self.wr_addr[b].eq(vx_addr),
+                             self.wr_data[b].eq(vx_data)]
 
     def _counters(self, m, busy, *, w_valid, a_valid, vx_row_done):
         """Performance counters (``lpu.contract.isa.COUNTERS``), cleared by ``start``.

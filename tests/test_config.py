@@ -23,6 +23,8 @@ def test_presets():
         R = 1 + cfg.read_registers
         # the instruction register; with read_registers the queue's read after the start
         assert cfg.fetch_latency == 1 + 2 * cfg.read_registers
+        # the VXM's result registered in front of the banks' write ports
+        assert cfg.vx_write_latency == cfg.read_registers
         assert (cfg.sram_read_latency, cfg.acc_read_latency, cfg.acc_update_delay) == (R, R, R)
     # both kinds are built and simulated: the iCEBreaker's without, the others with
     assert {cfg.read_registers for cfg in PRESETS.values()} == {0, 1}

@@ -15,7 +15,8 @@ Why each rule holds comes from the unit contracts:
   uses the weight written before that cycle; its result leaves on ``t + mxm_latency`` and
   is readable in the accumulators from ``t + mxm_latency + acc_visible_delay``.
 * VXM: a row read on ``r`` arrives ``acc_read_latency`` later, and the VXM's result
-  ``vxm_latency`` after that; one row takes ``vxm_passes`` cycles.
+  ``vxm_latency`` after that; one row takes ``vxm_passes`` cycles. The result is written
+  to SRAM (or sent east) ``vx_write_latency`` after it leaves the VXM.
 
 ``RULES`` names the rules that bound an issue cycle; ``model.tile.schedule(loosen=...)``
 moves one of them a cycle earlier, which ``tests/test_timing_rules.py`` uses to show each
@@ -112,7 +113,7 @@ class Rules:
     @property
     def vx_write_delay(self):
         """VX: a row read on ``r`` (its first pass) is written to SRAM on ``r + this``."""
-        return self.config.acc_read_latency + self.V
+        return self.config.acc_read_latency + self.V + self.config.vx_write_latency
 
     def vx_next(self, count):
         """VX: the next VX may issue on ``r0 + this`` (this VX's last read)."""

@@ -4,9 +4,9 @@ RAMs and its hand-instantiated ``SB_MAC16`` DSPs, two 8 x 8 products each, throu
 cell models) passes the tile testbench against
 the golden model, bit and cycle exact, and DSPs wired against the model fail the MXM's. The ULX3S's SRAM banks (``synth_ecp5``: ``DP16KD`` block RAMs, through the model of
 them ``lpu.tools.netlist`` supplies) pass the SRAM testbench, and fail it with a byte lane
-of that model miswired. The ULX3S's VXM (its multiplies in hand-instantiated, registered
-``MULT18X18D``s) passes the VXM testbench, and fails it with the DSPs' signedness miswired.
-The ULX3S's whole tile passes the tile testbench's quantised GEMMs."""
+of that model miswired. The ULX3S's MXM (its products in hand-instantiated, registered
+``MULT18X18D``s) passes the MXM testbench, and fails it with one DSP's registers bypassed.
+The ULX3S's whole tile (the VXM's DSPs too) passes the tile testbench's quantised GEMMs."""
 
 import re
 import subprocess
@@ -88,25 +88,6 @@ def test_ulx3s_sram_netlist_and_a_miswired_block_ram():
     assert not res.passed and "model expects" in res.message, res.message
 
 
-def test_ulx3s_vxm_netlist_registered_dsps_and_a_miswired_one():
-    """The VXM's multiplies hand-instantiated for the ECP5 (``rtl.primitives``: ``MULT18X18D`` with
-    its input and output registers, so the DSP holds two pipeline stages): the ULX3S netlist
-    of the VXM passes the VXM testbench, every requantised byte on its cycle. With the DSPs
-    told their A operand (the upper half of ``acc + bias``, negative for a negative sum) is
-    unsigned, the products are wrong and the same testbench says so."""
-    cfg = preset("ulx3s")
-    good = netlist_verilog("ulx3s", "vxm", log=lambda _m: None)
-    dsps = re.findall(r'^\s*MULT18X18D #\((.*?)\)\s+\S+\s+\(', good, re.M | re.S)
-    assert len(dsps) == 4 * cfg.vxm_group, len(dsps)        # four partial products a lane
-    assert all('.REG_INPUTA_CLK("CLK0")' in d and '.REG_OUTPUT_CLK("CLK0")' in d for d in dsps)
-    res = _run("vxm", good, "ulx3s-vxm", board="ulx3s")
-    assert res.passed and res.tests >= 2, f"gate-level ULX3S VXM failed: {res.message} ({res.log})"
-    broken, n = re.subn(r"\.SIGNEDA\(1'h1\)", ".SIGNEDA(1'h0)", good)
-    assert n == len(dsps), n
-    res = _run("vxm", broken, "ulx3s-vxm-unsigned", board="ulx3s")
-    assert not res.passed and "model" in res.message, res.message
-
-
 def test_ulx3s_tile_netlist():
     """The ULX3S tile's netlist (``synth_ecp5``) passes its quantised GEMMs, every event on
     its cycle: its sequencer's instruction queue, and the instruction memory Yosys maps with
@@ -114,17 +95,24 @@ def test_ulx3s_tile_netlist():
     while idle meets a read, and a register passes that word on), against the model."""
     cfg = preset("ulx3s")
     good = netlist_verilog("ulx3s", "tile", log=lambda _m: None)
-    assert len(re.findall(r"^\s*MULT18X18D #\(", good, re.M)) == \
-        cfg.lanes ** 2 - cfg.lut_products + 4 * cfg.vxm_group
+    # the array's products, and the VXM's four partial products a lane (``rtl.primitives``:
+    # hand-instantiated with the DSP's own input and output registers, two pipeline stages)
+    dsps = re.findall(r'^\s*MULT18X18D #\((.*?)\)\s+\S+\s+\(', good, re.M | re.S)
+    assert len(dsps) == cfg.lanes ** 2 - cfg.lut_products + 4 * cfg.vxm_group, len(dsps)
+    assert all(f'.REG_{r}_CLK("CLK0")' in d for d in dsps for r in ("INPUTA", "INPUTB", "OUTPUT"))
     res = _run("tile", good, "ulx3s-tile", TESTCASE, board="ulx3s")
     assert res.passed and res.tests == 1, f"gate-level ULX3S tile failed: {res.message} ({res.log})"
 
 
-def test_ulx3s_mxm_netlist_registered_dsps():
-    """The array's products on the ECP5 are hand-instantiated too (one registered
-    ``MULT18X18D`` a PE), and the accumulator's forwarding selects are one hand-instantiated
-    ``TRELLIS_FF`` a lane, which synthesis keeps apart: the ULX3S netlist of the MXM (array
-    and accumulator) passes the MXM testbench."""
+def test_ulx3s_mxm_netlist_registered_dsps_and_a_miswired_one():
+    """The array's products on the ECP5 are hand-instantiated (one registered ``MULT18X18D`` a
+    PE), and the accumulator's forwarding selects are one hand-instantiated ``TRELLIS_FF`` a
+    lane, which synthesis keeps apart: the ULX3S netlist of the MXM (array and accumulator)
+    passes the MXM testbench. With one DSP's registers bypassed (``REG_*_CLK`` ``NONE``),
+    its PE adds each product two cycles early and the same testbench says so. (Its
+    signedness cannot be miswired visibly here: the low 16 bits of an 8 x 8 product are the
+    same either way. The VXM's DSPs are checked in the tile's netlist, whose GEMMs
+    requantise every result.)"""
     cfg = preset("ulx3s")
     good = netlist_verilog("ulx3s", "mxm", log=lambda _m: None)
     dsps = re.findall(r'^\s*MULT18X18D #\((.*?)\)\s+\S+\s+\(', good, re.M | re.S)
@@ -134,6 +122,12 @@ def test_ulx3s_mxm_netlist_registered_dsps():
     assert len(selects) == cfg.acc_update_delay * cfg.lanes + cfg.lanes, sorted(selects)
     res = _run("mxm", good, "ulx3s-mxm", board="ulx3s")
     assert res.passed and res.tests >= 4, f"gate-level ULX3S MXM failed: {res.message} ({res.log})"
+    # one PE's product two cycles early: its DSP's input and output registers bypassed
+    first = re.search(r'^\s*MULT18X18D #\((.*?)\)\s+\S+\s+\(', good, re.M | re.S)
+    params = first.group(1).replace('_CLK("CLK0")', '_CLK("NONE")')
+    broken = good[:first.start(1)] + params + good[first.end(1):]
+    res = _run("mxm", broken, "ulx3s-mxm-unregistered", board="ulx3s")
+    assert not res.passed and "model" in res.message, res.message
 
 
 def test_netlist_knob_errors(tmp_path):

@@ -645,6 +645,7 @@ class Sequencer(wiring.Component):
         m.d.comb += [self.link_out_valid.eq(delay(m, self.vx_o_valid & out_link, W, "send")),
                      self.link_out_data.eq(delay(m, self.vx_o_i8, W, "send_data")),
                      self.sram_write.eq(delay(m, to_sram, W, "vx_write"))]
+        vx_addr = delay(m, out_addr, W, "vx_addr")       # the same for every bank
         for b in range(NB):
             plane = Signal(2, name=f"plane{b}")
             hit8 = out_bank == b
@@ -658,7 +659,6 @@ class Sequencer(wiring.Component):
             i32_bytes = Cat(*[self.vx_o_i32.word_select(n, 32).word_select(plane, 8)
                               for n in range(L)])
             vx_en = delay(m, to_sram & Mux(tag.quant, hit8, hit32), W, f"vx_en{b}")
-            vx_addr = delay(m, out_addr, W, f"vx_addr{b}")
             vx_data = delay(m, Mux(tag.quant, self.vx_o_i8, i32_bytes), W, f"vx_data{b}")
             with m.If(self._rx_writing & (self._rx_bank == b)):
                 m.d.comb += [self.wr_en[b].eq(1), self.wr_addr[b].eq(self._rx_addr),

@@ -16,6 +16,8 @@ from lpu.contract.config import PARAM_WORD_BITS, preset
 from lpu.tools.netlist import NETLIST_OPT, netlist_verilog
 from lpu.tools.simulation import BUILD, run_testbench
 
+# an ECP5 DSP instance in a netlist, its parameters as group 1
+ECP5_DSP = re.compile(r'^\s*MULT18X18D #\((.*?)\)\s+\S+\s+\(', re.M | re.S)
 TESTCASE = "test_gemm_quantised$"       # 6 random int8 GEMMs, every event's cycle checked
 
 
@@ -97,7 +99,7 @@ def test_ulx3s_tile_netlist():
     good = netlist_verilog("ulx3s", "tile", log=lambda _m: None)
     # the array's products, and the VXM's four partial products a lane (``rtl.primitives``:
     # hand-instantiated with the DSP's own input and output registers, two pipeline stages)
-    dsps = re.findall(r'^\s*MULT18X18D #\((.*?)\)\s+\S+\s+\(', good, re.M | re.S)
+    dsps = ECP5_DSP.findall(good)
     assert len(dsps) == cfg.lanes ** 2 - cfg.lut_products + 4 * cfg.vxm_group, len(dsps)
     assert all(f'.REG_{r}_CLK("CLK0")' in d for d in dsps for r in ("INPUTA", "INPUTB", "OUTPUT"))
     res = _run("tile", good, "ulx3s-tile", TESTCASE, board="ulx3s")
@@ -115,7 +117,7 @@ def test_ulx3s_mxm_netlist_registered_dsps_and_a_miswired_one():
     requantise every result.)"""
     cfg = preset("ulx3s")
     good = netlist_verilog("ulx3s", "mxm", log=lambda _m: None)
-    dsps = re.findall(r'^\s*MULT18X18D #\((.*?)\)\s+\S+\s+\(', good, re.M | re.S)
+    dsps = ECP5_DSP.findall(good)
     assert len(dsps) == cfg.lanes ** 2 - cfg.lut_products, len(dsps)
     assert all('.REG_INPUTB_CLK("CLK0")' in d and '.REG_OUTPUT_CLK("CLK0")' in d for d in dsps)
     selects = set(re.findall(r"acc\.(use_(?:stored|sum\d)_\d+)", good))
@@ -123,7 +125,7 @@ def test_ulx3s_mxm_netlist_registered_dsps_and_a_miswired_one():
     res = _run("mxm", good, "ulx3s-mxm", board="ulx3s")
     assert res.passed and res.tests >= 4, f"gate-level ULX3S MXM failed: {res.message} ({res.log})"
     # one PE's product two cycles early: its DSP's input and output registers bypassed
-    first = re.search(r'^\s*MULT18X18D #\((.*?)\)\s+\S+\s+\(', good, re.M | re.S)
+    first = ECP5_DSP.search(good)
     params = first.group(1).replace('_CLK("CLK0")', '_CLK("NONE")')
     broken = good[:first.start(1)] + params + good[first.end(1):]
     res = _run("mxm", broken, "ulx3s-mxm-unregistered", board="ulx3s")

@@ -127,15 +127,19 @@ def replicated_register(m, value, copies, name, platform=None):
     flip-flops (``opt_merge``, with or without ``keep``), so on an ECP5 each copy is a
     hand-instantiated ``TRELLIS_FF`` in exactly the configuration synthesis gives a
     synchronously reset register (``LSR`` = the domain's reset, ``SRMODE`` ``LSR_OVER_CE``),
-    which no pass merges; elsewhere, plain registers (the same values on every cycle)."""
+    which no pass merges; elsewhere, plain registers (the same values on every cycle).
+    A ``value`` of several bits gives copies of its shape, one flip-flop per bit."""
+    value = Value.cast(value)
     out = []
     for i in range(copies):
-        q = Signal(name=f"{name}_{i}")
+        q = Signal(value.shape(), name=f"{name}_{i}")
         if _family(platform) == "ecp5":
-            m.submodules[f"{name}_{i}"] = Instance(
-                "TRELLIS_FF", p_GSR="DISABLED", p_CEMUX="1", p_CLKMUX="CLK", p_LSRMUX="LSR",
-                p_REGSET="RESET", p_SRMODE="LSR_OVER_CE",
-                i_CLK=ClockSignal("sync"), i_LSR=ResetSignal("sync"), i_DI=value, o_Q=q)
+            for b in range(len(value)):
+                m.submodules[f"{name}_{i}" + (f"_{b}" if len(value) > 1 else "")] = Instance(
+                    "TRELLIS_FF", p_GSR="DISABLED", p_CEMUX="1", p_CLKMUX="CLK",
+                    p_LSRMUX="LSR", p_REGSET="RESET", p_SRMODE="LSR_OVER_CE",
+                    i_CLK=ClockSignal("sync"), i_LSR=ResetSignal("sync"), i_DI=value[b],
+                    o_Q=q[b])
         else:
             m.d.sync += q.eq(value)
         out.append(q)

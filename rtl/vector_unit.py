@@ -5,7 +5,7 @@ from amaranth.lib.wiring import In, Out
 from lpu.contract.isa import ROUNDING, param_fields
 
 from .delay import delay
-from .primitives import registered_product
+from .primitives import registered_product, replicated_register
 
 __all__ = ["VectorUnit", "vxm_params_layout"]
 
@@ -118,9 +118,12 @@ class VectorUnit(wiring.Component):
         k = stage(self.i_pass, "pass", N)
         m.d.comb += self.o_tag.eq(stage(Value.cast(self.i_tag), "tag", N + 1))
         zp = stage(p.zero_point, "zp", N - 2)
-        lo = stage(p.act_min, "amin", N - 1)        # compared on stage 14
-        hi = stage(p.act_max, "amax", N - 1)
-        lo_out, hi_out = stage(lo, "amin_o"), stage(hi, "amax_o")     # chosen on stage 15
+        # the clamp's bounds, compared on stage 14 and chosen on 15: the last stage of each in
+        # copies, one per lane (``rtl.primitives.replicated_register``: one flip-flop read by
+        # every lane's compare was the ULX3S 8-lane tile's worst path at 100 MHz, routed 10.1
+        # of 15.6 ns), and each lane's copy the next stage on
+        los = replicated_register(m, stage(p.act_min, "amin", N - 2), G, "amin_lane", platform)
+        his = replicated_register(m, stage(p.act_max, "amax", N - 2), G, "amax_lane", platform)
         # the vector is complete when its last pass leaves the last stage
         m.d.sync += self.o_valid.eq(valid & (k == P - 1))
         for j in range(G):
@@ -199,9 +202,10 @@ class VectorUnit(wiring.Component):
             # 13: + the round-up bit + the zero point
             rounded = stage((shifted + up + zp)[:36].as_signed(), f"rounded{j}")
             # 14: clamp, into this pass's lanes
+            lo, hi = los[j], his[j]
             below, above = stage(rounded < lo, f"below{j}"), stage(rounded > hi, f"above{j}")
             low8 = stage(rounded[:8], f"low8_{j}")
-            clamped = Mux(below, lo_out, Mux(above, hi_out, low8))
+            clamped = Mux(below, stage(lo, f"amin_o{j}"), Mux(above, stage(hi, f"amax_o{j}"), low8))
             xo = stage(x, f"x{j}_o", N - 2)         # x is two registers from the input
             for g in range(P):
                 with m.If(k == g):

@@ -19,11 +19,12 @@ NETLIST ?=
 CLUSTER_BUILDS ?=
 BOARD  ?= icebreaker
 
-.PHONY: help install sim test verilog lint bench bench-rtl bitstream fpga-table mutate formal coverage plots clean distclean configs iverilog ccache fst-headers
+.PHONY: help install sim test test-heavy verilog lint bench bench-rtl bitstream fpga-table mutate formal coverage plots clean distclean configs iverilog ccache fst-headers
 
 help:
 	@echo "make sim      cocotb regression over every preset (CONFIG= TEST= SEED= SEEDS= WAVES=1 SIM= SHARD=i/n CLUSTER= NETLIST=board)"
-	@echo "make test     the whole test suite (model, lint, CLI, simulations)"
+	@echo "make test     the test suite (model, lint, CLI, simulations), but for its heaviest builds"
+	@echo "make test-heavy the heaviest builds make test leaves out (~15 min)"
 	@echo "make verilog  generated Verilog in build/verilog/<preset>/ (CONFIG=preset)"
 	@echo "make lint     verilator --lint-only -Wall on the generated Verilog"
 	@echo "make bench    simulation speed vs native Verilator, utilisation, model speed, scaling"
@@ -84,6 +85,10 @@ sim: $(STAMP) ccache fst-headers $(if $(filter icarus,$(SIM)),iverilog)
 
 test: $(STAMP) iverilog ccache fst-headers
 	$(BIN)/python -m pytest -n auto -q
+
+# the tests make test leaves out (marked heavy in tests/): the slowest builds of what it samples
+test-heavy: $(STAMP) iverilog ccache fst-headers
+	$(BIN)/python -m pytest -n auto -q -m heavy
 
 verilog: $(STAMP)
 	$(BIN)/lpu verilog $(if $(CONFIG),--config $(CONFIG))

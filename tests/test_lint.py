@@ -7,7 +7,9 @@ from lpu.contract.config import PRESETS, preset
 from lpu.tools.lint import lint
 
 
-@pytest.mark.parametrize("name", list(PRESETS))
+# "large" (16 lanes) is the slowest to generate, its chip most of all: `make test-heavy`
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.heavy) if n == "large" else n
+                                  for n in PRESETS])
 def test_lint_clean(name):
     report = []
     assert lint(name, preset(name), out=report.append) == 0, "\n".join(report)

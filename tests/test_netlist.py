@@ -23,8 +23,8 @@ ECP5_DSP = re.compile(r'^\s*MULT18X18D #\((.*?)\)\s+\S+\s+\(', re.M | re.S)
 TESTCASE = "test_gemm_quantised$"       # 6 random int8 GEMMs, every event's cycle checked
 
 
-def _run(design, verilog, name, testcase=None, board="icebreaker"):
-    return run_testbench(design, preset(board), seed=1000, testcase=testcase,
+def _run(design, verilog, name, testcase=None, preset_name="icebreaker"):
+    return run_testbench(design, preset(preset_name), seed=1000, testcase=testcase,
                          run_dir=BUILD / "test-runs" / f"netlist-{name}", verilog=verilog,
                          opt_fast=NETLIST_OPT, log=lambda _m: None)
 
@@ -46,6 +46,9 @@ def test_icebreaker_tile_netlist():
     assert not res.passed and "model" in res.message, res.message
 
 
+# `make test-heavy` (a minute of make test's budget): make test's iCEBreaker tile netlist reads
+# its banks on the falling edge too
+@pytest.mark.heavy
 def test_icebreaker_sram_netlist_reads_on_the_falling_edge():
     """The iCE40's block RAM leaves a read of the address being written undefined, so the
     banks read on the falling edge (``rtl.primitives.read_first_port``: ``SB_RAM40_4KNR``,
@@ -83,12 +86,12 @@ def test_ulx3s_sram_netlist_and_a_miswired_block_ram():
     testbench fails: the model is what the tests rely on, so it must be able to be wrong."""
     good = netlist_verilog("ulx3s", "sram", log=lambda _m: None)
     assert len(re.findall(r"^\s*DP16KD ", good, re.M)) >= 2 * preset("ulx3s").banks
-    res = _run("sram", good, "ulx3s-sram", board="ulx3s")
+    res = _run("sram", good, "ulx3s-sram", preset_name="ulx3s")
     assert res.passed and res.tests >= 5, f"gate-level ULX3S SRAM failed: {res.message} ({res.log})"
     lane0 = "if (ADA0) lpu_row[{lpu_wa, 1'b0}][8:0]"
     assert good.count(lane0) == 1
     res = _run("sram", good.replace(lane0, lane0.replace("ADA0", "ADA1")), "ulx3s-sram-lane",
-               board="ulx3s")
+               preset_name="ulx3s")
     assert not res.passed and "model expects" in res.message, res.message
 
 
@@ -105,33 +108,35 @@ def test_ulx3s_tile_netlist():
     dsps = ECP5_DSP.findall(good)
     assert len(dsps) == cfg.lanes ** 2 - cfg.lut_products + 4 * cfg.vxm_group, len(dsps)
     assert all(f'.REG_{r}_CLK("CLK0")' in d for d in dsps for r in ("INPUTA", "INPUTB", "OUTPUT"))
-    res = _run("tile", good, "ulx3s-tile", TESTCASE, board="ulx3s")
+    res = _run("tile", good, "ulx3s-tile", TESTCASE, preset_name="ulx3s")
     assert res.passed and res.tests == 1, f"gate-level ULX3S tile failed: {res.message} ({res.log})"
 
 
 def test_ulx3s_mxm_netlist_registered_dsps_and_a_miswired_one():
     """The array's products on the ECP5 are hand-instantiated (one registered ``MULT18X18D`` a
     PE), and the accumulator's forwarding selects are one hand-instantiated ``TRELLIS_FF`` a
-    lane, which synthesis keeps apart: the ULX3S netlist of the MXM (array and accumulator)
-    passes the MXM testbench. With one DSP's registers bypassed (``REG_*_CLK`` ``NONE``),
+    lane, which synthesis keeps apart: the ULX3S netlist of the ``tiny`` MXM (array and
+    accumulator: 10 DSP products and 6 from logic, as ``make bitstream BOARD=ulx3s
+    CONFIG=tiny`` builds it; the 8-lane one is in the ULX3S tile's netlist, ``make
+    test-heavy``) passes the MXM testbench. With one DSP's registers bypassed (``REG_*_CLK`` ``NONE``),
     its PE adds each product two cycles early and the same testbench says so. (Its
     signedness cannot be miswired visibly here: the low 16 bits of an 8 x 8 product are the
     same either way. The VXM's DSPs are checked in the tile's netlist, whose GEMMs
     requantise every result.)"""
-    cfg = preset("ulx3s")
-    good = netlist_verilog("ulx3s", "mxm", log=lambda _m: None)
+    cfg = preset("tiny")
+    good = netlist_verilog("ulx3s", "mxm", log=lambda _m: None, config="tiny")
     dsps = ECP5_DSP.findall(good)
     assert len(dsps) == cfg.lanes ** 2 - cfg.lut_products, len(dsps)
     assert all('.REG_INPUTB_CLK("CLK0")' in d and '.REG_OUTPUT_CLK("CLK0")' in d for d in dsps)
     selects = set(re.findall(r"acc\.(use_(?:stored|sum\d)_\d+)", good))
     assert len(selects) == cfg.acc_update_delay * cfg.lanes + cfg.lanes, sorted(selects)
-    res = _run("mxm", good, "ulx3s-mxm", board="ulx3s")
+    res = _run("mxm", good, "ulx3s-tiny-mxm", preset_name="tiny")
     assert res.passed and res.tests >= 4, f"gate-level ULX3S MXM failed: {res.message} ({res.log})"
     # one PE's product two cycles early: its DSP's input and output registers bypassed
     first = ECP5_DSP.search(good)
     params = first.group(1).replace('_CLK("CLK0")', '_CLK("NONE")')
     broken = good[:first.start(1)] + params + good[first.end(1):]
-    res = _run("mxm", broken, "ulx3s-mxm-unregistered", board="ulx3s")
+    res = _run("mxm", broken, "ulx3s-tiny-mxm-unregistered", preset_name="tiny")
     assert not res.passed and "model" in res.message, res.message
 
 

@@ -19,10 +19,12 @@ SEED = int(os.environ.get("LPU_TEST_SEED", "20261127"))
 
 # every testbench on every preset, less two groups for make test's 25-minute budget (make sim
 # runs them all): of "default", which differs from "ulx3s" only in its parameter memory (64
-# rows, not 16), and of "large" (16 lanes: the slowest to build and to run), the tile's,
-# which drives every unit and checks every output word and event against the model
+# rows, not 16), only the tile's, which drives every unit and checks every output word and
+# event against the model; of "large" (16 lanes: the slowest to build and to run), only the
+# MXM's: its 16 x 16 array, 132 of whose products are built from logic
+ONLY = {"default": "tile", "large": "mxm"}
 MATRIX = [(bench, name) for name in PRESETS for bench in TESTBENCHES
-          if bench != "chip" and (bench == "tile" or name not in ("default", "large"))]
+          if bench != "chip" and ONLY.get(name, bench) == bench]
 
 
 @pytest.mark.parametrize("bench,name", MATRIX)
@@ -74,8 +76,10 @@ def _testbench_stats(run_dir):
                     reason="iverilog not installed and not installable here (make test installs it as root)")
 # `make test` cross-checks on tiny (the default preset's Icarus runs took minutes of its
 # 25-minute budget); `make sim SIM=icarus` runs every preset of ICARUS_PRESETS
+# (the bridge's Icarus run, a minute of make test's budget: `make test-heavy`)
 @pytest.mark.parametrize("name", ICARUS_PRESETS[:1])
-@pytest.mark.parametrize("bench", [b for b in TESTBENCHES if b != "chip"])
+@pytest.mark.parametrize("bench", [pytest.param(b, marks=pytest.mark.heavy) if b == "bridge" else b
+                                   for b in TESTBENCHES if b != "chip"])
 def test_icarus_cross_check(bench, name):
     """The same cocotb tests on Icarus Verilog: each passes against the model (every vector,
     every cycle), and every test measures the same cycle and vector counts as under Verilator."""
@@ -104,7 +108,8 @@ def test_tile_with_more_banks_than_int32_planes():
                                            f"  log: {res.log}")
 
 
-@pytest.mark.parametrize("name,latency", [("tiny*2", 1), ("tiny*4", 1), ("tiny*2", 7)])
+@pytest.mark.parametrize("name,latency", [("tiny*2", 1), ("tiny*4", 1),
+                                          pytest.param("tiny*2", 7, marks=pytest.mark.heavy)])
 def test_chip(name, latency):
     """The chip testbench (layer chains over the links, every event of every tile on its
     cycle; races refused) on 2 and 4 tiles, and with a long (chip-to-chip) link."""

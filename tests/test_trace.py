@@ -185,7 +185,10 @@ def test_network_trace_sim_equals_model():
     assert diff_traces(*traces) is None
 
 
-@pytest.mark.parametrize("name", [pytest.param("default*3", marks=pytest.mark.heavy), "default*2"])
+# both in `make test-heavy` (a build of each chip: 2.5 min of make test's budget); make test's
+# chip testbench checks every tile's every event on its cycle (tests/test_sim.py::test_chip)
+@pytest.mark.heavy
+@pytest.mark.parametrize("name", ["default*3", "default*2"])
 def test_chip_network_trace_sim_equals_model(name):
     """The digits MLP on a 3-tile chip (a layer per tile) and a 2-tile chip (layers 1 and 2
     on tile 1) through the RTL: the same output as the model and the same timeline, tile by

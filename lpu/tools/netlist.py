@@ -167,10 +167,11 @@ def _mult18x18d(folder):
     return "\n" + module + body + "endmodule\n"
 
 
-def netlist_verilog(board, design, log=print, edit=None):
+def netlist_verilog(board, design, log=print, edit=None, config=None):
     """The post-synthesis netlist of ``design`` for ``board``'s FPGA with its cell models,
     ready for :func:`lpu.tools.simulation.run_testbench` (``verilog=``). ``edit``: a function
-    applied to the netlist text (tests use it to break a primitive on purpose)."""
+    applied to the netlist text (tests use it to break a primitive on purpose); ``config``: a
+    preset name other than the board's (``make bitstream BOARD=ulx3s CONFIG=tiny``'s)."""
     if board not in FAMILIES:
         raise NetlistError(f"unknown board '{board}' for NETLIST (boards: {', '.join(FAMILIES)})")
     if design not in NETLIST_TESTBENCHES:
@@ -178,11 +179,11 @@ def netlist_verilog(board, design, log=print, edit=None):
                            f"(netlist testbenches: {', '.join(NETLIST_TESTBENCHES)})")
     assert board in BOARD_PRESETS
     family, synth = FAMILIES[board]
-    rtl = generate_verilog(design, preset(board), family=family)
+    rtl = generate_verilog(design, preset(config or board), family=family)
     script = f"read_verilog design.v; {synth}; write_verilog -noattr netlist.v"
     from .toolchain import yosys_command
     key = hashlib.sha256((rtl + script + " ".join(yosys_command())).encode()).hexdigest()[:16]
-    folder = BUILD / "netlist" / f"{board}-{design}-{key}"
+    folder = BUILD / "netlist" / f"{board}{'-' + config if config else ''}-{design}-{key}"
     out = folder / "netlist.v"
     if not out.exists():
         folder.mkdir(parents=True, exist_ok=True)

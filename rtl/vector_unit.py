@@ -35,7 +35,9 @@ class VectorUnit(wiring.Component):
     An entry register, fourteen register stages, each with at most one carry chain, barrel
     shifter or DSP multiply between registers (so the tile keeps a fast clock; with
     ``read_registers`` the DSP blocks' products pass one more register, after stage 4, and
-    the stages from 5 on are each a cycle later), then the output lanes:
+    the stages from 5 on are each a cycle later; and stage 13's sum is saturated to 9 bits
+    in one more register, 13a, so that 14 and 15 are a cycle later again), then the output
+    lanes:
 
     0. the entry register: this pass's lanes of the vector and its parameters (the
        accumulator and parameter memories sit far from the unit on a large FPGA: their
@@ -54,7 +56,8 @@ class VectorUnit(wiring.Component):
     10. plus the correction
     11. single: saturated to 34 bits; double: SRDHM's one overflow case
     12. double's rounding right shift: the shifted value and its round-up bit (single passes)
-    13. plus the round-up bit and the zero point
+    13. plus the round-up bit and the zero point (13a, with ``read_registers``: saturated to
+        9 bits, which compare with the int8 bounds as the 36 do)
     14. compared with the clamp's bounds (the compares registered, not the clamp's
         multiplexers after them: the ULX3S's critical path at 78.9 MHz, 12.7 ns)
     15. clamped into this pass's output lanes.
@@ -117,7 +120,7 @@ class VectorUnit(wiring.Component):
         valid = stage(self.i_valid, "valid", N)
         k = stage(self.i_pass, "pass", N)
         m.d.comb += self.o_tag.eq(stage(Value.cast(self.i_tag), "tag", N + 1))
-        zp = stage(p.zero_point, "zp", N - 2)
+        zp = stage(p.zero_point, "zp", N - 2 - d)
         # the clamp's bounds, compared on stage 14 and chosen on 15: the last stage of each in
         # copies, one per lane (``rtl.primitives.replicated_register``: one flip-flop read by
         # every lane's compare was the ULX3S 8-lane tile's worst path at 100 MHz, routed 10.1
@@ -201,7 +204,16 @@ class VectorUnit(wiring.Component):
                        (~r[-1] | (r[:32] & below_half).any()), f"up{j}")
             # 13: + the round-up bit + the zero point
             rounded = stage((shifted + up + zp)[:36].as_signed(), f"rounded{j}")
-            # 14: clamp, into this pass's lanes
+            # with ``read_registers``, 13a: saturated to 9 bits, which the int8 bounds compare
+            # alike (bits 8 and up all equal: a LUT tree, no carry chain; the 36-bit compares
+            # of ``rounded`` with the bounds were the ULX3S 8-lane tile's critical path at
+            # 73.5 MHz, five LUT levels and 8.2 of 13.6 ns routing)
+            if d:
+                fits9 = rounded[8:].all() | ~rounded[8:].any()
+                rounded = stage(Mux(fits9, rounded[:9].as_signed(),
+                                    Mux(rounded[-1], -(1 << 8), (1 << 8) - 1)),
+                                f"narrow{j}", d)
+            # 14: compared with the clamp's bounds, and 15: clamped into this pass's lanes
             lo, hi = los[j], his[j]
             below, above = stage(rounded < lo, f"below{j}"), stage(rounded > hi, f"above{j}")
             low8 = stage(rounded[:8], f"low8_{j}")

@@ -95,7 +95,7 @@ def _sby_file(task, depth):
         "[tasks]", "check", "cover", "",
         "[options]", f"check: mode {task.mode}", f"check: depth {depth}",
         "cover: mode cover", f"cover: depth {task.cover_depth}", "",
-        "[engines]", "smtbmc yices", "",
+        "[engines]", "smtbmc --syn yices", "",
         "[script]", "read_rtlil design.il", "prep -top top", *task.script, "",
         "[files]", "design.il", ""])
 

@@ -23,26 +23,34 @@ ECP5_DSP = re.compile(r'^\s*MULT18X18D #\((.*?)\)\s+\S+\s+\(', re.M | re.S)
 TESTCASE = "test_gemm_quantised$"       # 6 random int8 GEMMs, every event's cycle checked
 
 
-def _run(design, verilog, name, testcase=None, preset_name="icebreaker"):
+def _run(design, verilog, name, testcase=None, preset_name="icebreaker", plusargs=()):
     return run_testbench(design, preset(preset_name), seed=1000, testcase=testcase,
                          run_dir=BUILD / "test-runs" / f"netlist-{name}", verilog=verilog,
-                         opt_fast=NETLIST_OPT, log=lambda _m: None)
+                         opt_fast=NETLIST_OPT, log=lambda _m: None, plusargs=plusargs)
+
+
+def _fault(good, bad):
+    """``good`` (netlist text) chosen at run time: ``bad`` instead when the simulator is run
+    with ``+lpu_fault``. One build runs with the fault off and on (a netlist's build took
+    50 s; a constant select Verilator folds away)."""
+    return f'($test$plusargs("lpu_fault") ? {bad} : {good})'
 
 
 def test_icebreaker_tile_netlist():
     """The tile's netlist passes its quantised GEMMs. Its VXM's parameters are in two of the
     UP5K's SPRAMs (``rtl.primitives.single_port_memory``); with their top nibble's write
-    enable off (``MASKWREN`` 0111), the same GEMMs fail."""
+    enable off (``MASKWREN`` 0111, the same build run with ``+lpu_fault``), the same GEMMs
+    fail."""
     good = netlist_verilog("icebreaker", "tile", log=lambda _m: None)
     # the 16 products in the UP5K's 8 DSPs, two each
     assert len(re.findall(r"^\s*SB_MAC16 #\(", good, re.M)) == preset("icebreaker").lanes ** 2 // 2
     assert good.count(".MODE_8x8(1'h1)") == preset("icebreaker").lanes ** 2 // 2
-    res = _run("tile", good, "tile", TESTCASE)
-    assert res.passed and res.tests == 1, f"gate-level tile failed: {res.message} ({res.log})"
     spram = len(re.findall(r"^\s*SB_SPRAM256KA ", good, re.M))
     assert spram == PARAM_WORD_BITS // 16 and good.count(".MASKWREN(4'hf)") == spram
-    res = _run("tile", good.replace(".MASKWREN(4'hf)", ".MASKWREN(4'h7)"), "tile-spram-nibble",
-               TESTCASE)
+    netlist = good.replace(".MASKWREN(4'hf)", ".MASKWREN(" + _fault("4'hf", "4'h7") + ")")
+    res = _run("tile", netlist, "tile", TESTCASE)
+    assert res.passed and res.tests == 1, f"gate-level tile failed: {res.message} ({res.log})"
+    res = _run("tile", netlist, "tile-spram-nibble", TESTCASE, plusargs=["lpu_fault"])
     assert not res.passed and "model" in res.message, res.message
 
 
@@ -86,12 +94,12 @@ def test_ulx3s_sram_netlist_and_a_miswired_block_ram():
     testbench fails: the model is what the tests rely on, so it must be able to be wrong."""
     good = netlist_verilog("ulx3s", "sram", log=lambda _m: None)
     assert len(re.findall(r"^\s*DP16KD ", good, re.M)) >= 2 * preset("ulx3s").banks
-    res = _run("sram", good, "ulx3s-sram", preset_name="ulx3s")
-    assert res.passed and res.tests >= 5, f"gate-level ULX3S SRAM failed: {res.message} ({res.log})"
     lane0 = "if (ADA0) lpu_row[{lpu_wa, 1'b0}][8:0]"
     assert good.count(lane0) == 1
-    res = _run("sram", good.replace(lane0, lane0.replace("ADA0", "ADA1")), "ulx3s-sram-lane",
-               preset_name="ulx3s")
+    netlist = good.replace(lane0, lane0.replace("ADA0", _fault("ADA0", "ADA1")))
+    res = _run("sram", netlist, "ulx3s-sram", preset_name="ulx3s")
+    assert res.passed and res.tests >= 5, f"gate-level ULX3S SRAM failed: {res.message} ({res.log})"
+    res = _run("sram", netlist, "ulx3s-sram-lane", preset_name="ulx3s", plusargs=["lpu_fault"])
     assert not res.passed and "model expects" in res.message, res.message
 
 

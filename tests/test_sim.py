@@ -72,6 +72,11 @@ def _testbench_stats(run_dir):
     return sorted(path.read_text().splitlines()) if path.exists() else []
 
 
+# the tile's 65,536-cycle counter test took half of its Icarus run (55 of 116 s); the tile
+# testbench runs it under Verilator on every preset, and `make sim SIM=icarus` runs it too
+ICARUS_FILTER = {"tile": r"^(?!.*\.test_counters_past_16_bits$)"}
+
+
 @pytest.mark.skipif(shutil.which("iverilog") is None,
                     reason="iverilog not installed and not installable here (make test installs it as root)")
 # `make test` cross-checks on tiny (the default preset's Icarus runs took minutes of its
@@ -85,7 +90,7 @@ def test_icarus_cross_check(bench, name):
     every cycle), and every test measures the same cycle and vector counts as under Verilator."""
     runs = {}
     for sim in ("verilator", "icarus"):
-        res = run_testbench(bench, preset(name), seed=SEED, sim=sim,
+        res = run_testbench(bench, preset(name), seed=SEED, sim=sim, testcase=ICARUS_FILTER.get(bench),
                             run_dir=BUILD / "sim" / "pytest" / f"{bench}-{name}-{SEED}-{sim}")
         assert res.passed, (f"{bench} on {name} under {sim} failed: {res.message}\n  log: {res.log}\n"
                             f"  rerun: make sim TEST={bench} CONFIG={name} SEED={SEED} SIM={sim} WAVES=1")

@@ -370,9 +370,11 @@ def _parse_results(path):
 
 
 def run_testbench(design, config, *, seed, run_dir, sim="verilator", waves=False, timeout=600,
-                  testcase=None, extra_env=None, log=print, test_module=None, **build_options):
+                  testcase=None, extra_env=None, log=print, test_module=None, plusargs=(),
+                  **build_options):
     """Run the cocotb testbench of ``design`` once. Never raises for a failing or hung
-    simulation: the :class:`SimResult` says what happened."""
+    simulation: the :class:`SimResult` says what happened. ``plusargs``: the simulator's
+    ``+name`` arguments (``$test$plusargs``: one build, run with a fault on and off)."""
     build_dir = build(design, config, sim=sim, waves=waves, log=log, **build_options)
     run_dir = Path(run_dir).resolve()
     shutil.rmtree(run_dir, ignore_errors=True)
@@ -394,6 +396,7 @@ def run_testbench(design, config, *, seed, run_dir, sim="verilator", waves=False
         import cocotb_tools.config as cc
         cmd = ["vvp", "-m", str(cc.lib_entry("vpi", "icarus")), str(build_dir / "sim.vvp")]
         cmd += ["+lpu_waves", "-fst"] if waves else ["-none"]
+    cmd += [f"+{arg}" for arg in plusargs]
     logf = run_dir / "sim.log"
     t0 = time.monotonic()
     message = ""

@@ -17,10 +17,23 @@ def _select(work, filters):
     return cands[0]
 
 
-def test_known_dead_and_known_equivalent_mutants_on_a_dask_cluster(tmp_path):
-    """`make mutate CLUSTER=local:2` (the mutants are jobs on the cluster's workers; the
-    other tests here run them locally): a mutant that must die is killed, one that changes
-    nothing is equivalent, and the report holds every count and the score."""
+def _cut_off_bit(work):
+    """A mutation of a cell output bit nothing reads (``c.eq(c - 1)`` computes one bit more
+    than ``c`` holds), and the tile's set of such bits."""
+    from lpu.tools.mutate import _rtlil, _unread_outputs
+    unread = _unread_outputs(work, _rtlil(preset("tiny"), work))
+    assert unread, "the tiny tile has no cut-off bit: c.eq(c - 1) should make some"
+    cell, port, bit = sorted(unread)[0]
+    return _select(work, f"-mode inv -cell {cell} -port {port} -portbit {bit}"), unread
+
+
+def test_mutants_on_a_dask_cluster(tmp_path):
+    """`make mutate CLUSTER=local:2` (the mutants are jobs on the cluster's workers) on a
+    known dead mutant, two known equivalent ones and a seeded sample of one, in one run (each
+    run first passes the un-mutated netlists through the regression): a mutant that must die
+    is killed; one that changes nothing, and one of a bit nothing reads (which runs no
+    testbench), are equivalent, with their reasons; the seeded one is classified (a survivor
+    carries its source line); the report holds every count and the score."""
     work = tmp_path / "work"
     work.mkdir()
     # host__rvalid inverted: every host read is seen one cycle off: must be killed
@@ -29,14 +42,28 @@ def test_known_dead_and_known_equivalent_mutants_on_a_dask_cluster(tmp_path):
     # the equivalence check must see it. (A real mutant whose optimised netlist is identical
     # is rare in this design: 0 of 150 sampled, README)
     same = "log lpu: a netlist left unchanged"
-    report = run_mutation("tiny", mutations=[dead, same], out=tmp_path, seed=1,
-                          cluster="local:2", log=lambda _m: None)
-    assert [r["status"] for r in report["results"]] == ["killed", "equivalent"], report["results"]
+    dead_bit, _ = _cut_off_bit(work)
+    # what `make mutate COUNT=1 SEED=3` evaluates
+    seeded = mutation_candidates(preset("tiny"), work, 1, 3)
+    assert len(seeded) == 1
+    report = run_mutation("tiny", mutations=[dead, same, dead_bit, *seeded], out=tmp_path,
+                          seed=3, cluster="local:2", log=lambda _m: None)
+    results = report["results"]
+    assert [r["status"] for r in results[:3]] == ["killed", "equivalent", "equivalent"], results
+    assert "drives nothing" in results[2]["why"], results[2]
+    assert results[3]["status"] in ("killed", "survived", "equivalent", "stillborn"), results[3]
     saved = json.loads((tmp_path / "report.json").read_text())
     for key in ("killed", "survived", "equivalent", "stillborn", "score", "survivors"):
         assert key in saved
-    assert saved["killed"] == 1 and saved["equivalent"] == 1 and saved["score"] == 1.0
-    assert "| 1 | 0 | 1 | 0 | 100.0 % |" in (tmp_path / "report.md").read_text()
+    assert saved["mutants"] == 4
+    assert saved["killed"] + saved["survived"] + saved["equivalent"] + saved["stillborn"] == 4
+    assert saved["killed"] >= 1 and saved["equivalent"] >= 2
+    assert saved["score"] == saved["killed"] / (saved["killed"] + saved["survived"])
+    for s in saved["survivors"]:
+        assert s["file"].startswith("rtl/") and s["line"] > 0
+    row = (f"| {saved['killed']} | {saved['survived']} | {saved['equivalent']} | "
+           f"{saved['stillborn']} | {100 * saved['score']:.1f} % |")
+    assert row in (tmp_path / "report.md").read_text()
 
 
 def test_seeded_sample_is_reproducible_and_located(tmp_path):
@@ -45,18 +72,6 @@ def test_seeded_sample_is_reproducible_and_located(tmp_path):
     c = mutation_candidates(preset("tiny"), tmp_path, 5, 8)
     assert a == b and a != c and len(a) == 5
     assert all("-src" in m and "/rtl/" in m for m in a)
-
-
-def test_small_seeded_sample(tmp_path):
-    """What `make mutate` does, on a seeded mutant: every mutant classified, the counts
-    add up, the score is killed / (killed + survived), survivors carry their source line."""
-    r = run_mutation("tiny", count=1, seed=3, out=tmp_path)
-    assert r["mutants"] == 1
-    assert r["killed"] + r["survived"] + r["equivalent"] + r["stillborn"] == 1
-    decided = r["killed"] + r["survived"]
-    assert r["score"] == (r["killed"] / decided if decided else None)
-    for s in r["survivors"]:
-        assert s["file"].startswith("rtl/") and s["line"] > 0
 
 
 def test_unit_mutation_translation(tmp_path):
@@ -87,24 +102,18 @@ def test_unit_mutation_translation(tmp_path):
 
 
 def test_bits_nothing_reads_are_equivalent(tmp_path):
-    """A mutation of a cell's output bit that nothing reads (a bit the assignment cuts off,
-    as ``c.eq(c - 1)`` computes one bit more than ``c`` holds) is reported equivalent with
-    that reason and runs no testbench; a bit the tile's outputs depend on is not one."""
-    from lpu.tools.mutate import _rtlil, _unread, _unread_outputs
-    cfg = preset("tiny")
+    """The bits no cell reads (a bit the assignment cuts off, as ``c.eq(c - 1)`` computes one
+    bit more than ``c`` holds) are found, a mutation of one is flagged (the Dask test above
+    runs one: equivalent, no testbench), and a bit the tile's outputs depend on is not."""
+    from lpu.tools.mutate import _unread
     work = tmp_path / "work"
     work.mkdir()
-    unread = _unread_outputs(work, _rtlil(cfg, work))
-    assert unread, "the tiny tile has no cut-off bit: c.eq(c - 1) should make some"
+    dead_bit, unread = _cut_off_bit(work)
+    assert _unread(dead_bit, unread), dead_bit
     # a seeded sample is mostly live bits (how many are cut off depends on the netlist,
     # so the sample is not relied on to hold one)
-    cands = mutation_candidates(cfg, work, 200, 7)
+    cands = mutation_candidates(preset("tiny"), work, 200, 7)
     cut = [m for m in cands if _unread(m, unread)]
     assert len(cut) < len(cands) // 4, f"{len(cut)} of {len(cands)} flagged"
-    cell, port, bit = sorted(unread)[0]
-    dead_bit = _select(work, f"-mode inv -cell {cell} -port {port} -portbit {bit}")
-    assert _unread(dead_bit, unread), dead_bit
     live = _select(work, "-mode inv -wire host__rvalid -wirebit 0")
     assert not _unread(live, unread)
-    report = run_mutation("tiny", mutations=[dead_bit], out=tmp_path, seed=1)
-    assert report["equivalent"] == 1 and "drives nothing" in report["results"][0]["why"]

@@ -20,10 +20,13 @@ SEED = int(os.environ.get("LPU_TEST_SEED", "20261127"))
 # every testbench on every preset, less two groups for make test's 25-minute budget (make sim
 # runs them all): of "default", which differs from "ulx3s" only in its parameter memory (64
 # rows, not 16), only the tile's, which drives every unit and checks every output word and
-# event against the model; of "large" (16 lanes: the slowest to build and to run), only the
-# MXM's: its 16 x 16 array, 132 of whose products are built from logic
+# event against the model, and that in `make test-heavy` (86 s; "ulx3s"'s tile runs here);
+# of "large" (16 lanes: the slowest to build and to run), only the MXM's: its 16 x 16 array,
+# 132 of whose products are built from logic
 ONLY = {"default": "tile", "large": "mxm"}
-MATRIX = [(bench, name) for name in PRESETS for bench in TESTBENCHES
+HEAVY = {"default"}
+MATRIX = [pytest.param(bench, name, marks=[pytest.mark.heavy] if name in HEAVY else [])
+          for name in PRESETS for bench in TESTBENCHES
           if bench != "chip" and ONLY.get(name, bench) == bench]
 
 

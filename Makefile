@@ -24,7 +24,7 @@ BOARD  ?= icebreaker
 help:
 	@echo "make sim      cocotb regression over every preset (CONFIG= TEST= SEED= SEEDS= WAVES=1 SIM= SHARD=i/n CLUSTER= NETLIST=board)"
 	@echo "make test     the test suite (model, lint, CLI, simulations), but for its heaviest builds"
-	@echo "make test-heavy the eleven heaviest tests make test leaves out (about 12 min after make test)"
+	@echo "make test-heavy the eleven heaviest tests make test leaves out (15.8 min after make test, beside a place and route)"
 	@echo "make verilog  generated Verilog in build/verilog/<preset>/ (CONFIG=preset)"
 	@echo "make lint     verilator --lint-only -Wall on the generated Verilog"
 	@echo "make bench    simulation speed vs native Verilator, utilisation, model speed, scaling"

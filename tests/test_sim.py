@@ -76,7 +76,8 @@ def _testbench_stats(run_dir):
 
 
 # the tile's 65,536-cycle counter test took half of its Icarus run (55 of 116 s); the tile
-# testbench runs it under Verilator on every preset, and `make sim SIM=icarus` runs it too
+# testbench runs it under Verilator (tiny, ulx3s and icebreaker here), and `make sim SIM=icarus`
+# runs it too
 ICARUS_FILTER = {"tile": r"^(?!.*\.test_counters_past_16_bits$)"}
 
 

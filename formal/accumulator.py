@@ -35,8 +35,9 @@ class AccumulatorHarness(Harness):
     any cycles (back to back to one address included), reads on any cycles.
 
     Proved by k-induction with the invariant that the memory word at ``watch`` equals the
-    shadow on every cycle (an update is written on ``t + acc_update_delay`` and visible on
-    ``t + acc_visible_delay``)."""
+    shadow as it stood ``acc_address_latency`` cycles before (an update is written on
+    ``t + acc_update_delay`` and visible to a read whose address leaves on
+    ``t + acc_visible_delay``, reaching the memory ``acc_address_latency`` later)."""
 
     def __init__(self, config):
         L, A = config.lanes, config.acc_addr_bits
@@ -64,7 +65,9 @@ class AccumulatorHarness(Harness):
         seen = delay(m, shadow, cfg.acc_read_latency, "seen")
         reading = delay(m, self.rd_addr == self.watch, cfg.acc_read_latency, "reading")
         m.d.comb += dut.peek_addr.eq(self.watch)
-        self.check(m, dut.peek_data == shadow, "memory")
+        # the memory holds what a read whose address left acc_address_latency ago sees
+        memory = delay(m, shadow, cfg.acc_address_latency, "memory")
+        self.check(m, dut.peek_data == memory, "memory")
         self.check(m, dut.rd_data.as_value() == seen, "read", when=reading)
         self.cover(m, reading & (lane(seen, 0) != 0) & (lane(seen, L - 1) != 0) & self.i_valid &
                    (self.i_addr == self.watch) & self.i_accumulate, "accumulated")

@@ -109,9 +109,12 @@ class MatmulModel:
 
     def run(self, act, read_cycle=(), read_addr=()):
         """Results of ``act`` (N, L) and the accumulator rows read on ``read_cycle`` at
-        ``read_addr`` (R, L); updates ``self.acc``. All weight writes must be given first."""
+        ``read_addr`` (R, L); updates ``self.acc``. All weight writes must be given first.
+        A read's cycle is its address's on the accumulators' read port, which reaches the
+        memory ``acc_address_latency`` later."""
         results = self.results(act)
-        reads = acc_timeline(self.acc, act, results, np.asarray(read_cycle, dtype=np.int64),
+        at_memory = np.asarray(read_cycle, dtype=np.int64) + self.config.acc_address_latency
+        reads = acc_timeline(self.acc, act, results, at_memory,
                              np.asarray(read_addr, dtype=np.int64),
                              self.config.mxm_latency + self.config.acc_update_delay)
         return results, reads

@@ -24,10 +24,12 @@ class AccumulatorMemory(wiring.Component):
         forwarded, so back-to-back updates of one address are exact. With a read register, no
         path runs from a block RAM's output to anything but a register.
     rd_addr : In, rd_data : Out
-        Random read with ``latency`` (``config.acc_read_latency``: the block RAM's read and
-        ``read_registers`` registers), read-first: a read on cycle ``c`` sees updates written on cycles before
-        ``c``; an update arriving on ``i_*`` at cycle ``t`` is visible to a read from cycle
-        ``t + config.acc_visible_delay`` (``update_visible``).
+        Random read with ``latency`` (``config.acc_read_latency``: ``acc_address_latency``
+        registers of the address, the block RAM's read and ``read_registers`` registers),
+        read-first: a read whose address is on ``rd_addr`` on cycle ``c`` sees updates
+        written on cycles before ``c + acc_address_latency``; an update arriving on ``i_*``
+        at cycle ``t`` is visible to a read from cycle ``t + config.acc_visible_delay``
+        (``update_visible``).
     """
 
     def __init__(self, config):
@@ -56,8 +58,9 @@ class AccumulatorMemory(wiring.Component):
                                         depth=cfg.acc_depth, init=[])
         wr = mem.write_port()
         rd = read_first_port(m, mem, "rd", platform)
-        m.d.comb += [rd.addr.eq(self.rd_addr),
-                     self.rd_data.eq(delay(m, rd.data, self.latency - 1, "rd_data"))]
+        a = cfg.acc_address_latency
+        m.d.comb += [rd.addr.eq(delay(m, self.rd_addr, a, "rd_addr")),
+                     self.rd_data.eq(delay(m, rd.data, self.latency - 1 - a, "rd_data"))]
         # the update through 2D - 1 stages: at stage D the word it adds to is added and
         # written
         valid = taps(m, self.i_valid, 2 * D - 1, "valid")

@@ -132,9 +132,12 @@ class LpuTile(wiring.Component):
             m.d.sync += [w_en.eq(Mux(param_write, 1 << host.part, 0)), w_addr.eq(host.addr),
                          w_data.eq(host.wdata)]
             m.d.comb += [pw.addr.eq(w_addr), pw.data.eq(Cat(*[w_data] * parts)),
-                         pw.en.eq(w_en), pr.addr.eq(seq.param_rd_addr)]
-            # a parameter row arrives with its accumulator row: acc_read_latency after the read
-            params = delay(m, pr.data[:param_bits(L)], cfg.acc_read_latency - 1, "params")
+                         pw.en.eq(w_en)]
+            # a parameter row arrives with its accumulator row: acc_read_latency after the
+            # read, its address registered like the accumulators' (acc_address_latency)
+            a = cfg.acc_address_latency
+            m.d.comb += pr.addr.eq(delay(m, seq.param_rd_addr, a, "param_rd_addr"))
+            params = delay(m, pr.data[:param_bits(L)], cfg.acc_read_latency - 1 - a, "params")
         if not cfg.vxm_serial:
             m.d.comb += vxm.i_params.eq(params)
 

@@ -26,7 +26,13 @@ def test_presets():
         assert cfg.fetch_latency == 1 + 2 * cfg.read_registers
         # the VXM's result registered in front of the banks' write ports
         assert cfg.vx_write_latency == cfg.read_registers
-        assert (cfg.sram_read_latency, cfg.acc_read_latency, cfg.acc_update_delay) == (R, R, R)
+        assert (cfg.sram_read_latency, cfg.acc_update_delay) == (R, R)
+        # a VX's accumulator and parameter read addresses registered by the memories
+        assert cfg.acc_address_latency == cfg.read_registers
+        assert cfg.acc_read_latency == cfg.acc_address_latency + R
+        # an update is written acc_update_delay after it leaves the array, and a read
+        # reaches the (read-first) memory acc_address_latency after its address leaves
+        assert cfg.acc_visible_delay == cfg.acc_update_delay + 1 - cfg.acc_address_latency
     # both kinds are built and simulated: the iCEBreaker's without, the others with
     assert {cfg.read_registers for cfg in PRESETS.values()} == {0, 1}
     # and both VXMs: the iCEBreaker's bit-serial

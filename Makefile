@@ -83,12 +83,14 @@ sim: $(STAMP) ccache fst-headers $(if $(filter icarus,$(SIM)),iverilog)
 	  $(if $(CLUSTER),--cluster $(CLUSTER)) $(if $(CLUSTER_BUILDS),--cluster-builds $(CLUSTER_BUILDS)) \
 	  $(if $(NETLIST),--netlist $(NETLIST))
 
+# the longest tests first (tests/conftest.py's LONG), each core's share a slice of the order;
+# a core that runs out takes the short tests at the end of the other's (worksteal)
 test: $(STAMP) iverilog ccache fst-headers
-	$(BIN)/python -m pytest -n auto -q
+	$(BIN)/python -m pytest -n auto --dist worksteal -q
 
 # the tests make test leaves out (marked heavy in tests/): the slowest builds of what it samples
 test-heavy: $(STAMP) iverilog ccache fst-headers
-	$(BIN)/python -m pytest -n auto -q -m heavy
+	$(BIN)/python -m pytest -n auto --dist worksteal -q -m heavy
 
 verilog: $(STAMP)
 	$(BIN)/lpu verilog $(if $(CONFIG),--config $(CONFIG))

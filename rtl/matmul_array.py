@@ -57,7 +57,9 @@ class MatmulArray(wiring.Component):
 
     Both ports are registered on entry, and each PE registers its multiplier's operands (the
     activation and the weight of the buffer it selects) and its product before adding that to
-    the partial sum from the north (a cycle of ``latency`` each, for every column alike); the
+    the partial sum from the north (a cycle of ``latency`` each, for every column alike), with
+    ``read_registers`` each of the two twice (a register of the fabric's in front of the DSP
+    block's operand registers, and one after its product register); the
     last ``config.lut_products`` PEs (in row order) build their product from logic
     (:data:`LUT_PRODUCT`), the others leave it to synthesis (a DSP block where the FPGA has
     one).
@@ -85,6 +87,7 @@ class MatmulArray(wiring.Component):
 
     def elaborate(self, platform):
         L = self.config.lanes
+        pipe = self.config.read_registers
         m = Module()
         # partial sums: |sum of L products| <= L * 2**14, so 16 + log2(L) + 1 bits suffice
         psum_shape = signed(16 + (L - 1).bit_length() + 1)
@@ -107,7 +110,11 @@ class MatmulArray(wiring.Component):
                     m.d.sync += w0.eq(w.data[n])
                 with m.If(row_write & (w.buf == 1)):
                     m.d.sync += w1.eq(w.data[n])
-                operands[k, n] = (a_east[k][n], Mux(s_east[k][n], w1, w0))
+                # with read_registers, both through a register of the fabric's first
+                # (``pipe``), so that a DSP block's pins are reached from flip-flops only
+                operands[k, n] = (
+                    delay(m, a_east[k][n], pipe, f"oa_{k}_{n}", reset_less=True),
+                    delay(m, Mux(s_east[k][n], w1, w0), pipe, f"ow_{k}_{n}", reset_less=True))
                 if n + 1 < L:           # the last column passes nothing east
                     a_reg = Signal(signed(8), name=f"a_{k}_{n}")
                     s_reg = Signal(name=f"s_{k}_{n}")
@@ -127,7 +134,10 @@ class MatmulArray(wiring.Component):
         p_south = [Const(0, psum_shape)] * L
         for k, n in pes:
             p_reg = Signal(psum_shape, name=f"p_{k}_{n}")
-            m.d.sync += p_reg.eq(p_south[n] + products[k, n])
+            # with read_registers, the product through a register of the fabric's before
+            # the column's adder (``pipe``)
+            product = delay(m, products[k, n], pipe, f"mq_{k}_{n}", reset_less=True)
+            m.d.sync += p_reg.eq(p_south[n] + product)
             p_south[n] = p_reg
         for n in range(L):
             m.d.comb += self.r_data[n].eq(delay(m, p_south[n], L - 1 - n, name=f"deskew{n}"))

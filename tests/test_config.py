@@ -9,7 +9,8 @@ def test_presets():
     for _name, cfg in PRESETS.items():
         assert cfg.word_bits == 8 * cfg.lanes
         # entry, skew, ripple, de-skew, each PE's operands and product
-        assert cfg.mxm_latency == 2 * cfg.lanes + 2
+        # with read_registers, a fabric register before and after each PE's DSP block
+        assert cfg.mxm_latency == 2 * cfg.lanes + 2 + 2 * cfg.read_registers
         assert cfg.host_data_bits >= 96          # one instruction fits the host bus
         if cfg.vxm_serial:      # one lane at a time, done the cycle after the last pass
             assert cfg.vxm_passes == cfg.lanes * SERIAL_LANE_CYCLES

@@ -13,7 +13,9 @@ CFG = LpuConfig(lanes=4, banks=4, depth=64, acc_depth=16)
 
 def register_sim(L, writes, acts, cycles):
     """Cycle-by-cycle PE grid behind the two ports' entry registers: returns {exit cycle:
-    result vector}."""
+    result vector}. With ``read_registers`` (``pipe``), each PE's operands and its product
+    pass one more register each."""
+    pipe = CFG.read_registers
     w = np.zeros((2, L, L), np.int64)
     a_reg = np.zeros((L, L), np.int64)
     s_reg = np.zeros((L, L), np.int64)
@@ -21,6 +23,8 @@ def register_sim(L, writes, acts, cycles):
     m_reg = np.zeros((L, L), np.int64)          # each PE's product, registered
     oa_reg = np.zeros((L, L), np.int64)         # each PE's operands, registered: activation
     ow_reg = np.zeros((L, L), np.int64)         # and the weight of the buffer it selected
+    pre = [(np.zeros((L, L), np.int64),) * 2 for _ in range(pipe)]   # in front of oa/ow
+    post = [np.zeros((L, L), np.int64) for _ in range(pipe)]         # after m
     skew_a = [[0] * k for k in range(L)]
     skew_s = [[0] * k for k in range(L)]
     wmap = {c: (b, k, row) for c, b, k, row in writes}
@@ -34,7 +38,7 @@ def register_sim(L, writes, acts, cycles):
         row_s = [b_in] + [skew_s[k][-1] for k in range(1, L)]
         new_p = np.zeros_like(p_reg)
         new_m = np.zeros_like(m_reg)
-        new_oa, new_ow = np.zeros_like(oa_reg), np.zeros_like(ow_reg)
+        sel_a, sel_w = np.zeros_like(oa_reg), np.zeros_like(ow_reg)
         new_a = np.zeros_like(a_reg)
         new_s = np.zeros_like(s_reg)
         for k in range(L):
@@ -42,9 +46,9 @@ def register_sim(L, writes, acts, cycles):
                 ai = row_a[k] if n == 0 else a_reg[k, n - 1]
                 si = row_s[k] if n == 0 else s_reg[k, n - 1]
                 pi = 0 if k == 0 else p_reg[k - 1, n]
-                new_oa[k, n], new_ow[k, n] = ai, w[si, k, n]
+                sel_a[k, n], sel_w[k, n] = ai, w[si, k, n]
                 new_m[k, n] = oa_reg[k, n] * ow_reg[k, n]
-                new_p[k, n] = pi + m_reg[k, n]
+                new_p[k, n] = pi + (post[-1] if pipe else m_reg)[k, n]
                 new_a[k, n] = ai
                 new_s[k, n] = si
         for k in range(1, L):
@@ -53,14 +57,18 @@ def register_sim(L, writes, acts, cycles):
         if c - 1 in wmap:
             b, k, row = wmap[c - 1]
             w[b, k] = row
+        new_oa, new_ow = pre[-1] if pipe else (sel_a, sel_w)
+        pre = [(sel_a, sel_w)] + pre[:-1]
+        post = [m_reg] + post[:-1]
         p_reg, m_reg, a_reg, s_reg = new_p, new_m, new_a, new_s
         oa_reg, ow_reg = new_oa, new_ow
         out_hist.append(p_reg[L - 1].copy())     # column n's sum, visible from c + 1
     res = {}
     for t in amap:
-        # column n leaves PE(L-1, n) at t + 2 + L + n (the entry register, then its operands'
-        # and its product's registers; visible one cycle later), de-skewed
-        res[t + 2 * L + 2] = np.array([out_hist[t + 2 + L + n][n] for n in range(L)])
+        # column n leaves PE(L-1, n) at t + 2 + 2 pipe + L + n (the entry register, then its
+        # operands' and its product's registers; visible one cycle later), de-skewed
+        d = 2 + 2 * pipe
+        res[t + 2 * L + d] = np.array([out_hist[t + d + L + n][n] for n in range(L)])
     return res
 
 

@@ -197,8 +197,12 @@ class LpuConfig:
         """Cycles from an activation vector entering the array to its result vector leaving
         it: the entry register, the skew of row ``lanes-1``, the column ripple, the de-skew of
         column 0, and in each PE its operands' register and its product's (a DSP block with
-        a flip-flop on every side)."""
-        return 2 * self.lanes + 2
+        a flip-flop on every side); with ``read_registers``, each of the two twice: a register
+        of the fabric's in front of the DSP block's pins and one after them, so that the
+        fabric reaches a DSP block only from and to flip-flops nearby (the weight buffer's
+        select into the DSP's operand pins, and its product into the column's adder, were 24
+        of the ULX3S 8-lane tile's 34 late paths at 93.05 MHz)."""
+        return 2 * self.lanes + 2 + 2 * self.read_registers
 
     @property
     def acc_address_latency(self):

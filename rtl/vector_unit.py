@@ -35,9 +35,8 @@ class VectorUnit(wiring.Component):
     An entry register, fourteen register stages, each with at most one carry chain, barrel
     shifter or DSP multiply between registers (so the tile keeps a fast clock; with
     ``read_registers`` the DSP blocks' products pass one more register, after stage 4, and
-    the stages from 5 on are each a cycle later; stage 11's saturation test is registered
-    apart, 11a, so that 11 to 15 are a cycle later again; and stage 13's sum is saturated to
-    9 bits in one more register, 13a, so that 14 and 15 are later still), then the output
+    the stages from 5 on are each a cycle later; and stage 13's sum is saturated to 9 bits
+    in one more register, 13a, so that 14 and 15 are a cycle later again), then the output
     lanes:
 
     0. the entry register: this pass's lanes of the vector and its parameters (the
@@ -55,8 +54,7 @@ class VectorUnit(wiring.Component):
     9. shifted right by ``t`` (single) or 31 (double), with double's round-toward-zero
        correction bit beside it
     10. plus the correction
-    11. single: saturated to 34 bits; double: SRDHM's one overflow case (11a, with
-        ``read_registers``: whether the value fits in 34 bits, registered first)
+    11. single: saturated to 34 bits; double: SRDHM's one overflow case
     12. double's rounding right shift: the shifted value and its round-up bit (single passes)
     13. plus the round-up bit and the zero point (13a, with ``read_registers``: saturated to
         9 bits, which compare with the int8 bounds as the 36 do)
@@ -105,9 +103,6 @@ class VectorUnit(wiring.Component):
         # 9.6 of the ULX3S 8-lane tile's 12.4 ns at 100 MHz): every stage from 5 on is
         # ``d`` later
         d = cfg.read_registers
-        # and stage 11's saturation test in a register of its own (11a), so that the stages
-        # from 11 on are ``d + e`` later
-        e = cfg.read_registers
 
         def stage(value, name, i=1):
             """``value`` registered ``i`` times: the same thing ``i`` stages later."""
@@ -139,14 +134,14 @@ class VectorUnit(wiring.Component):
             # lane sees it, from the lane's own copy (a chain per lane: no flip-flop drives
             # more than one lane)
             single = [None, stage(rounding_in[j] == ROUNDING["single"], f"single{j}_1")]
-            for s in range(2, 12 + d + e):
+            for s in range(2, 12 + d):
                 single.append(stage(single[-1], f"single{j}_{s}"))
             shift = shift_in[j]
             # 1: x = acc + bias; the shift amounts (double: left, right; single: t, t - 1)
             x = stage((data_in[j] + bias_in[j])[:32].as_signed(), f"x{j}")
             mult = stage(mult_in[j], f"mult{j}", 2)
             left = stage(Mux(shift > 0, shift, 0)[:5], f"left{j}")
-            right10 = stage(Mux(shift < 0, -shift, 0)[:5], f"right{j}", 10 + d + e)
+            right10 = stage(Mux(shift < 0, -shift, 0)[:5], f"right{j}", 10 + d)
             right = stage(right10, f"right{j}_11")
             # stage 9's shift amount, chosen a stage ahead: the barrel shifter starts at
             # flip-flops (the rounding flag's select of it, fanned out to its 66 bits, was
@@ -170,7 +165,7 @@ class VectorUnit(wiring.Component):
                                     f"{name}{j}_f", d)
                               for name, a, b in (("hh", xh, mh), ("hl", xh, ml),
                                                  ("lh", xl, mh), ("ll", xl, ml))]
-            ovf = stage((xs == -(1 << 31)) & (mult == -(1 << 31)), f"ovf{j}", 8 + d + e)
+            ovf = stage((xs == -(1 << 31)) & (mult == -(1 << 31)), f"ovf{j}", 8 + d)
             # 5-7: the exact 64-bit product
             mid = stage(hl + lh, f"mid{j}")
             low = stage(stage(ll, f"ll{j}_5") + (mid << 16), f"low{j}")
@@ -189,17 +184,11 @@ class VectorUnit(wiring.Component):
             # zero point); double: SRDHM saturates INT32_MIN * INT32_MIN
             # (within 34 bits when bits 33 and up are all equal: a LUT tree, no carry chain)
             lim = 1 << 33
-            fits, neg = q[33:].all() | ~q[33:].any(), q[-1]
-            if e:
-                # with read_registers, 11a: the test (a 33-bit LUT tree) registered, with
-                # the bits the selects of 11 choose from (the tree and the selects in one
-                # stage were the ULX3S 8-lane tile's VXM path at 84.85 MHz, six LUT levels)
-                fits, neg = stage(fits, f"fits{j}", e), stage(neg, f"neg{j}", e)
-                q = stage(q[:34].as_signed(), f"q34_{j}", e)
-            sat = Mux(fits, q[:34].as_signed(), Mux(neg, -lim, lim - 1))
+            fits = q[33:].all() | ~q[33:].any()
+            sat = Mux(fits, q[:34].as_signed(), Mux(q[-1], -lim, lim - 1))
             high = Mux(ovf, (1 << 31) - 1, q[:32].as_signed())
             r = Signal(signed(34), name=f"r{j}")
-            m.d.sync += r.eq(Mux(single[10 + d + e], sat, high))
+            m.d.sync += r.eq(Mux(single[10 + d], sat, high))
             # 12: double's rounding right shift by `right` (single passes): round up when the
             # remainder ``r mod 2**right`` is past half the mask (``2**(right-1) - 1``), or past
             # one more for a negative value: when its top bit (``2**(right-1)``) is set, and
@@ -210,8 +199,8 @@ class VectorUnit(wiring.Component):
             ones = ((Const(1, 33) << right10) - 1)[:32]
             below_half = stage(ones >> 1, f"below_half{j}")
             half_bit = stage(ones ^ (ones >> 1), f"half_bit{j}")
-            shifted = stage(Mux(single[11 + d + e], r, r >> right), f"shifted{j}")
-            up = stage(~single[11 + d + e] & (r[:32] & half_bit).any() &
+            shifted = stage(Mux(single[11 + d], r, r >> right), f"shifted{j}")
+            up = stage(~single[11 + d] & (r[:32] & half_bit).any() &
                        (~r[-1] | (r[:32] & below_half).any()), f"up{j}")
             # 13: + the round-up bit + the zero point
             rounded = stage((shifted + up + zp)[:36].as_signed(), f"rounded{j}")

@@ -17,9 +17,9 @@ def test_presets():
             assert cfg.vxm_latency == cfg.vxm_passes
         else:
             assert cfg.vxm_group * cfg.vxm_passes == cfg.lanes
-            # entry, fourteen stages (and registers of the DSP products, of the 34-bit
-            # saturation's test and of the 9-bit saturated sum), the lanes
-            assert cfg.vxm_latency == 15 + 3 * cfg.read_registers + cfg.vxm_passes
+            # entry, fourteen stages (and registers of the DSP products and of the 9-bit
+            # saturated sum), the lanes
+            assert cfg.vxm_latency == 15 + 2 * cfg.read_registers + cfg.vxm_passes
         assert 0 <= cfg.lut_products <= cfg.lanes ** 2
         # a block RAM's read, then read_registers registers; the read-modify-write alike
         R = 1 + cfg.read_registers

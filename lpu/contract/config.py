@@ -238,15 +238,14 @@ class LpuConfig:
     @property
     def vxm_latency(self):
         """Cycles from an int32 vector's first pass entering the vector unit to its int8/int32
-        result: the entry register, fourteen pipeline stages (seventeen with
-        ``read_registers``: a register after the DSP blocks' products, one of the 34-bit
-        saturation's test, and one saturating the requantised sum to 9 bits before the
-        clamp's compares) and the output lanes
+        result: the entry register, fourteen pipeline stages (sixteen with ``read_registers``:
+        a register after the DSP blocks' products, and one saturating the requantised sum to
+        9 bits before the clamp's compares) and the output lanes
         (``rtl.vector_unit``), plus one cycle for each further pass. Bit-serially, lane
         ``j`` is taken in on pass ``j * SERIAL_LANE_CYCLES`` and its result is in place
         before the next lane's pass: the vector is complete the cycle after its last pass
         (``rtl.vector_unit_serial``)."""
-        return self.vxm_passes if self.vxm_serial else 15 + 3 * self.read_registers + self.vxm_passes
+        return self.vxm_passes if self.vxm_serial else 15 + 2 * self.read_registers + self.vxm_passes
 
     @property
     def vx_write_latency(self):

@@ -99,7 +99,7 @@ lint: $(STAMP)
 	$(BIN)/lpu lint $(if $(CONFIG),--config $(CONFIG))
 
 bitstream: $(STAMP)
-	$(BIN)/lpu bitstream --board $(BOARD) $(if $(filter 1 yes true,$(SYNTH_ONLY)),--synth-only) $(if $(MHZ),--mhz $(MHZ)) $(if $(CONFIG),--config $(CONFIG)) $(if $(PNR),--pnr-opts="$(PNR)")
+	$(BIN)/lpu bitstream --board $(BOARD) $(if $(filter 1 yes true,$(SYNTH_ONLY)),--synth-only) $(if $(MHZ),--mhz $(MHZ)) $(if $(CONFIG),--config $(CONFIG)) $(if $(PNR),--pnr-opts="$(PNR)") $(if $(MINUTES),--minutes $(MINUTES))
 
 # the README's FPGA table, from build/fpga/*/report.json
 fpga-table: $(STAMP)

@@ -155,6 +155,7 @@ def test_bitstream_unknown_board(capsys):
 @pytest.mark.parametrize("argv,message", [
     (["--board", "icebreaker", "--mhz", "50"], "the icebreaker tile runs from the board's clock: no --mhz"),
     (["--board", "ulx3s", "--mhz", "0"], "--mhz must be > 0, got 0.0"),
+    (["--board", "ulx3s", "--minutes", "0"], "--minutes must be > 0, got 0"),
     (["--board", "ulx3s", "--config", "huge"], "unknown preset 'huge' (choose: tiny, default, large, icebreaker, ulx3s)"),
     (["--board", "ulx3s", "--mhz", "2000"], "no ECP5 PLL setting for 2000 MHz from 25 MHz (ecppll: "
                                            "Output frequency 2000MHz not in range (10MHz, 400MHz))"),

@@ -3,6 +3,9 @@ board top (tile + serial bridge on the ULX3S pins) synthesises with the pinned Y
 fits the ECP5-85F, and every multiplier of the design lands in a DSP block; the iCEBreaker's
 packs into the UP5K (nextpnr's packer counts its logic cells exactly)."""
 
+import time
+from pathlib import Path
+
 import pytest
 
 from lpu.contract.config import PARAM_WORD_BITS, PRESETS
@@ -78,3 +81,26 @@ def test_late_endpoints_by_unit():
                     "tile.mxm.acc": [1, round(period + 1.3, 2)]}
     assert list(late) == ["tile.seq", "tile.mxm.acc"]      # the latest first
     assert late_endpoints(timing, 1e3 / (period + 3)) == {}
+
+
+def test_a_build_past_its_limit_stops_and_leaves_nothing_running(tmp_path, monkeypatch):
+    """A build past its wall-clock limit (``--minutes``; nextpnr's router2 has no iteration
+    cap) is stopped with every process it started, and fails in one line. The iCEBreaker's
+    build takes minutes; its limit here is 3 s."""
+    import lpu.tools.fpga as fpga
+    monkeypatch.setattr(fpga, "BUILD", tmp_path)
+    t0 = time.monotonic()
+    with pytest.raises(BitstreamError, match=r"^build stopped after its 0\.05-minute limit "
+                                             r"\(--minutes\): nextpnr's router2 .* \(logs in .*\)$"):
+        build_bitstream("icebreaker", out=lambda text: None, minutes=0.05)
+    assert time.monotonic() - t0 < 60
+    build_dir = (tmp_path / "fpga" / "icebreaker").resolve()
+    assert (build_dir / "build_lpu.sh").exists()          # it had started
+    running = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and Path(proc / "cwd").resolve() == build_dir:
+                running.append(proc.name)
+        except OSError:                                   # gone, or not ours to read
+            pass
+    assert running == [], running

@@ -208,14 +208,17 @@ def cmd_coverage(args):
 
 
 def cmd_bitstream(args):
-    from ..tools.fpga import BitstreamError, build_bitstream
+    from ..tools.fpga import BUILD_MINUTES, BitstreamError, build_bitstream
+    minutes = BUILD_MINUTES if args.minutes is None else args.minutes
     try:
         if args.mhz is not None and not args.mhz > 0:
             raise BitstreamError(f"--mhz must be > 0, got {args.mhz}")
         if args.pnr_opts and not args.pnr_opts.startswith("-"):
             raise BitstreamError(f"--pnr-opts must be nextpnr options, got '{args.pnr_opts}'")
+        if not minutes > 0:
+            raise BitstreamError(f"--minutes must be > 0, got {minutes:g}")
         build_bitstream(args.board, synth_only=args.synth_only, mhz=args.mhz, config=args.config,
-                        pnr_opts=args.pnr_opts)
+                        pnr_opts=args.pnr_opts, minutes=minutes)
     except BitstreamError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -312,6 +315,9 @@ def build_parser():
                    help="build this preset's tile (e.g. large) instead of the board's own")
     s.add_argument("--pnr-opts", default="",
                    help="more nextpnr options for an experiment (recorded in report.json)")
+    s.add_argument("--minutes", type=float, default=None,
+                   help="stop the build after this many minutes (default: "
+                        "lpu.tools.fpga.BUILD_MINUTES, 60)")
     s.set_defaults(fn=cmd_bitstream)
 
     s = sub.add_parser("serve-sim", help="the simulated tile + bridge as a pseudo-terminal")

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -250,12 +251,42 @@ def _synth_report(board, cells):
     return {k: [n, CAPACITY[board][k]] for k, n in use.items()}
 
 
-def build_bitstream(board, out=print, synth_only=False, mhz=None, config=None, pnr_opts=""):
+# a build's wall-clock limit: nextpnr's router2 has no iteration cap, and with
+# ``--tmg-ripup`` it re-routes for as long as a connection is late (session 22: one 8-lane
+# placement at 100 MHz, legal from iteration 55, still at iteration 1,146 with 24 late
+# connections after 33 min). The longest build that finished took 33.1 min beside the
+# test suite.
+BUILD_MINUTES = 60
+
+
+def _run_script(plan, build_dir, minutes):
+    """``plan``'s build script in ``build_dir`` (what ``execute_local`` runs), in a process
+    group of its own, stopped with everything it started after ``minutes``."""
+    plan.extract(str(build_dir))
+    proc = subprocess.Popen(["sh", f"{plan.script}.sh"], cwd=build_dir, start_new_session=True)
+    try:
+        code = proc.wait(timeout=minutes * 60)
+    except BaseException as e:           # the limit, or an interrupt: leave nothing running
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if isinstance(e, subprocess.TimeoutExpired):
+            raise BitstreamError(
+                f"build stopped after its {minutes:g}-minute limit (--minutes): nextpnr's "
+                f"router2 re-routes late connections for as long as timing fails "
+                f"(logs in {build_dir})") from None
+        raise
+    if code:
+        raise subprocess.CalledProcessError(code, f"sh {plan.script}.sh")
+
+
+def build_bitstream(board, out=print, synth_only=False, mhz=None, config=None, pnr_opts="",
+                    minutes=BUILD_MINUTES):
     """Build ``board``'s bitstream (or, with ``synth_only``, run Yosys only and check the
     synthesised cells against the FPGA's capacity); returns the report. ``mhz``: the PLL's
     clock instead of the board's (a board with a PLL only); ``config``: a preset's name, to
     build that tile instead of the board's own (``build/fpga/<board>-<preset>``);
-    ``pnr_opts``: more nextpnr options (an experiment's, recorded in the report)."""
+    ``pnr_opts``: more nextpnr options (an experiment's, recorded in the report);
+    ``minutes``: the build's wall-clock limit (``BUILD_MINUTES``)."""
     if board not in BOARDS:
         raise BitstreamError(f"unknown board '{board}' (choose: {', '.join(BOARDS)})")
     bindir = Path(sys.executable).parent              # the venv's scripts, even off PATH
@@ -304,7 +335,9 @@ def build_bitstream(board, out=print, synth_only=False, mhz=None, config=None, p
         return _synthesise(board, config, plan, build_dir, t0, out, clock, platform)
     failure = None
     try:
-        plan.execute_local(str(build_dir))
+        _run_script(plan, build_dir, minutes)
+    except BitstreamError:
+        raise
     except Exception as e:
         failure = str(e).splitlines()[-1] if str(e) else type(e).__name__
     log = "\n".join(p.read_text(errors="replace") for p in build_dir.glob("*.log")) if build_dir.exists() else ""

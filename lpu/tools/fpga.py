@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from typing import NamedTuple
 
 from ..contract.config import BOARD_CLOCK_MHZ, BOARD_PRESETS, PRESETS
 from .netlist import SYNTH
-from .simulation import BUILD
+from .simulation import BUILD, kill_group
 
 __all__ = ["BOARDS", "CAPACITY", "build_bitstream", "ecp5_pll", "late_endpoints", "overfull",
            "BitstreamError"]
@@ -267,8 +266,7 @@ def _run_script(plan, build_dir, minutes):
     try:
         code = proc.wait(timeout=minutes * 60)
     except BaseException as e:           # the limit, or an interrupt: leave nothing running
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        kill_group(proc)
         if isinstance(e, subprocess.TimeoutExpired):
             raise BitstreamError(
                 f"build stopped after its {minutes:g}-minute limit (--minutes): nextpnr's "

@@ -407,11 +407,11 @@ def run_testbench(design, config, *, seed, run_dir, sim="verilator", waves=False
         try:
             rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)
+            kill_group(proc)
             rc = None
             message = f"wall-clock timeout: simulation still running after {timeout} s, killed"
         except BaseException:
-            _kill_group(proc)
+            kill_group(proc)
             raise
         finally:
             _LIVE.discard(proc)
@@ -434,12 +434,43 @@ _LIVE = set()   # simulator processes running now, killed by kill_all() on Ctrl-
 
 def kill_all():
     for proc in list(_LIVE):
-        _kill_group(proc)
+        kill_group(proc)
 
 
-def _kill_group(proc):
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+def kill_group(proc, seconds=30):
+    """SIGKILL ``proc``'s process group (``proc`` started with ``start_new_session``), reap
+    ``proc``, and return once no process of the group runs: a killed process with a large
+    address space (a simulator, or Yosys under wasmtime) takes a moment to exit, and until then
+    it still holds its working directory."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)        # again: a fork may have raced the last
+        except ProcessLookupError:
+            break
+        proc.wait()
+        if not _group_running(proc.pid):
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"process group {proc.pid} still runs {seconds} s after SIGKILL")
+        time.sleep(0.05)
     proc.wait()
+
+
+def _group_running(pgid):
+    """Whether any process of process group ``pgid`` is still running (a zombie is not)."""
+    proc = Path("/proc")
+    if not proc.is_dir():                          # no procfs: ask the kernel for the group
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for entry in proc.iterdir():
+        try:
+            state, _ppid, pgrp = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):              # not a process, or gone
+            continue
+        if int(pgrp) == pgid and state != "Z":
+            return True
+    return False

@@ -31,7 +31,7 @@ help:
 	@echo "make bench-rtl the autoencoder's 4-tile pipeline on the model and the RTL (~20 min)"
 	@echo "make mutate   mutation score of the regression (MUTANTS= SEED= CONFIG= JOBS= CLUSTER=)"
 	@echo "make coverage source-line coverage of rtl/ by the testbenches (CONFIG= TEST= JOBS=)"
-	@echo "make bitstream BOARD=icebreaker|ulx3s: tile + bridge on the FPGA, build/fpga/<board>/report.json (SYNTH_ONLY=1 MHZ= CONFIG= PNR="nextpnr options")"
+	@echo "make bitstream BOARD=icebreaker|ulx3s: tile + bridge on the FPGA, build/fpga/<board>/report.json (SYNTH_ONLY=1 MHZ= CONFIG= PNR="nextpnr options" MINUTES= SEED=)"
 	@echo "make fpga-table                     the README's FPGA table, regenerated from build/fpga/*/report.json"
 	@echo "make plots    redraw every plot whose results exist into docs/plots/ (the README's figures)"
 	@echo "make formal   formal proofs of the components' contracts (CONFIG= TASK=)"
@@ -99,7 +99,7 @@ lint: $(STAMP)
 	$(BIN)/lpu lint $(if $(CONFIG),--config $(CONFIG))
 
 bitstream: $(STAMP)
-	$(BIN)/lpu bitstream --board $(BOARD) $(if $(filter 1 yes true,$(SYNTH_ONLY)),--synth-only) $(if $(MHZ),--mhz $(MHZ)) $(if $(CONFIG),--config $(CONFIG)) $(if $(PNR),--pnr-opts="$(PNR)") $(if $(MINUTES),--minutes $(MINUTES))
+	$(BIN)/lpu bitstream --board $(BOARD) $(if $(filter 1 yes true,$(SYNTH_ONLY)),--synth-only) $(if $(MHZ),--mhz $(MHZ)) $(if $(CONFIG),--config $(CONFIG)) $(if $(PNR),--pnr-opts="$(PNR)") $(if $(MINUTES),--minutes $(MINUTES)) $(if $(SEED),--seed $(SEED))
 
 # the README's FPGA table, from build/fpga/*/report.json
 fpga-table: $(STAMP)

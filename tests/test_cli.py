@@ -156,6 +156,11 @@ def test_bitstream_unknown_board(capsys):
     (["--board", "icebreaker", "--mhz", "50"], "the icebreaker tile runs from the board's clock: no --mhz"),
     (["--board", "ulx3s", "--mhz", "0"], "--mhz must be > 0, got 0.0"),
     (["--board", "ulx3s", "--minutes", "0"], "--minutes must be > 0, got 0"),
+    (["--board", "ulx3s", "--seed", "-1"], "--seed must be >= 0, got -1"),
+    (["--board", "ulx3s", "--seed", "3", "--pnr-opts=--seed 4"],
+     "--seed is given twice: as --seed and in --pnr-opts"),
+    (["--board", "ulx3s", "--seed", "3", "--synth-only"],
+     "--seed is nextpnr's placer seed: --synth-only runs no nextpnr"),
     (["--board", "ulx3s", "--config", "huge"], "unknown preset 'huge' (choose: tiny, default, large, icebreaker, ulx3s)"),
     (["--board", "ulx3s", "--mhz", "2000"], "no ECP5 PLL setting for 2000 MHz from 25 MHz (ecppll: "
                                            "Output frequency 2000MHz not in range (10MHz, 400MHz))"),

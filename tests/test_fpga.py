@@ -3,12 +3,14 @@ board top (tile + serial bridge on the ULX3S pins) synthesises with the pinned Y
 fits the ECP5-85F, and every multiplier of the design lands in a DSP block; the iCEBreaker's
 packs into the UP5K (nextpnr's packer counts its logic cells exactly)."""
 
+import json
 import time
 from pathlib import Path
 
 import pytest
 
 from lpu.contract.config import PARAM_WORD_BITS, PRESETS
+from lpu.tools.bench import fpga_table
 from lpu.tools.fpga import BOARDS, BitstreamError, build_bitstream, ecp5_pll, late_endpoints
 
 
@@ -92,10 +94,18 @@ def test_a_build_past_its_limit_stops_and_leaves_nothing_running(tmp_path, monke
     t0 = time.monotonic()
     with pytest.raises(BitstreamError, match=r"^build stopped after its 0\.05-minute limit "
                                              r"\(--minutes\): nextpnr's router2 .* \(logs in .*\)$"):
-        build_bitstream("icebreaker", out=lambda text: None, minutes=0.05)
+        build_bitstream("icebreaker", out=lambda text: None, minutes=0.05, seed=7)
     assert time.monotonic() - t0 < 60
-    build_dir = (tmp_path / "fpga" / "icebreaker").resolve()
+    build_dir = (tmp_path / "fpga" / "icebreaker-seed7").resolve()   # a seed's own folder
     assert (build_dir / "build_lpu.sh").exists()          # it had started
+    assert "--seed 7" in (build_dir / "build_lpu.sh").read_text()
+    # the stopped build's report: its limit and seed, and a row of the table that says so
+    report = json.loads((build_dir / "report.json").read_text())
+    assert (report["stopped_after_min"], report["seed"], report["timing_met"]) == (0.05, 7, False)
+    assert report["router_progress"] is None              # stopped in Yosys, before routing
+    row = fpga_table({"icebreaker-seed7": report})[-1]
+    assert row.startswith("| icebreaker-seed7 | lanes=4") and "stopped at its 0.05-minute limit" in row
+    assert row.count("|") == fpga_table({})[0].count("|")  # as many columns as the header
     running = []
     for proc in Path("/proc").iterdir():
         try:

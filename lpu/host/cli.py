@@ -217,8 +217,14 @@ def cmd_bitstream(args):
             raise BitstreamError(f"--pnr-opts must be nextpnr options, got '{args.pnr_opts}'")
         if not minutes > 0:
             raise BitstreamError(f"--minutes must be > 0, got {minutes:g}")
+        if args.seed is not None and args.seed < 0:
+            raise BitstreamError(f"--seed must be >= 0, got {args.seed}")
+        if args.seed is not None and args.synth_only:
+            raise BitstreamError("--seed is nextpnr's placer seed: --synth-only runs no nextpnr")
+        if args.seed is not None and "--seed" in args.pnr_opts.split():
+            raise BitstreamError("--seed is given twice: as --seed and in --pnr-opts")
         build_bitstream(args.board, synth_only=args.synth_only, mhz=args.mhz, config=args.config,
-                        pnr_opts=args.pnr_opts, minutes=minutes)
+                        pnr_opts=args.pnr_opts, minutes=minutes, seed=args.seed)
     except BitstreamError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -318,6 +324,9 @@ def build_parser():
     s.add_argument("--minutes", type=float, default=None,
                    help="stop the build after this many minutes (default: "
                         "lpu.tools.fpga.BUILD_MINUTES, 60)")
+    s.add_argument("--seed", type=int, default=None,
+                   help="nextpnr's placer seed; builds in build/fpga/<board>[-<preset>]-seed<N>, "
+                        "so that several seeds can build side by side")
     s.set_defaults(fn=cmd_bitstream)
 
     s = sub.add_parser("serve-sim", help="the simulated tile + bridge as a pseudo-terminal")

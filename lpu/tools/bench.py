@@ -537,6 +537,11 @@ def fpga_table(reports):
             over = ", ".join(f"{k} {frac(ua)}" for k, ua in overfull(usage).items())
             lines.append(f"{head} does not fit: {over} | | | | | | | | |")
             continue
+        if r.get("stopped_after_min"):  # stopped at its wall-clock limit: no Fmax
+            lines.append(f"{head} stopped at its {r['stopped_after_min']:g}-minute limit "
+                         f"(router: {r.get('router_progress') or 'not reached'}) "
+                         f"| | | | | | no | | {r.get('seconds', 0) / 60:.1f} min |")
+            continue
         timing = ("-" if "timing_met" not in r else "yes" if r["timing_met"] else "no")
         lines.append(f"{head} {frac(r.get('logic'))} | {frac(r.get('ff'))} | "
                      f"{frac(r.get('dsp'))} | {frac(r.get('bram'))} | {r.get('fmax_mhz', '-')} | "

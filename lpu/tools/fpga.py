@@ -25,6 +25,10 @@ class BitstreamError(RuntimeError):
     pass
 
 
+class BuildStopped(BitstreamError):
+    """A build stopped at its wall-clock limit (``--minutes``)."""
+
+
 class Board(NamedTuple):
     config: object          # its preset, ``lpu.contract.config.PRESETS[board]``
     baud: int               # the serial bridge's UART
@@ -268,7 +272,7 @@ def _run_script(plan, build_dir, minutes):
     except BaseException as e:           # the limit, or an interrupt: leave nothing running
         kill_group(proc)
         if isinstance(e, subprocess.TimeoutExpired):
-            raise BitstreamError(
+            raise BuildStopped(
                 f"build stopped after its {minutes:g}-minute limit (--minutes): nextpnr's "
                 f"router2 re-routes late connections for as long as timing fails "
                 f"(logs in {build_dir})") from None
@@ -278,13 +282,15 @@ def _run_script(plan, build_dir, minutes):
 
 
 def build_bitstream(board, out=print, synth_only=False, mhz=None, config=None, pnr_opts="",
-                    minutes=BUILD_MINUTES):
+                    minutes=BUILD_MINUTES, seed=None):
     """Build ``board``'s bitstream (or, with ``synth_only``, run Yosys only and check the
     synthesised cells against the FPGA's capacity); returns the report. ``mhz``: the PLL's
     clock instead of the board's (a board with a PLL only); ``config``: a preset's name, to
     build that tile instead of the board's own (``build/fpga/<board>-<preset>``);
     ``pnr_opts``: more nextpnr options (an experiment's, recorded in the report);
-    ``minutes``: the build's wall-clock limit (``BUILD_MINUTES``)."""
+    ``minutes``: the build's wall-clock limit (``BUILD_MINUTES``); ``seed``: nextpnr's placer
+    seed, built in a folder of its own (``<board>[-<preset>]-seed<N>``), so that a sweep of
+    seeds can run side by side. A build stopped at its limit still writes its report."""
     if board not in BOARDS:
         raise BitstreamError(f"unknown board '{board}' (choose: {', '.join(BOARDS)})")
     bindir = Path(sys.executable).parent              # the venv's scripts, even off PATH
@@ -312,7 +318,8 @@ def build_bitstream(board, out=print, synth_only=False, mhz=None, config=None, p
     clk_hz = platform.default_clk_frequency if pll is None else pll[2] * 1e6
     clock = {"source": "oscillator" if pll is None else "EHXPLLL", "mhz": clk_hz / 1e6}
     build_dir = BUILD / "fpga" / "-".join([board] + ([preset_name] if preset_name else [])
-                                          + (["synth"] if synth_only else []))
+                                          + (["synth"] if synth_only else [])
+                                          + ([f"seed{seed}"] if seed is not None else []))
     shutil.rmtree(build_dir, ignore_errors=True)
     t0 = time.monotonic()
     # nextpnr goes on when timing fails, so that the report gives the Fmax reached (and then
@@ -325,6 +332,8 @@ def build_bitstream(board, out=print, synth_only=False, mhz=None, config=None, p
         # timing-driven rip-up re-routes the late connections (the 8-lane tile at a 100 MHz
         # target: 93.05 MHz without it, 100.2 MHz with it, on one netlist)
         opts["nextpnr_opts"] += " --router router2 --tmg-ripup"
+    if seed is not None:
+        opts["nextpnr_opts"] += f" --seed {seed}"
     if pnr_opts:
         opts["nextpnr_opts"] += " " + pnr_opts
     plan = platform.build(_top(board, config, clk_hz, baud, pll), name="lpu", build_dir=str(build_dir),
@@ -334,6 +343,16 @@ def build_bitstream(board, out=print, synth_only=False, mhz=None, config=None, p
     failure = None
     try:
         _run_script(plan, build_dir, minutes)
+    except BuildStopped:
+        # the report of a stopped build: its limit, and where the router was
+        tim = build_dir / "lpu.tim"
+        progress = re.findall(r"^Info:\s+(iter=.*?)\s*$",
+                              tim.read_text(errors="replace") if tim.exists() else "", re.M)
+        _conclude(board, config, build_dir, t0, out, "place and route", {},
+                  {"fits": None, "stopped_after_min": minutes, "timing_met": False, "seed": seed,
+                   "router_progress": progress[-1] if progress else None,
+                   "nextpnr_opts": opts["nextpnr_opts"]}, clock)
+        raise
     except BitstreamError:
         raise
     except Exception as e:
@@ -353,6 +372,7 @@ def build_bitstream(board, out=print, synth_only=False, mhz=None, config=None, p
         peak_gops=round(2 * config.lanes ** 2 * min(figures["fmax_mhz"], figures["target_mhz"]) / 1e3, 3),
         timing_met=figures["fmax_mhz"] >= figures["target_mhz"])
     figures["nextpnr_opts"] = opts["nextpnr_opts"]
+    figures["seed"] = seed
     timing = build_dir / TIMING_JSON
     if timing.exists():
         figures["late_endpoints"] = late_endpoints(json.loads(timing.read_text()),

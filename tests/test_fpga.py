@@ -11,7 +11,8 @@ import pytest
 
 from lpu.contract.config import PARAM_WORD_BITS, PRESETS
 from lpu.tools.bench import fpga_table
-from lpu.tools.fpga import BOARDS, BitstreamError, build_bitstream, ecp5_pll, late_endpoints
+from lpu.tools.fpga import (BOARDS, BitstreamError, build_bitstream, ecp5_pll, late_endpoints,
+                            router_progress)
 
 
 def test_ulx3s_synthesis():
@@ -83,6 +84,18 @@ def test_late_endpoints_by_unit():
                     "tile.mxm.acc": [1, round(period + 1.3, 2)]}
     assert list(late) == ["tile.seq", "tile.mxm.acc"]      # the latest first
     assert late_endpoints(timing, 1e3 / (period + 3)) == {}
+
+
+def test_a_stopped_builds_router_progress_is_router2s_last_iteration():
+    """In the format of nextpnr's router2 (``router2.cc``'s ``log_info``), as a stopped
+    build's report records it."""
+    log = ("Info: Routing globals...\n"
+           "Info:     iter=54 wires=331112 overused=3 overuse=3 tmgfail=25 nets=40 batches=5 archfail=NA\n"
+           "Info:     iter=55 wires=331109 overused=0 overuse=0 tmgfail=24 nets=38 batches=4 archfail=NA\n"
+           "Info: Running router2 with timing-driven ripup\n")
+    assert router_progress(log) == ("iter=55 wires=331109 overused=0 overuse=0 tmgfail=24 nets=38 "
+                                    "batches=4 archfail=NA")
+    assert router_progress("Info: Placed 1000 cells\n") is None
 
 
 def test_a_build_past_its_limit_stops_and_leaves_nothing_running(tmp_path, monkeypatch):

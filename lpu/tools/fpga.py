@@ -254,11 +254,12 @@ def _synth_report(board, cells):
     return {k: [n, CAPACITY[board][k]] for k, n in use.items()}
 
 
-# a build's wall-clock limit: nextpnr's router2 has no iteration cap, and with
-# ``--tmg-ripup`` it re-routes for as long as a connection is late (session 22: one 8-lane
-# placement at 100 MHz, legal from iteration 55, still at iteration 1,146 with 24 late
-# connections after 33 min). The longest build that finished took 33.1 min beside the
-# test suite.
+# a build's wall-clock limit: with ``--tmg-ripup`` router2 re-routes the late connections of
+# a legal routing until none is late or until its iteration 1,500 (``router2.cc``:
+# ``timing_driven_ripup && iter < 1500``), for a placement that cannot meet timing half an
+# hour on the 8-lane tile (session 23: ``--seed 4`` reached iteration 1,500 after 26 min, legal
+# from iteration 32, 17 to 19 connections late from then on, and ended at 92.17 MHz). The
+# longest build that finished took 33.1 min beside the test suite.
 BUILD_MINUTES = 60
 
 
@@ -281,7 +282,7 @@ def _run_script(plan, build_dir, minutes):
         if isinstance(e, subprocess.TimeoutExpired):
             raise BuildStopped(
                 f"build stopped after its {minutes:g}-minute limit (--minutes): nextpnr's "
-                f"router2 re-routes late connections for as long as timing fails "
+                f"router2 re-routes late connections for up to 1,500 iterations "
                 f"(logs in {build_dir})") from None
         raise
     if code:

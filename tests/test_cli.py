@@ -225,6 +225,33 @@ def test_fpga_table_into_readme(tmp_path, capsys, monkeypatch):
     code, _, err = run(["fpga-table", "--readme", bare], capsys)
     assert code == 2 and "has no" in err and len(err.strip().splitlines()) == 1
     assert bare.read_text() == "no markers\n"
+    # a second seed of the ulx3s build: a row of its own, and the sweep's table under the table
+    seeded = json.loads((tmp_path / "build/fpga/ulx3s/report.json").read_text())
+    (tmp_path / "build/fpga/ulx3s-seed3").mkdir()
+    (tmp_path / "build/fpga/ulx3s-seed3/report.json").write_text(
+        json.dumps({**seeded, "seed": 3, "fmax_mhz": 48.5, "timing_met": False}))
+    code, out, _ = run(["fpga-table"], capsys)
+    assert code == 0 and "\n| ulx3s-seed3 | lanes=8 | place and route |" in out
+    assert out.rstrip().endswith("| ulx3s | 50.0 | 2 (default, 3) | 1 | 48.5 / 54.58 / 60.66 | 0 |")
+
+
+def test_seed_sweeps_summarise_one_netlist_and_target_over_its_seeds():
+    """A sweep's row: the default seed's build (no ``-seed<N>``) and each seed's, of the same
+    target; a stopped build counts as stopped and has no Fmax; a build at another target, a
+    synthesis and a build without seeds make no row."""
+    from lpu.tools.bench import seed_sweeps
+
+    def pnr(fmax, seed=None, target=100.0, **kw):
+        r = {"stage": "place and route", "fits": True, "target_mhz": target, "seed": seed, **kw}
+        return r if fmax is None else {**r, "fmax_mhz": fmax, "timing_met": fmax >= target}
+    reports = {"ulx3s": pnr(101.15), "ulx3s-seed3": pnr(99.01, 3), "ulx3s-seed10": pnr(92.17, 10),
+               "ulx3s-seed2": pnr(None, 2, fits=None, stopped_after_min=30, timing_met=False),
+               "ulx3s-seed4": pnr(66.0, 4, target=65.0),          # another target: alone
+               "ulx3s-tiny": pnr(100.45), "ulx3s-synth": {"stage": "synthesis", "fits": True}}
+    rows = seed_sweeps(reports)
+    assert rows[2:] == ["| ulx3s | 100.0 | 4 (default, 2, 3, 10) | 1 | 92.17 / 99.01 / 101.15 | 1 |"]
+    assert rows[0].count("|") == rows[2].count("|")
+    assert seed_sweeps({"ulx3s": pnr(101.15), "ulx3s-tiny": pnr(100.45)}) == []
 
 
 @pytest.mark.parametrize("tiles,backend", [(1, "model"), (2, "model"), (3, "model"), (2, "sim")])

@@ -18,6 +18,7 @@ import json
 import os
 import pickle
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -550,6 +551,32 @@ def fpga_table(reports):
     return lines
 
 
+def seed_sweeps(reports):
+    """The Markdown table of placer-seed sweeps (``make bitstream SEED=N``) among bitstream
+    reports: one row for each netlist and target built with more than one seed, the default
+    seed's build (the same folder name without ``-seed<N>``) included; [] if there is none."""
+    groups = {}
+    for build, r in reports.items():
+        if r.get("stage") != "place and route" or r.get("fits") is False:
+            continue
+        groups.setdefault((re.sub(r"-seed\d+$", "", build), r.get("target_mhz")), []).append(r)
+    lines = []
+    for (base, target), runs in groups.items():
+        if len(runs) < 2 or all(r.get("seed") is None for r in runs):
+            continue
+        runs.sort(key=lambda r: -1 if r.get("seed") is None else r["seed"])
+        fmax = sorted(r["fmax_mhz"] for r in runs if "fmax_mhz" in r)
+        seeds = ", ".join("default" if r.get("seed") is None else str(r["seed"]) for r in runs)
+        lines.append(f"| {base} | {target} | {len(runs)} ({seeds}) | "
+                     f"{sum(bool(r.get('timing_met')) for r in runs)} | "
+                     + (f"{fmax[0]} / {float(np.median(fmax)):g} / {fmax[-1]}" if fmax else "-")
+                     + f" | {sum(bool(r.get('stopped_after_min')) for r in runs)} |")
+    if not lines:
+        return []
+    return ["| build | target (MHz) | placer seeds | timing met | Fmax (MHz): lowest / median / "
+            "highest | stopped at the limit |", "|---|---|---|---|---|---|"] + lines
+
+
 def verification_figures():
     """The regression's strength as last measured: mutation score (``make mutate``),
     functional coverage (``make sim``) and source-line coverage (``make coverage``)."""
@@ -614,6 +641,8 @@ def _md(results):
     lines += ["", "## FPGA", ""]
     if results["fpga"]:
         lines += fpga_table(results["fpga"])
+        sweeps = seed_sweeps(results["fpga"])
+        lines += ["", "Placer-seed sweeps:", ""] + sweeps if sweeps else []
     else:
         lines.append("No bitstream reports found (run `make bitstream BOARD=...` first).")
     return "\n".join(lines) + "\n"

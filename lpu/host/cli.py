@@ -132,13 +132,11 @@ README_TABLE = ("<!-- fpga-table: lpu fpga-table --readme README.md -->", "<!-- 
 def cmd_fpga_table(args):
     """Print the table of bitstream reports; with ``--readme``, write it between the file's
     two markers instead (the file is left as it was on any error)."""
-    from ..tools.bench import fpga_figures, fpga_table, seed_sweeps
+    from ..tools.bench import fpga_figures, fpga_tables
     reports = fpga_figures()
     if not reports:
         raise UserError("no bitstream reports in build/fpga: run make bitstream BOARD=... first")
-    sweeps = seed_sweeps(reports)
-    table = "\n".join(fpga_table(reports) + (["", "Placer-seed sweeps (`SEED=`):", ""] + sweeps
-                                              if sweeps else []))
+    table = "\n".join(fpga_tables(reports))
     if not args.readme:
         print(table)
         return 0

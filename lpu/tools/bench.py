@@ -577,6 +577,14 @@ def seed_sweeps(reports):
             "highest | stopped at the limit |", "|---|---|---|---|---|---|"] + lines
 
 
+def fpga_tables(reports):
+    """The FPGA table of ``reports`` and, under it, their seed sweeps' (``lpu fpga-table`` and
+    ``make bench`` alike)."""
+    sweeps = seed_sweeps(reports)
+    return fpga_table(reports) + (["", "Placer-seed sweeps (`SEED=`):", ""] + sweeps
+                                  if sweeps else [])
+
+
 def verification_figures():
     """The regression's strength as last measured: mutation score (``make mutate``),
     functional coverage (``make sim``) and source-line coverage (``make coverage``)."""
@@ -640,9 +648,7 @@ def _md(results):
             lines.append(f"- {k}: " + ", ".join(f"{a} {b}" for a, b in v.items()))
     lines += ["", "## FPGA", ""]
     if results["fpga"]:
-        lines += fpga_table(results["fpga"])
-        sweeps = seed_sweeps(results["fpga"])
-        lines += ["", "Placer-seed sweeps:", ""] + sweeps if sweeps else []
+        lines += fpga_tables(results["fpga"])
     else:
         lines.append("No bitstream reports found (run `make bitstream BOARD=...` first).")
     return "\n".join(lines) + "\n"
